@@ -1,0 +1,303 @@
+//! Event consumers. A consumer applies each event and records that it did, in one transaction in
+//! its own database: the offset it reached per partition and the ids of the events it applied.
+//! A redelivered event (a relay retry, a replay) is recognised by its id and changes nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, Schema,
+    TransactionTrait,
+};
+use sea_orm_migration::{MigrationName, MigrationTrait, SchemaManager};
+use tokio_util::sync::CancellationToken;
+use ward_core::{ErrorCode, WardResult};
+use ward_proto::v1::EventEnvelope;
+
+use crate::db::db_error;
+use crate::events::{decode_envelope, EventLogHandle, LogRecord};
+
+const BATCH_SIZE: usize = 256;
+
+pub mod offsets {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "consumer_offsets")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub consumer: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub topic: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub partition: i32,
+        /// The next offset to read.
+        pub next_offset: i64,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod processed {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "processed_events")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub consumer: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub event_id: String,
+        pub event_type: String,
+        pub processed_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Creates `consumer_offsets` and `processed_events`; each consuming module lists it in its migrator.
+pub struct ConsumerMigration;
+
+impl MigrationName for ConsumerMigration {
+    fn name(&self) -> &str {
+        "m20261125_000002_consumer_state"
+    }
+}
+
+#[async_trait]
+impl MigrationTrait for ConsumerMigration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), sea_orm::DbErr> {
+        let schema = Schema::new(manager.get_database_backend());
+        manager
+            .create_table(schema.create_table_from_entity(offsets::Entity).if_not_exists().to_owned())
+            .await?;
+        manager
+            .create_table(schema.create_table_from_entity(processed::Entity).if_not_exists().to_owned())
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), sea_orm::DbErr> {
+        use sea_orm::sea_query::Table;
+        manager.drop_table(Table::drop().table(processed::Entity).to_owned()).await?;
+        manager.drop_table(Table::drop().table(offsets::Entity).to_owned()).await
+    }
+}
+
+/// What a consumer does with one event, inside the transaction that also records it.
+#[async_trait]
+pub trait EventHandler: Send + Sync + 'static {
+    /// Applies `envelope`. An `InvalidArgument` error means the event itself is unusable: it is
+    /// logged and skipped. Any other error stops the batch; the event is retried later.
+    async fn handle(&self, txn: &DatabaseTransaction, envelope: &EventEnvelope) -> WardResult<()>;
+}
+
+/// Reads topics from the log and feeds one handler, exactly once in effect.
+pub struct Consumer {
+    name: String,
+    db: DatabaseConnection,
+    log: EventLogHandle,
+    topics: Vec<String>,
+    /// Partitions this instance owns; `None` means all (rskafka has no consumer groups, so
+    /// instances split partitions by configuration).
+    partitions_opt: Option<Vec<i32>>,
+    handler: Arc<dyn EventHandler>,
+}
+
+impl Consumer {
+    pub fn new(
+        name: impl Into<String>,
+        db: DatabaseConnection,
+        log: EventLogHandle,
+        topics: &[&str],
+        handler: Arc<dyn EventHandler>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            db,
+            log,
+            topics: topics.iter().map(|topic| topic.to_string()).collect(),
+            partitions_opt: None,
+            handler,
+        }
+    }
+
+    /// Restricts this instance to some partitions.
+    pub fn with_partitions(mut self, partitions: Vec<i32>) -> Self {
+        self.partitions_opt = Some(partitions);
+        self
+    }
+
+    /// Processes one batch per owned partition; returns how many records it read.
+    pub async fn consume_once(&self) -> WardResult<usize> {
+        let mut num_read = 0;
+        for topic in &self.topics {
+            for partition in self.log.partitions(topic).await? {
+                let is_owned = match &self.partitions_opt {
+                    Some(owned) => owned.contains(&partition),
+                    None => true,
+                };
+                if is_owned {
+                    num_read += self.consume_partition(topic, partition).await?;
+                }
+            }
+        }
+        Ok(num_read)
+    }
+
+    async fn consume_partition(&self, topic: &str, partition: i32) -> WardResult<usize> {
+        let next_offset = self.next_offset(topic, partition).await?;
+        let records = self.log.fetch(topic, partition, next_offset, BATCH_SIZE).await?;
+        let num_read = records.len();
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.db.begin().await.map_err(|error| db_error("starting a consumer batch", error))?;
+        let mut reached_opt = None;
+        let mut failure_opt = None;
+        for record in &records {
+            match self.apply(&txn, record).await {
+                Ok(()) => reached_opt = Some(record.offset + 1),
+                Err(error) => {
+                    failure_opt = Some(error);
+                    break;
+                }
+            }
+        }
+        if let Some(reached) = reached_opt {
+            save_offset(&txn, &self.name, topic, partition, reached).await?;
+        }
+        txn.commit().await.map_err(|error| db_error("committing a consumer batch", error))?;
+        match failure_opt {
+            Some(error) => Err(error),
+            None => Ok(num_read),
+        }
+    }
+
+    /// Applies one record inside a savepoint, so a failure undoes only this record.
+    async fn apply(&self, txn: &DatabaseTransaction, record: &LogRecord) -> WardResult<()> {
+        let envelope = match decode_envelope(&record.value) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                tracing::error!(consumer = %self.name, topic = %record.topic, offset = record.offset, %error, "skipping an undecodable record");
+                return Ok(());
+            }
+        };
+        let savepoint = txn.begin().await.map_err(|error| db_error("starting a savepoint", error))?;
+        let first_time = mark_processed(&savepoint, &self.name, &envelope).await?;
+        if !first_time {
+            savepoint.rollback().await.map_err(|error| db_error("rolling back a savepoint", error))?;
+            tracing::debug!(consumer = %self.name, event_id = %envelope.event_id, "skipping a redelivered event");
+            return Ok(());
+        }
+        match self.handler.handle(&savepoint, &envelope).await {
+            Ok(()) => savepoint.commit().await.map_err(|error| db_error("committing a savepoint", error)),
+            Err(error) if error.error_code() == ErrorCode::InvalidArgument => {
+                savepoint.rollback().await.map_err(|error| db_error("rolling back a savepoint", error))?;
+                tracing::error!(consumer = %self.name, event_id = %envelope.event_id, event_type = %envelope.event_type, %error, "skipping an unusable event");
+                Ok(())
+            }
+            Err(error) => {
+                savepoint.rollback().await.map_err(|error| db_error("rolling back a savepoint", error))?;
+                Err(error)
+            }
+        }
+    }
+
+    async fn next_offset(&self, topic: &str, partition: i32) -> WardResult<i64> {
+        let row_opt = offsets::Entity::find_by_id((self.name.clone(), topic.to_string(), partition))
+            .one(&self.db)
+            .await
+            .map_err(|error| db_error("reading a consumer offset", error))?;
+        Ok(row_opt.map(|row| row.next_offset).unwrap_or(0))
+    }
+
+    /// Consumes until `cancel` fires: at once when the log says something arrived, else every
+    /// `poll_interval`; backs off while the log or the database is unavailable.
+    pub async fn run(self, cancel: CancellationToken, poll_interval: Duration) {
+        let mut backoff = poll_interval;
+        loop {
+            let wait = match self.consume_once().await {
+                Ok(num_read) if num_read > 0 => {
+                    backoff = poll_interval;
+                    Duration::ZERO
+                }
+                Ok(_) => poll_interval,
+                Err(error) => {
+                    tracing::warn!(consumer = %self.name, %error, retry_in_millis = backoff.as_millis() as u64, "consumer waiting to retry");
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    wait
+                }
+            };
+            if cancel.is_cancelled() {
+                break;
+            }
+            if wait.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = self.log.wait_for_append(wait) => {}
+            }
+        }
+    }
+}
+
+/// Records the event as processed; false when it already was.
+async fn mark_processed(txn: &DatabaseTransaction, consumer: &str, envelope: &EventEnvelope) -> WardResult<bool> {
+    let row = processed::ActiveModel {
+        consumer: ActiveValue::Set(consumer.to_string()),
+        event_id: ActiveValue::Set(envelope.event_id.clone()),
+        event_type: ActiveValue::Set(envelope.event_type.clone()),
+        processed_at: ActiveValue::Set(Utc::now()),
+    };
+    let result = processed::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([processed::Column::Consumer, processed::Column::EventId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await
+        .map_err(|error| db_error("recording a processed event", error))?;
+    Ok(result > 0)
+}
+
+async fn save_offset(txn: &DatabaseTransaction, consumer: &str, topic: &str, partition: i32, next_offset: i64) -> WardResult<()> {
+    let row = offsets::ActiveModel {
+        consumer: ActiveValue::Set(consumer.to_string()),
+        topic: ActiveValue::Set(topic.to_string()),
+        partition: ActiveValue::Set(partition),
+        next_offset: ActiveValue::Set(next_offset),
+        updated_at: ActiveValue::Set(Utc::now()),
+    };
+    offsets::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([offsets::Column::Consumer, offsets::Column::Topic, offsets::Column::Partition])
+                .update_columns([offsets::Column::NextOffset, offsets::Column::UpdatedAt])
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await
+        .map_err(|error| db_error("saving a consumer offset", error))?;
+    Ok(())
+}
+
+/// Whether `consumer` has applied `event_id` (for tests and diagnostics).
+pub async fn was_processed<C: ConnectionTrait>(db: &C, consumer: &str, event_id: &str) -> WardResult<bool> {
+    let row_opt = processed::Entity::find_by_id((consumer.to_string(), event_id.to_string()))
+        .one(db)
+        .await
+        .map_err(|error| db_error("reading processed events", error))?;
+    Ok(row_opt.is_some())
+}

@@ -1,0 +1,211 @@
+//! The transactional outbox: a producer writes its state change and its events in one database
+//! transaction ([`enqueue`]); the [`OutboxRelay`] moves committed events to the log. A log outage
+//! delays events and never loses one. The relay deletes rows only after the log took them, so a
+//! crash in between sends a row twice: consumers deduplicate by event id.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use sea_orm::{
+    ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Schema,
+};
+use sea_orm_migration::{MigrationName, MigrationTrait, SchemaManager};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use ward_core::WardResult;
+use ward_proto::v1::EventEnvelope;
+
+use crate::db::db_error;
+use crate::events::{encode_envelope, EventLogHandle, OutgoingRecord};
+
+const BATCH_SIZE: u64 = 256;
+
+pub mod entity {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "outbox")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        #[sea_orm(unique)]
+        pub event_id: String,
+        pub topic: String,
+        pub record_key: String,
+        pub payload: Vec<u8>,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Creates the `outbox` table; each producing module lists it in its migrator.
+pub struct OutboxMigration;
+
+impl MigrationName for OutboxMigration {
+    fn name(&self) -> &str {
+        "m20261125_000001_outbox"
+    }
+}
+
+#[async_trait]
+impl MigrationTrait for OutboxMigration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), sea_orm::DbErr> {
+        let schema = Schema::new(manager.get_database_backend());
+        manager
+            .create_table(
+                schema
+                    .create_table_from_entity(entity::Entity)
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), sea_orm::DbErr> {
+        manager
+            .drop_table(
+                sea_orm::sea_query::Table::drop()
+                    .table(entity::Entity)
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+/// Adds `envelope` to the outbox inside the caller's transaction.
+pub async fn enqueue<C: ConnectionTrait>(
+    txn: &C,
+    topic: &str,
+    envelope: &EventEnvelope,
+) -> WardResult<()> {
+    let row = entity::ActiveModel {
+        seq: ActiveValue::NotSet,
+        event_id: ActiveValue::Set(envelope.event_id.clone()),
+        topic: ActiveValue::Set(topic.to_string()),
+        record_key: ActiveValue::Set(envelope.subject_id.clone()),
+        payload: ActiveValue::Set(encode_envelope(envelope)),
+        created_at: ActiveValue::Set(Utc::now()),
+    };
+    entity::Entity::insert(row)
+        .exec_without_returning(txn)
+        .await
+        .map_err(|error| db_error("writing to the outbox", error))?;
+    Ok(())
+}
+
+/// Wakes a relay right after a commit, so events do not wait for the next poll.
+#[derive(Clone, Default)]
+pub struct OutboxWaker(Arc<Notify>);
+
+impl OutboxWaker {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Moves one module's committed outbox rows to the event log, oldest first.
+pub struct OutboxRelay {
+    module: &'static str,
+    db: DatabaseConnection,
+    log: EventLogHandle,
+    waker: OutboxWaker,
+}
+
+impl OutboxRelay {
+    pub fn new(module: &'static str, db: DatabaseConnection, log: EventLogHandle) -> Self {
+        Self {
+            module,
+            db,
+            log,
+            waker: OutboxWaker::default(),
+        }
+    }
+
+    /// The handle the module's service calls after each commit.
+    pub fn waker(&self) -> OutboxWaker {
+        self.waker.clone()
+    }
+
+    /// Sends one batch; returns how many events moved.
+    pub async fn relay_once(&self) -> WardResult<usize> {
+        let rows = entity::Entity::find()
+            .order_by_asc(entity::Column::Seq)
+            .limit(BATCH_SIZE)
+            .all(&self.db)
+            .await
+            .map_err(|error| db_error("reading the outbox", error))?;
+        let Some(last_seq) = rows.last().map(|row| row.seq) else {
+            return Ok(0);
+        };
+        let num_rows = rows.len();
+        let records = rows
+            .into_iter()
+            .map(|row| OutgoingRecord {
+                topic: row.topic,
+                key: row.record_key,
+                value: row.payload,
+            })
+            .collect();
+        self.log.append(records).await?;
+        entity::Entity::delete_many()
+            .filter(entity::Column::Seq.lte(last_seq))
+            .exec(&self.db)
+            .await
+            .map_err(|error| db_error("clearing the outbox", error))?;
+        tracing::debug!(module = self.module, num_events = num_rows, "relayed outbox events");
+        Ok(num_rows)
+    }
+
+    /// Relays until `cancel` fires: at once when woken, else every `poll_interval`; backs off
+    /// while the log is unavailable, logging what it waits for.
+    pub async fn run(self, cancel: CancellationToken, poll_interval: Duration) {
+        let mut backoff = poll_interval;
+        loop {
+            let wait = match self.relay_once().await {
+                Ok(num_moved) if num_moved as u64 == BATCH_SIZE => Duration::ZERO,
+                Ok(_) => {
+                    backoff = poll_interval;
+                    poll_interval
+                }
+                Err(error) => {
+                    tracing::warn!(module = self.module, %error, retry_in_millis = backoff.as_millis() as u64, "outbox relay waiting for the event log");
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    wait
+                }
+            };
+            if wait.is_zero() {
+                if cancel.is_cancelled() {
+                    break;
+                }
+                continue;
+            }
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = self.waker.0.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        // Drain what was committed before the stop, so a clean shutdown leaves nothing behind.
+        if let Err(error) = self.relay_once().await {
+            tracing::warn!(module = self.module, %error, "outbox not drained at shutdown; it will be sent on next start");
+        }
+    }
+}
+
+/// Counts unsent events (for readiness details and tests).
+pub async fn pending<C: ConnectionTrait>(db: &C) -> WardResult<u64> {
+    use sea_orm::PaginatorTrait;
+    entity::Entity::find()
+        .filter(entity::Column::Seq.gt(0))
+        .count(db)
+        .await
+        .map_err(|error| db_error("counting the outbox", error))
+}

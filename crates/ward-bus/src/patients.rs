@@ -1,0 +1,405 @@
+//! The patients module's contract and its parsed value types.
+//!
+//! Parse, don't validate: the gateway (JSON) and the gRPC server (protobuf) turn raw input into
+//! [`NewPatient`] or [`PatientChanges`]; the trait takes only those, so a module never sees an
+//! unchecked field. Every failing field is reported at once, with the reference platform's messages.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use uuid::Uuid;
+use ward_core::{CallerContext, FieldError, WardError, WardResult};
+
+pub type PatientsClient = Arc<dyn PatientsApi>;
+
+pub const NAME_MAX_CHARS: usize = 100;
+pub const EMAIL_MAX_CHARS: usize = 254;
+pub const ADDRESS_MAX_CHARS: usize = 500;
+pub const PAGE_DEFAULT: u32 = 50;
+pub const PAGE_MAX: u32 = 500;
+pub const DATE_FORMAT: &str = "%Y-%m-%d";
+
+/// A stored patient record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Patient {
+    pub id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub address: String,
+    pub date_of_birth: NaiveDate,
+    pub registered_date: NaiveDate,
+}
+
+/// Patient fields as they arrive, before any check. `None` means absent.
+#[derive(Debug, Clone, Default)]
+pub struct PatientInput {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub address: Option<String>,
+    pub date_of_birth: Option<String>,
+    pub registered_date: Option<String>,
+}
+
+/// A valid new patient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPatient {
+    pub name: String,
+    pub email: String,
+    pub address: String,
+    pub date_of_birth: NaiveDate,
+    pub registered_date: NaiveDate,
+}
+
+/// A valid full update; `registeredDate` is not changeable (as in the reference) and is ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientChanges {
+    pub name: String,
+    pub email: String,
+    pub address: String,
+    pub date_of_birth: NaiveDate,
+}
+
+/// One page of a keyset-paginated list, ordered by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: u32,
+    /// Return patients whose id sorts after this one.
+    pub after_opt: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientPage {
+    pub items: Vec<Patient>,
+    /// Pass back as `cursor` for the next page; `None` on the last page.
+    pub next_cursor_opt: Option<String>,
+}
+
+impl NewPatient {
+    pub fn parse(input: PatientInput) -> WardResult<Self> {
+        let mut errors = Vec::new();
+        let name = parse_name(input.name, &mut errors);
+        let email = parse_email(input.email, &mut errors);
+        let address = parse_address(input.address, &mut errors);
+        let date_of_birth = parse_date(
+            input.date_of_birth,
+            "dateOfBirth",
+            "Date of birth is required",
+            &mut errors,
+        );
+        let registered_date = parse_date(
+            input.registered_date,
+            "registeredDate",
+            "Registered date is required",
+            &mut errors,
+        );
+        match (name, email, address, date_of_birth, registered_date) {
+            (Some(name), Some(email), Some(address), Some(date_of_birth), Some(registered_date))
+                if errors.is_empty() =>
+            {
+                Ok(NewPatient {
+                    name,
+                    email,
+                    address,
+                    date_of_birth,
+                    registered_date,
+                })
+            }
+            _ => Err(validation_failed(errors)),
+        }
+    }
+}
+
+impl PatientChanges {
+    pub fn parse(input: PatientInput) -> WardResult<Self> {
+        let mut errors = Vec::new();
+        let name = parse_name(input.name, &mut errors);
+        let email = parse_email(input.email, &mut errors);
+        let address = parse_address(input.address, &mut errors);
+        let date_of_birth = parse_date(
+            input.date_of_birth,
+            "dateOfBirth",
+            "Date of birth is required",
+            &mut errors,
+        );
+        // registeredDate is ignored on update, but a present, malformed one is still a client bug.
+        if let Some(raw) = input.registered_date.filter(|raw| !raw.trim().is_empty()) {
+            parse_date(Some(raw), "registeredDate", "", &mut errors);
+        }
+        match (name, email, address, date_of_birth) {
+            (Some(name), Some(email), Some(address), Some(date_of_birth)) if errors.is_empty() => {
+                Ok(PatientChanges {
+                    name,
+                    email,
+                    address,
+                    date_of_birth,
+                })
+            }
+            _ => Err(validation_failed(errors)),
+        }
+    }
+}
+
+impl PageRequest {
+    /// `limit` defaults to 50 and must be 1..=500; `cursor` is an opaque value from a previous page.
+    pub fn parse(limit_opt: Option<i64>, cursor_opt: Option<&str>) -> WardResult<Self> {
+        let mut errors = Vec::new();
+        let limit = match limit_opt {
+            None => PAGE_DEFAULT,
+            Some(limit) if (1..=i64::from(PAGE_MAX)).contains(&limit) => limit as u32,
+            Some(_) => {
+                errors.push(field_error(
+                    "limit",
+                    format!("limit must be between 1 and {PAGE_MAX}"),
+                ));
+                PAGE_DEFAULT
+            }
+        };
+        let mut after_opt = None;
+        if let Some(cursor) = cursor_opt.filter(|cursor| !cursor.is_empty()) {
+            match Uuid::parse_str(cursor) {
+                Ok(id) => after_opt = Some(id),
+                Err(_) => errors.push(field_error("cursor", "cursor is not one this server issued")),
+            }
+        }
+        if errors.is_empty() {
+            Ok(PageRequest { limit, after_opt })
+        } else {
+            Err(validation_failed(errors))
+        }
+    }
+}
+
+/// Encodes the id a next page starts after.
+pub fn cursor_after(id: Uuid) -> String {
+    id.simple().to_string()
+}
+
+/// The key that makes emails unique ignoring case.
+pub fn normalized_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+pub fn format_date(date: NaiveDate) -> String {
+    date.format(DATE_FORMAT).to_string()
+}
+
+fn validation_failed(errors: Vec<FieldError>) -> WardError {
+    let detail = errors
+        .iter()
+        .map(|error| error.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    WardError::invalid(detail, errors)
+}
+
+fn field_error(field: &str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+fn required_text(raw_opt: Option<String>) -> Option<String> {
+    raw_opt
+        .map(|raw| raw.trim().to_string())
+        .filter(|text| !text.is_empty())
+}
+
+fn parse_name(raw_opt: Option<String>, errors: &mut Vec<FieldError>) -> Option<String> {
+    let Some(name) = required_text(raw_opt) else {
+        errors.push(field_error("name", "Name is required"));
+        return None;
+    };
+    if name.chars().count() > NAME_MAX_CHARS {
+        errors.push(field_error("name", "Name cannot exceed 100 characters"));
+        return None;
+    }
+    Some(name)
+}
+
+fn parse_email(raw_opt: Option<String>, errors: &mut Vec<FieldError>) -> Option<String> {
+    let Some(email) = required_text(raw_opt) else {
+        errors.push(field_error("email", "Email is required"));
+        return None;
+    };
+    let is_too_long = email.chars().count() > EMAIL_MAX_CHARS;
+    // Plain addresses only: no display names ("Jo <jo@x>"), as a clinic's mail merge expects.
+    let is_plain_address = !email.contains(['<', '>', ' ']);
+    if is_too_long || !is_plain_address || !email_address::EmailAddress::is_valid(&email) {
+        errors.push(field_error("email", "Email should be valid"));
+        return None;
+    }
+    Some(email)
+}
+
+fn parse_address(raw_opt: Option<String>, errors: &mut Vec<FieldError>) -> Option<String> {
+    let Some(address) = required_text(raw_opt) else {
+        errors.push(field_error("address", "Address is required"));
+        return None;
+    };
+    if address.chars().count() > ADDRESS_MAX_CHARS {
+        errors.push(field_error("address", "Address cannot exceed 500 characters"));
+        return None;
+    }
+    Some(address)
+}
+
+fn parse_date(
+    raw_opt: Option<String>,
+    field: &str,
+    required_message: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<NaiveDate> {
+    let Some(raw) = required_text(raw_opt) else {
+        errors.push(field_error(field, required_message));
+        return None;
+    };
+    // Exactly yyyy-MM-dd: chrono alone would also accept "2024-1-5".
+    let is_iso_shape = raw.len() == 10 && raw.as_bytes()[4] == b'-' && raw.as_bytes()[7] == b'-';
+    match NaiveDate::parse_from_str(&raw, DATE_FORMAT) {
+        Ok(date) if is_iso_shape => Some(date),
+        _ => {
+            errors.push(field_error(
+                field,
+                format!("{field} must be a valid date in yyyy-MM-dd format"),
+            ));
+            None
+        }
+    }
+}
+
+#[async_trait]
+pub trait PatientsApi: Send + Sync + 'static {
+    /// Registers a patient and its `PatientRegistered` event in one transaction. Needs
+    /// `patients:write`; an email taken ignoring case is `AlreadyExists`
+    /// ("Email address already exists").
+    async fn create_patient(&self, ctx: &CallerContext, patient: NewPatient) -> WardResult<Patient>;
+
+    /// Needs `patients:read`; `NotFound` ("Patient not found").
+    async fn get_patient(&self, ctx: &CallerContext, id: Uuid) -> WardResult<Patient>;
+
+    /// Needs `patients:read`.
+    async fn list_patients(&self, ctx: &CallerContext, page: PageRequest) -> WardResult<PatientPage>;
+
+    /// Replaces the patient's fields and writes `PatientUpdated`. Needs `patients:write`.
+    async fn update_patient(
+        &self,
+        ctx: &CallerContext,
+        id: Uuid,
+        changes: PatientChanges,
+    ) -> WardResult<Patient>;
+
+    /// Removes the patient and writes `PatientDeleted`. Needs `patients:write`.
+    async fn delete_patient(&self, ctx: &CallerContext, id: Uuid) -> WardResult<()>;
+
+    /// Loads records with known ids, skipping ids already present; returns how many were new.
+    /// Each new one is registered exactly as `create_patient` would (with its event). Needs
+    /// `patients:write`. Used for `--demo` data.
+    async fn import_patients(
+        &self,
+        ctx: &CallerContext,
+        patients: Vec<(Uuid, NewPatient)>,
+    ) -> WardResult<u64>;
+
+    async fn check_ready(&self) -> WardResult<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid_input() -> PatientInput {
+        PatientInput {
+            name: Some("John Doe".into()),
+            email: Some("john.doe@example.com".into()),
+            address: Some("123 Main St, Springfield".into()),
+            date_of_birth: Some("1985-06-15".into()),
+            registered_date: Some("2024-01-10".into()),
+        }
+    }
+
+    fn messages(error: WardError) -> Vec<(String, String)> {
+        error
+            .field_errors()
+            .iter()
+            .map(|e| (e.field.clone(), e.message.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_valid_patient_parses() {
+        let patient = NewPatient::parse(valid_input()).unwrap();
+        assert_eq!(patient.name, "John Doe");
+        assert_eq!(format_date(patient.date_of_birth), "1985-06-15");
+    }
+
+    #[test]
+    fn every_missing_field_is_reported_at_once_with_reference_messages() {
+        let error = NewPatient::parse(PatientInput::default()).unwrap_err();
+        assert_eq!(
+            messages(error),
+            vec![
+                ("name".into(), "Name is required".into()),
+                ("email".into(), "Email is required".into()),
+                ("address".into(), "Address is required".into()),
+                ("dateOfBirth".into(), "Date of birth is required".into()),
+                ("registeredDate".into(), "Registered date is required".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn long_names_bad_emails_and_bad_dates_fail() {
+        let mut input = valid_input();
+        input.name = Some("x".repeat(101));
+        input.email = Some("not-an-email".into());
+        input.date_of_birth = Some("15/06/1985".into());
+        input.registered_date = Some("2024-02-30".into());
+        let fields: Vec<String> = messages(NewPatient::parse(input).unwrap_err())
+            .into_iter()
+            .map(|(field, _)| field)
+            .collect();
+        assert_eq!(fields, vec!["name", "email", "dateOfBirth", "registeredDate"]);
+    }
+
+    #[test]
+    fn exactly_one_hundred_characters_is_fine() {
+        let mut input = valid_input();
+        input.name = Some("é".repeat(100));
+        assert!(NewPatient::parse(input).is_ok());
+    }
+
+    #[test]
+    fn blank_is_missing_and_short_dates_are_rejected() {
+        let mut input = valid_input();
+        input.name = Some("   ".into());
+        input.date_of_birth = Some("1985-6-15".into());
+        let found = messages(NewPatient::parse(input).unwrap_err());
+        assert_eq!(found[0], ("name".into(), "Name is required".into()));
+        assert_eq!(found[1].0, "dateOfBirth");
+    }
+
+    #[test]
+    fn update_ignores_a_missing_registered_date() {
+        let mut input = valid_input();
+        input.registered_date = None;
+        assert!(PatientChanges::parse(input).is_ok());
+    }
+
+    #[test]
+    fn page_requests_are_bounded() {
+        assert_eq!(PageRequest::parse(None, None).unwrap().limit, 50);
+        assert!(PageRequest::parse(Some(0), None).is_err());
+        assert!(PageRequest::parse(Some(501), None).is_err());
+        assert!(PageRequest::parse(Some(10), Some("garbage")).is_err());
+        let id = Uuid::now_v7();
+        let page = PageRequest::parse(Some(10), Some(&cursor_after(id))).unwrap();
+        assert_eq!(page.after_opt, Some(id));
+    }
+
+    #[test]
+    fn emails_compare_ignoring_case() {
+        assert_eq!(normalized_email(" John.Doe@Example.COM "), "john.doe@example.com");
+    }
+}

@@ -1,0 +1,500 @@
+//! Configuration: compiled defaults, then `config/ward.toml`, then the `--config` file, then
+//! `WARD_*` environment variables (`__` nests), then CLI flags; later wins. Validated after merging,
+//! and every error names the key, where its value came from, and why it is wrong.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::role::{parse_roles, Role};
+
+/// The project file read when present; relative to the working directory.
+pub const DEFAULT_CONFIG_FILE: &str = "config/ward.toml";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `embedded` (laptop: missing keys are created under `data/`) or `production`
+    /// (missing keys are a start-up error, never silently generated).
+    pub profile: Profile,
+    /// The roles this process runs; empty or absent means all five.
+    pub roles: RoleList,
+    pub server: ServerOptions,
+    pub database: DatabaseOptions,
+    pub events: EventsOptions,
+    pub peers: PeersOptions,
+    pub auth: AuthOptions,
+    pub log: LogOptions,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    Embedded,
+    Production,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerOptions {
+    /// Public REST API when the gateway runs here, plus `/livez` `/readyz`.
+    pub http_addr: SocketAddr,
+    /// gRPC services of the modules that run here.
+    pub grpc_addr: SocketAddr,
+    /// `/livez` `/readyz` `/metrics` on every process.
+    pub ops_addr: SocketAddr,
+    /// Seconds to let in-flight requests finish on shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+/// One database URL per module; `sqlite://...` embedded, `postgres://...` in production.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseOptions {
+    pub auth: SecretUrl,
+    pub patients: SecretUrl,
+    pub billing: SecretUrl,
+    pub analytics: SecretUrl,
+    /// Run each local module's migrations when it starts (`ward migrate` always does).
+    pub migrate_on_start: bool,
+}
+
+impl DatabaseOptions {
+    pub fn url_for(&self, role: Role) -> Option<&SecretUrl> {
+        match role {
+            Role::Auth => Some(&self.auth),
+            Role::Patients => Some(&self.patients),
+            Role::Billing => Some(&self.billing),
+            Role::Analytics => Some(&self.analytics),
+            Role::Gateway => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventBackend {
+    /// A durable log in an embedded database (`events.local_url`); the one-process default.
+    Local,
+    /// A Kafka-protocol broker (Amazon MSK in production).
+    Kafka,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsOptions {
+    pub backend: EventBackend,
+    /// Kafka bootstrap brokers, `host:port`.
+    pub brokers: Vec<String>,
+    /// Where the local backend keeps its log.
+    pub local_url: SecretUrl,
+    /// How often relays and consumers look for work when nothing woke them.
+    pub poll_interval_millis: u64,
+}
+
+/// gRPC addresses of roles that do not run in this process; several per role are balanced.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeersOptions {
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub auth: Vec<String>,
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub patients: Vec<String>,
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub billing: Vec<String>,
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub analytics: Vec<String>,
+}
+
+impl PeersOptions {
+    pub fn for_role(&self, role: Role) -> &[String] {
+        match role {
+            Role::Auth => &self.auth,
+            Role::Patients => &self.patients,
+            Role::Billing => &self.billing,
+            Role::Analytics => &self.analytics,
+            Role::Gateway => &[],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthOptions {
+    /// The token signing key; only the auth role reads it.
+    pub private_key_file: PathBuf,
+    /// The verification key; every process that checks tokens reads it.
+    pub public_key_file: PathBuf,
+    /// Lifetime of an access token.
+    pub access_token_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogOptions {
+    /// `pretty` for people, `json` for log pipelines.
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `ward=debug,sqlx=warn`); `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            profile: Profile::Embedded,
+            roles: RoleList::default(),
+            server: ServerOptions {
+                http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+                grpc_addr: SocketAddr::from(([0, 0, 0, 0], 50051)),
+                ops_addr: SocketAddr::from(([0, 0, 0, 0], 9090)),
+                shutdown_grace_secs: 10,
+            },
+            database: DatabaseOptions {
+                auth: SecretUrl::new("sqlite://data/auth.db?mode=rwc"),
+                patients: SecretUrl::new("sqlite://data/patients.db?mode=rwc"),
+                billing: SecretUrl::new("sqlite://data/billing.db?mode=rwc"),
+                analytics: SecretUrl::new("sqlite://data/analytics.db?mode=rwc"),
+                migrate_on_start: true,
+            },
+            events: EventsOptions {
+                backend: EventBackend::Local,
+                brokers: vec!["127.0.0.1:9092".into()],
+                local_url: SecretUrl::new("sqlite://data/events.db?mode=rwc"),
+                poll_interval_millis: 250,
+            },
+            peers: PeersOptions::default(),
+            auth: AuthOptions {
+                private_key_file: PathBuf::from("data/keys/auth-private.key"),
+                public_key_file: PathBuf::from("data/keys/auth-public.key"),
+                access_token_ttl_secs: 3600,
+            },
+            log: LogOptions {
+                format: LogFormat::Pretty,
+                filter: "info,sqlx=warn".into(),
+            },
+        }
+    }
+}
+
+/// The role set, written as a list or as one comma-separated string (`WARD_ROLES=gateway,auth`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleList(Vec<Role>);
+
+impl RoleList {
+    pub fn new(roles: Vec<Role>) -> Self {
+        Self(roles)
+    }
+
+    /// The roles to run; all five when none were named.
+    pub fn resolved(&self) -> Vec<Role> {
+        if self.0.is_empty() {
+            Role::ALL.to_vec()
+        } else {
+            self.0.clone()
+        }
+    }
+}
+
+impl Serialize for RoleList {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let names: Vec<&str> = self.resolved().into_iter().map(Role::as_str).collect();
+        names.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RoleList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let items = string_or_list(deserializer)?;
+        parse_roles(&items)
+            .map(RoleList)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+fn string_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(String::from)
+            .collect(),
+        OneOrMany::Many(items) => items,
+    })
+}
+
+/// A URL that may hold a password: never printed by `Debug`, redacted by [`SecretUrl::redacted`].
+#[derive(Clone)]
+pub struct SecretUrl(SecretString);
+
+impl SecretUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(SecretString::from(url.into()))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// The URL with any password replaced by `***`, safe to log.
+    pub fn redacted(&self) -> String {
+        redact_url_password(self.expose())
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.expose().starts_with("sqlite:")
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretUrl({})", self.redacted())
+    }
+}
+
+// Serializing exposes the value: figment needs it to layer compiled defaults. Printing for people
+// goes through `Config::redacted_toml`, which redacts first.
+impl Serialize for SecretUrl {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.expose())
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(SecretUrl::new)
+    }
+}
+
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+        None => url.to_string(),
+    }
+}
+
+/// A configuration problem, phrased for the operator who has to fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {key} = {value} (from {source_name}): {reason}")]
+pub struct ConfigError {
+    pub key: String,
+    pub value: String,
+    pub source_name: String,
+    pub reason: String,
+}
+
+/// Where the layers come from; the CLI builds one of these.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSources {
+    /// `--config` / `WARD_CONFIG`: must exist when named.
+    pub explicit_file: Option<PathBuf>,
+    /// Highest-precedence overrides, as dotted keys (`roles`, `server.http_addr`).
+    pub overrides: Vec<(String, serde_json::Value)>,
+}
+
+impl Config {
+    /// Merges every layer, then validates.
+    pub fn load(sources: &ConfigSources) -> Result<Config, ConfigError> {
+        let figment = Self::figment(sources)?;
+        let config: Config = figment.extract().map_err(|error| from_figment(&figment, error))?;
+        config.validate(&figment)?;
+        Ok(config)
+    }
+
+    fn figment(sources: &ConfigSources) -> Result<Figment, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(DEFAULT_CONFIG_FILE));
+        if let Some(path) = &sources.explicit_file {
+            if !path.is_file() {
+                return Err(ConfigError {
+                    key: "--config".into(),
+                    value: path.display().to_string(),
+                    source_name: "the command line or WARD_CONFIG".into(),
+                    reason: "no such file".into(),
+                });
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        // WARD_CONFIG names the file above; it is not a key.
+        figment = figment.merge(Env::prefixed("WARD_").split("__").ignore(&["config"]));
+        for (key, value) in &sources.overrides {
+            figment = figment.merge(Serialized::default(key, value));
+        }
+        Ok(figment)
+    }
+
+    fn validate(&self, figment: &Figment) -> Result<(), ConfigError> {
+        let fail = |key: &str, value: String, reason: &str| ConfigError {
+            key: key.into(),
+            value,
+            source_name: source_of(figment, key),
+            reason: reason.into(),
+        };
+        for role in Role::ALL {
+            let Some(url) = self.database.url_for(role) else {
+                continue;
+            };
+            let raw = url.expose();
+            if !(raw.starts_with("sqlite:") || raw.starts_with("postgres://") || raw.starts_with("postgresql://")) {
+                return Err(fail(
+                    &format!("database.{role}"),
+                    url.redacted(),
+                    "must start with sqlite:, postgres:// or postgresql://",
+                ));
+            }
+        }
+        if self.events.backend == EventBackend::Kafka && self.events.brokers.is_empty() {
+            return Err(fail("events.brokers", "[]".into(), "the kafka backend needs at least one broker"));
+        }
+        if self.events.poll_interval_millis == 0 || self.events.poll_interval_millis > 60_000 {
+            return Err(fail(
+                "events.poll_interval_millis",
+                self.events.poll_interval_millis.to_string(),
+                "must be between 1 and 60000",
+            ));
+        }
+        if !(60..=86_400).contains(&self.auth.access_token_ttl_secs) {
+            return Err(fail(
+                "auth.access_token_ttl_secs",
+                self.auth.access_token_ttl_secs.to_string(),
+                "must be between 60 and 86400 seconds",
+            ));
+        }
+        for role in Role::ALL {
+            for peer in self.peers.for_role(role) {
+                if !(peer.starts_with("http://") || peer.starts_with("https://")) {
+                    return Err(fail(
+                        &format!("peers.{role}"),
+                        peer.clone(),
+                        "a peer is a gRPC URL such as http://patients.internal:50051",
+                    ));
+                }
+            }
+        }
+        if let Err(error) = self.log.filter.parse::<FilterSyntax>() {
+            return Err(fail("log.filter", self.log.filter.clone(), &error));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML-like JSON, with passwords redacted.
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        for role in Role::ALL {
+            if let Some(url) = self.database.url_for(role) {
+                value["database"][role.as_str()] = url.redacted().into();
+            }
+        }
+        value["events"]["local_url"] = self.events.local_url.redacted().into();
+        value
+    }
+
+    pub fn data_dir_of(path: &Path) -> Option<&Path> {
+        path.parent()
+    }
+}
+
+/// Light syntax check of a tracing filter, so a typo fails at start-up with the key's name.
+struct FilterSyntax;
+
+impl std::str::FromStr for FilterSyntax {
+    type Err = String;
+
+    fn from_str(filter: &str) -> Result<Self, Self::Err> {
+        const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+        for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+            let level = directive.rsplit_once('=').map_or(directive, |(_, level)| level);
+            let is_bare_target = !directive.contains('=') && !LEVELS.contains(&level.to_ascii_lowercase().as_str());
+            if is_bare_target {
+                // `ward` alone is a valid directive (target at trace level).
+                continue;
+            }
+            if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+                return Err(format!("`{level}` is not a log level (trace, debug, info, warn, error, off)"));
+            }
+        }
+        Ok(FilterSyntax)
+    }
+}
+
+fn source_of(figment: &Figment, key: &str) -> String {
+    match figment.find_metadata(key) {
+        Some(metadata) => match &metadata.source {
+            Some(source) => format!("{} {}", metadata.name, source),
+            None => metadata.name.to_string(),
+        },
+        None => "defaults".into(),
+    }
+}
+
+fn from_figment(figment: &Figment, error: figment::Error) -> ConfigError {
+    let key = error.path.join(".");
+    let source_name = match &error.metadata {
+        Some(metadata) => match &metadata.source {
+            Some(source) => format!("{} {}", metadata.name, source),
+            None => metadata.name.to_string(),
+        },
+        None => source_of(figment, &key),
+    };
+    let value = figment
+        .find_value(&key)
+        .map(|value| match value.as_str() {
+            Some(text) => text.to_string(),
+            None => format!("{value:?}"),
+        })
+        .unwrap_or_default();
+    ConfigError {
+        key: if key.is_empty() { "(root)".into() } else { key },
+        value,
+        source_name,
+        reason: error.kind.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_in_urls() {
+        assert_eq!(
+            redact_url_password("postgres://ward:s3cret@db:5432/patients"),
+            "postgres://ward:***@db:5432/patients"
+        );
+        assert_eq!(redact_url_password("sqlite://data/a.db?mode=rwc"), "sqlite://data/a.db?mode=rwc");
+    }
+
+    #[test]
+    fn filter_syntax_accepts_common_filters() {
+        for ok in ["info", "info,sqlx=warn", "ward=debug", "ward"] {
+            assert!(ok.parse::<FilterSyntax>().is_ok(), "{ok}");
+        }
+        assert!("ward=loud".parse::<FilterSyntax>().is_err());
+    }
+}

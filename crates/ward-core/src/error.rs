@@ -1,0 +1,203 @@
+//! The one error type every module returns, and the one table that maps it to HTTP and gRPC.
+//!
+//! DESIGN.md asks for one error enum across the bus; STYLE.md asks for a closed `ErrorCode` mapped in
+//! one place. Ward keeps a single serializable `WardError` (it crosses gRPC intact as JSON in the
+//! `ward-error-bin` metadata) and derives everything else from [`ErrorCode`].
+
+use serde::{Deserialize, Serialize};
+
+pub type WardResult<T> = Result<T, WardError>;
+
+/// One failing input field, reported with all the others at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WardError {
+    /// The request is malformed; `errors` lists every failing field.
+    #[error("{detail}")]
+    InvalidArgument {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// A uniqueness rule would break (HTTP 409).
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{0}")]
+    TooManyRequests(String),
+    #[error("{0}")]
+    Timeout(String),
+    /// A dependency (database, peer, broker) cannot be reached now; retrying may work.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an unexpected failure; its detail is logged, never shown to clients.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl WardError {
+    pub fn invalid(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
+        Self::InvalidArgument {
+            detail: detail.into(),
+            errors,
+        }
+    }
+
+    /// A 400 about one field.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::InvalidArgument {
+            detail: message.clone(),
+            errors: vec![FieldError {
+                field: field.to_string(),
+                message,
+            }],
+        }
+    }
+
+    /// Wraps an unexpected failure; use for database and I/O errors that are not the caller's fault.
+    pub fn internal(context: &str, error: impl std::fmt::Display) -> Self {
+        Self::Internal(format!("{context}: {error}"))
+    }
+
+    pub fn error_code(&self) -> ErrorCode {
+        match self {
+            Self::InvalidArgument { .. } => ErrorCode::InvalidArgument,
+            Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::AlreadyExists(_) => ErrorCode::AlreadyExists,
+            Self::PreconditionFailed(_) => ErrorCode::PreconditionFailed,
+            Self::TooManyRequests(_) => ErrorCode::TooManyRequests,
+            Self::Timeout(_) => ErrorCode::Timeout,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The text a client may see: the message, except for internal errors.
+    pub fn public_detail(&self) -> String {
+        match self {
+            Self::Internal(_) => "internal error; the request id identifies it in the logs".into(),
+            other => other.to_string(),
+        }
+    }
+
+    pub fn field_errors(&self) -> &[FieldError] {
+        match self {
+            Self::InvalidArgument { errors, .. } => errors,
+            _ => &[],
+        }
+    }
+}
+
+/// A closed set of error kinds; the only place that knows HTTP statuses and gRPC codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidArgument,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    AlreadyExists,
+    PreconditionFailed,
+    TooManyRequests,
+    Timeout,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::InvalidArgument => 400,
+            Self::Unauthenticated => 401,
+            Self::Forbidden => 403,
+            Self::NotFound => 404,
+            Self::AlreadyExists => 409,
+            Self::PreconditionFailed => 412,
+            Self::TooManyRequests => 429,
+            Self::Internal => 500,
+            Self::Unavailable => 503,
+            Self::Timeout => 504,
+        }
+    }
+
+    /// A stable slug; the problem `type` URI ends with it.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Self::InvalidArgument => "invalid-argument",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not-found",
+            Self::AlreadyExists => "already-exists",
+            Self::PreconditionFailed => "precondition-failed",
+            Self::TooManyRequests => "too-many-requests",
+            Self::Timeout => "timeout",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::InvalidArgument => "Invalid request",
+            Self::Unauthenticated => "Authentication required",
+            Self::Forbidden => "Forbidden",
+            Self::NotFound => "Not found",
+            Self::AlreadyExists => "Conflict",
+            Self::PreconditionFailed => "Precondition failed",
+            Self::TooManyRequests => "Too many requests",
+            Self::Timeout => "Timeout",
+            Self::Unavailable => "Service unavailable",
+            Self::Internal => "Internal error",
+        }
+    }
+
+    /// Whether the same call may succeed if retried later.
+    pub fn is_retryable(self) -> bool {
+        match self {
+            Self::TooManyRequests | Self::Timeout | Self::Unavailable => true,
+            Self::InvalidArgument
+            | Self::Unauthenticated
+            | Self::Forbidden
+            | Self::NotFound
+            | Self::AlreadyExists
+            | Self::PreconditionFailed
+            | Self::Internal => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_round_trips_as_json_with_its_kind() {
+        let error = WardError::invalid_field("email", "Email should be valid");
+        let json = serde_json::to_string(&error).unwrap();
+        assert!(json.contains("\"kind\":\"invalid_argument\""));
+        let back: WardError = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, error);
+        assert_eq!(back.error_code().http_status(), 400);
+    }
+
+    #[test]
+    fn internal_detail_is_masked() {
+        let error = WardError::internal("database", "disk I/O error at /secret/path");
+        assert!(!error.public_detail().contains("secret"));
+        assert_eq!(error.error_code().http_status(), 500);
+    }
+}
