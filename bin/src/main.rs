@@ -1,1 +1,111 @@
-fn main() {}
+//! The `ward` command: parse the command line, load the configuration, start tracing, run.
+
+mod cli;
+mod telemetry;
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use clap::Parser;
+use ward_core::config::Config;
+
+use crate::cli::{Cli, Command, KeysCommand, UserCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let sources = cli.config_sources();
+    // Configuration errors are printed plainly, before tracing exists (STYLE.md §5).
+    let config = match Config::load(&sources) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("ward: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Command::Config = cli.command {
+        return print_config(&config);
+    }
+    telemetry::init(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ward: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "ward failed");
+            eprintln!("ward: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => {
+            ward_serve::serve(config, ward_serve::ServeOptions { demo: args.demo }).await?;
+        }
+        Command::Migrate(_) => {
+            for line in ward_serve::migrate(&config).await? {
+                println!("{line}");
+            }
+        }
+        Command::User(UserCommand::Create(args)) => {
+            let (password, generated) = if args.password_stdin {
+                (read_password_from_stdin()?, false)
+            } else {
+                (generated_password(), true)
+            };
+            let user =
+                ward_serve::create_user(&config, &args.email, args.role, password.clone()).await?;
+            println!("created {} ({}) with id {}", user.email, user.role, user.id);
+            if generated {
+                println!("password (shown once, store it now): {password}");
+            }
+        }
+        Command::Keys(KeysCommand::Generate) => {
+            let verifier = ward_serve::generate_keys(&config)?;
+            println!(
+                "wrote {} (private, mode 0600) and {}",
+                config.auth.private_key_file.display(),
+                config.auth.public_key_file.display()
+            );
+            println!("public key: {}", verifier.public_key_string());
+        }
+        Command::Config => {}
+    }
+    Ok(())
+}
+
+fn print_config(config: &Config) -> ExitCode {
+    let redacted = config.redacted();
+    match toml::to_string_pretty(&redacted) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("ward: cannot print the configuration: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read_password_from_stdin() -> anyhow::Result<String> {
+    let mut input = String::new();
+    std::io::stdin().take(1024).read_to_string(&mut input)?;
+    let password = input.lines().next().unwrap_or_default().to_string();
+    anyhow::ensure!(!password.is_empty(), "no password on standard input");
+    Ok(password)
+}
+
+/// 128 random bits as 32 hex characters: strong, and easy to paste.
+fn generated_password() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}

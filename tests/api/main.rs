@@ -1,1 +1,8 @@
+//! End-to-end tests through the real `ward` binary over HTTP (STYLE.md §7: one test binary).
 
+mod cli;
+mod crash;
+mod events;
+mod helpers;
+mod reference;
+mod roles;

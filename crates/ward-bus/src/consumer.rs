@@ -18,7 +18,7 @@ use ward_core::{ErrorCode, WardResult};
 use ward_proto::v1::EventEnvelope;
 
 use crate::db::db_error;
-use crate::events::{decode_envelope, EventLogHandle, LogRecord};
+use crate::events::{EventLogHandle, LogRecord, decode_envelope};
 
 const BATCH_SIZE: usize = 256;
 
@@ -79,17 +79,31 @@ impl MigrationTrait for ConsumerMigration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), sea_orm::DbErr> {
         let schema = Schema::new(manager.get_database_backend());
         manager
-            .create_table(schema.create_table_from_entity(offsets::Entity).if_not_exists().to_owned())
+            .create_table(
+                schema
+                    .create_table_from_entity(offsets::Entity)
+                    .if_not_exists()
+                    .to_owned(),
+            )
             .await?;
         manager
-            .create_table(schema.create_table_from_entity(processed::Entity).if_not_exists().to_owned())
+            .create_table(
+                schema
+                    .create_table_from_entity(processed::Entity)
+                    .if_not_exists()
+                    .to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), sea_orm::DbErr> {
         use sea_orm::sea_query::Table;
-        manager.drop_table(Table::drop().table(processed::Entity).to_owned()).await?;
-        manager.drop_table(Table::drop().table(offsets::Entity).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(processed::Entity).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(offsets::Entity).to_owned())
+            .await
     }
 }
 
@@ -156,12 +170,19 @@ impl Consumer {
 
     async fn consume_partition(&self, topic: &str, partition: i32) -> WardResult<usize> {
         let next_offset = self.next_offset(topic, partition).await?;
-        let records = self.log.fetch(topic, partition, next_offset, BATCH_SIZE).await?;
+        let records = self
+            .log
+            .fetch(topic, partition, next_offset, BATCH_SIZE)
+            .await?;
         let num_read = records.len();
         if records.is_empty() {
             return Ok(0);
         }
-        let txn = self.db.begin().await.map_err(|error| db_error("starting a consumer batch", error))?;
+        let txn = self
+            .db
+            .begin()
+            .await
+            .map_err(|error| db_error("starting a consumer batch", error))?;
         let mut reached_opt = None;
         let mut failure_opt = None;
         for record in &records {
@@ -176,7 +197,9 @@ impl Consumer {
         if let Some(reached) = reached_opt {
             save_offset(&txn, &self.name, topic, partition, reached).await?;
         }
-        txn.commit().await.map_err(|error| db_error("committing a consumer batch", error))?;
+        txn.commit()
+            .await
+            .map_err(|error| db_error("committing a consumer batch", error))?;
         match failure_opt {
             Some(error) => Err(error),
             None => Ok(num_read),
@@ -192,32 +215,48 @@ impl Consumer {
                 return Ok(());
             }
         };
-        let savepoint = txn.begin().await.map_err(|error| db_error("starting a savepoint", error))?;
+        let savepoint = txn
+            .begin()
+            .await
+            .map_err(|error| db_error("starting a savepoint", error))?;
         let first_time = mark_processed(&savepoint, &self.name, &envelope).await?;
         if !first_time {
-            savepoint.rollback().await.map_err(|error| db_error("rolling back a savepoint", error))?;
+            savepoint
+                .rollback()
+                .await
+                .map_err(|error| db_error("rolling back a savepoint", error))?;
             tracing::debug!(consumer = %self.name, event_id = %envelope.event_id, "skipping a redelivered event");
             return Ok(());
         }
         match self.handler.handle(&savepoint, &envelope).await {
-            Ok(()) => savepoint.commit().await.map_err(|error| db_error("committing a savepoint", error)),
+            Ok(()) => savepoint
+                .commit()
+                .await
+                .map_err(|error| db_error("committing a savepoint", error)),
             Err(error) if error.error_code() == ErrorCode::InvalidArgument => {
-                savepoint.rollback().await.map_err(|error| db_error("rolling back a savepoint", error))?;
+                savepoint
+                    .rollback()
+                    .await
+                    .map_err(|error| db_error("rolling back a savepoint", error))?;
                 tracing::error!(consumer = %self.name, event_id = %envelope.event_id, event_type = %envelope.event_type, %error, "skipping an unusable event");
                 Ok(())
             }
             Err(error) => {
-                savepoint.rollback().await.map_err(|error| db_error("rolling back a savepoint", error))?;
+                savepoint
+                    .rollback()
+                    .await
+                    .map_err(|error| db_error("rolling back a savepoint", error))?;
                 Err(error)
             }
         }
     }
 
     async fn next_offset(&self, topic: &str, partition: i32) -> WardResult<i64> {
-        let row_opt = offsets::Entity::find_by_id((self.name.clone(), topic.to_string(), partition))
-            .one(&self.db)
-            .await
-            .map_err(|error| db_error("reading a consumer offset", error))?;
+        let row_opt =
+            offsets::Entity::find_by_id((self.name.clone(), topic.to_string(), partition))
+                .one(&self.db)
+                .await
+                .map_err(|error| db_error("reading a consumer offset", error))?;
         Ok(row_opt.map(|row| row.next_offset).unwrap_or(0))
     }
 
@@ -254,7 +293,11 @@ impl Consumer {
 }
 
 /// Records the event as processed; false when it already was.
-async fn mark_processed(txn: &DatabaseTransaction, consumer: &str, envelope: &EventEnvelope) -> WardResult<bool> {
+async fn mark_processed(
+    txn: &DatabaseTransaction,
+    consumer: &str,
+    envelope: &EventEnvelope,
+) -> WardResult<bool> {
     let row = processed::ActiveModel {
         consumer: ActiveValue::Set(consumer.to_string()),
         event_id: ActiveValue::Set(envelope.event_id.clone()),
@@ -273,7 +316,13 @@ async fn mark_processed(txn: &DatabaseTransaction, consumer: &str, envelope: &Ev
     Ok(result > 0)
 }
 
-async fn save_offset(txn: &DatabaseTransaction, consumer: &str, topic: &str, partition: i32, next_offset: i64) -> WardResult<()> {
+async fn save_offset(
+    txn: &DatabaseTransaction,
+    consumer: &str,
+    topic: &str,
+    partition: i32,
+    next_offset: i64,
+) -> WardResult<()> {
     let row = offsets::ActiveModel {
         consumer: ActiveValue::Set(consumer.to_string()),
         topic: ActiveValue::Set(topic.to_string()),
@@ -283,9 +332,13 @@ async fn save_offset(txn: &DatabaseTransaction, consumer: &str, topic: &str, par
     };
     offsets::Entity::insert(row)
         .on_conflict(
-            OnConflict::columns([offsets::Column::Consumer, offsets::Column::Topic, offsets::Column::Partition])
-                .update_columns([offsets::Column::NextOffset, offsets::Column::UpdatedAt])
-                .to_owned(),
+            OnConflict::columns([
+                offsets::Column::Consumer,
+                offsets::Column::Topic,
+                offsets::Column::Partition,
+            ])
+            .update_columns([offsets::Column::NextOffset, offsets::Column::UpdatedAt])
+            .to_owned(),
         )
         .exec_without_returning(txn)
         .await
@@ -294,7 +347,11 @@ async fn save_offset(txn: &DatabaseTransaction, consumer: &str, topic: &str, par
 }
 
 /// Whether `consumer` has applied `event_id` (for tests and diagnostics).
-pub async fn was_processed<C: ConnectionTrait>(db: &C, consumer: &str, event_id: &str) -> WardResult<bool> {
+pub async fn was_processed<C: ConnectionTrait>(
+    db: &C,
+    consumer: &str,
+    event_id: &str,
+) -> WardResult<bool> {
     let row_opt = processed::Entity::find_by_id((consumer.to_string(), event_id.to_string()))
         .one(db)
         .await

@@ -44,7 +44,9 @@ pub async fn ping(db: &DatabaseConnection, name: &str) -> WardResult<()> {
     db.execute_unprepared("SELECT 1")
         .await
         .map(|_| ())
-        .map_err(|error| WardError::Unavailable(format!("the {name} database does not answer: {error}")))
+        .map_err(|error| {
+            WardError::Unavailable(format!("the {name} database does not answer: {error}"))
+        })
 }
 
 /// Maps a database error met while serving a request.

@@ -11,9 +11,7 @@ use uuid::Uuid;
 use ward_core::{WardError, WardResult};
 use ward_proto::v1::EventEnvelope;
 
-pub use ward_proto::v1::{
-    BillingAccountOpened, PatientDeleted, PatientRegistered, PatientUpdated,
-};
+pub use ward_proto::v1::{BillingAccountOpened, PatientDeleted, PatientRegistered, PatientUpdated};
 
 /// Topics are per producing module.
 pub const PATIENTS_TOPIC: &str = "ward.patients.v1";
@@ -119,8 +117,9 @@ pub fn encode_envelope(envelope: &EventEnvelope) -> Vec<u8> {
 }
 
 pub fn decode_envelope(bytes: &[u8]) -> WardResult<EventEnvelope> {
-    EventEnvelope::decode(bytes)
-        .map_err(|error| WardError::invalid_field("event", format!("undecodable envelope: {error}")))
+    EventEnvelope::decode(bytes).map_err(|error| {
+        WardError::invalid_field("event", format!("undecodable envelope: {error}"))
+    })
 }
 
 /// Decodes the envelope's payload as `E`, checking the type name first.
@@ -149,7 +148,10 @@ mod tests {
         let sent = envelope("patients", subject, "req-1", Utc::now(), &payload);
         let received = decode_envelope(&encode_envelope(&sent)).unwrap();
         assert_eq!(received, sent);
-        assert_eq!(decode_payload::<PatientDeleted>(&received).unwrap(), payload);
+        assert_eq!(
+            decode_payload::<PatientDeleted>(&received).unwrap(),
+            payload
+        );
         assert!(decode_payload::<PatientRegistered>(&received).is_err());
     }
 }

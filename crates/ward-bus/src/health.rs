@@ -70,7 +70,10 @@ mod tests {
         assert!(!health.report().ready);
         health.set("patients", ComponentState::Ready);
         assert!(health.report().ready);
-        health.set("peer:billing", ComponentState::NotReady("no peers.billing".into()));
+        health.set(
+            "peer:billing",
+            ComponentState::NotReady("no peers.billing".into()),
+        );
         assert!(!health.report().ready);
     }
 }

@@ -14,8 +14,8 @@ use sea_orm::{
     QuerySelect, Schema, TransactionTrait,
 };
 use tokio::sync::watch;
-use ward_core::config::SecretUrl;
 use ward_core::WardResult;
+use ward_core::config::SecretUrl;
 
 use crate::db::{connect, db_error, ping};
 use crate::events::{EventLog, LogRecord, OutgoingRecord};
@@ -127,7 +127,8 @@ impl EventLog for LocalEventLog {
         txn.commit()
             .await
             .map_err(|error| db_error("committing to the event log", error))?;
-        self.appended_tx.send_modify(|count| *count = count.wrapping_add(1));
+        self.appended_tx
+            .send_modify(|count| *count = count.wrapping_add(1));
         Ok(())
     }
 

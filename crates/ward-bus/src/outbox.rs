@@ -19,7 +19,7 @@ use ward_core::WardResult;
 use ward_proto::v1::EventEnvelope;
 
 use crate::db::db_error;
-use crate::events::{encode_envelope, EventLogHandle, OutgoingRecord};
+use crate::events::{EventLogHandle, OutgoingRecord, encode_envelope};
 
 const BATCH_SIZE: u64 = 256;
 
@@ -159,7 +159,11 @@ impl OutboxRelay {
             .exec(&self.db)
             .await
             .map_err(|error| db_error("clearing the outbox", error))?;
-        tracing::debug!(module = self.module, num_events = num_rows, "relayed outbox events");
+        tracing::debug!(
+            module = self.module,
+            num_events = num_rows,
+            "relayed outbox events"
+        );
         Ok(num_rows)
     }
 

@@ -94,17 +94,19 @@ impl NewPatient {
             &mut errors,
         );
         match (name, email, address, date_of_birth, registered_date) {
-            (Some(name), Some(email), Some(address), Some(date_of_birth), Some(registered_date))
-                if errors.is_empty() =>
-            {
-                Ok(NewPatient {
-                    name,
-                    email,
-                    address,
-                    date_of_birth,
-                    registered_date,
-                })
-            }
+            (
+                Some(name),
+                Some(email),
+                Some(address),
+                Some(date_of_birth),
+                Some(registered_date),
+            ) if errors.is_empty() => Ok(NewPatient {
+                name,
+                email,
+                address,
+                date_of_birth,
+                registered_date,
+            }),
             _ => Err(validation_failed(errors)),
         }
     }
@@ -159,7 +161,10 @@ impl PageRequest {
         if let Some(cursor) = cursor_opt.filter(|cursor| !cursor.is_empty()) {
             match Uuid::parse_str(cursor) {
                 Ok(id) => after_opt = Some(id),
-                Err(_) => errors.push(field_error("cursor", "cursor is not one this server issued")),
+                Err(_) => errors.push(field_error(
+                    "cursor",
+                    "cursor is not one this server issued",
+                )),
             }
         }
         if errors.is_empty() {
@@ -239,7 +244,10 @@ fn parse_address(raw_opt: Option<String>, errors: &mut Vec<FieldError>) -> Optio
         return None;
     };
     if address.chars().count() > ADDRESS_MAX_CHARS {
-        errors.push(field_error("address", "Address cannot exceed 500 characters"));
+        errors.push(field_error(
+            "address",
+            "Address cannot exceed 500 characters",
+        ));
         return None;
     }
     Some(address)
@@ -274,13 +282,18 @@ pub trait PatientsApi: Send + Sync + 'static {
     /// Registers a patient and its `PatientRegistered` event in one transaction. Needs
     /// `patients:write`; an email taken ignoring case is `AlreadyExists`
     /// ("Email address already exists").
-    async fn create_patient(&self, ctx: &CallerContext, patient: NewPatient) -> WardResult<Patient>;
+    async fn create_patient(&self, ctx: &CallerContext, patient: NewPatient)
+    -> WardResult<Patient>;
 
     /// Needs `patients:read`; `NotFound` ("Patient not found").
     async fn get_patient(&self, ctx: &CallerContext, id: Uuid) -> WardResult<Patient>;
 
     /// Needs `patients:read`.
-    async fn list_patients(&self, ctx: &CallerContext, page: PageRequest) -> WardResult<PatientPage>;
+    async fn list_patients(
+        &self,
+        ctx: &CallerContext,
+        page: PageRequest,
+    ) -> WardResult<PatientPage>;
 
     /// Replaces the patient's fields and writes `PatientUpdated`. Needs `patients:write`.
     async fn update_patient(
@@ -344,7 +357,10 @@ mod tests {
                 ("email".into(), "Email is required".into()),
                 ("address".into(), "Address is required".into()),
                 ("dateOfBirth".into(), "Date of birth is required".into()),
-                ("registeredDate".into(), "Registered date is required".into()),
+                (
+                    "registeredDate".into(),
+                    "Registered date is required".into()
+                ),
             ]
         );
     }
@@ -360,7 +376,10 @@ mod tests {
             .into_iter()
             .map(|(field, _)| field)
             .collect();
-        assert_eq!(fields, vec!["name", "email", "dateOfBirth", "registeredDate"]);
+        assert_eq!(
+            fields,
+            vec!["name", "email", "dateOfBirth", "registeredDate"]
+        );
     }
 
     #[test]
@@ -400,6 +419,9 @@ mod tests {
 
     #[test]
     fn emails_compare_ignoring_case() {
-        assert_eq!(normalized_email(" John.Doe@Example.COM "), "john.doe@example.com");
+        assert_eq!(
+            normalized_email(" John.Doe@Example.COM "),
+            "john.doe@example.com"
+        );
     }
 }

@@ -6,12 +6,12 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::role::{parse_roles, Role};
+use crate::role::{Role, parse_roles};
 
 /// The project file read when present; relative to the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "config/ward.toml";
@@ -322,7 +322,9 @@ impl Config {
     /// Merges every layer, then validates.
     pub fn load(sources: &ConfigSources) -> Result<Config, ConfigError> {
         let figment = Self::figment(sources)?;
-        let config: Config = figment.extract().map_err(|error| from_figment(&figment, error))?;
+        let config: Config = figment
+            .extract()
+            .map_err(|error| from_figment(&figment, error))?;
         config.validate(&figment)?;
         Ok(config)
     }
@@ -361,7 +363,10 @@ impl Config {
                 continue;
             };
             let raw = url.expose();
-            if !(raw.starts_with("sqlite:") || raw.starts_with("postgres://") || raw.starts_with("postgresql://")) {
+            if !(raw.starts_with("sqlite:")
+                || raw.starts_with("postgres://")
+                || raw.starts_with("postgresql://"))
+            {
                 return Err(fail(
                     &format!("database.{role}"),
                     url.redacted(),
@@ -370,7 +375,11 @@ impl Config {
             }
         }
         if self.events.backend == EventBackend::Kafka && self.events.brokers.is_empty() {
-            return Err(fail("events.brokers", "[]".into(), "the kafka backend needs at least one broker"));
+            return Err(fail(
+                "events.brokers",
+                "[]".into(),
+                "the kafka backend needs at least one broker",
+            ));
         }
         if self.events.poll_interval_millis == 0 || self.events.poll_interval_millis > 60_000 {
             return Err(fail(
@@ -429,14 +438,19 @@ impl std::str::FromStr for FilterSyntax {
     fn from_str(filter: &str) -> Result<Self, Self::Err> {
         const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
         for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
-            let level = directive.rsplit_once('=').map_or(directive, |(_, level)| level);
-            let is_bare_target = !directive.contains('=') && !LEVELS.contains(&level.to_ascii_lowercase().as_str());
+            let level = directive
+                .rsplit_once('=')
+                .map_or(directive, |(_, level)| level);
+            let is_bare_target =
+                !directive.contains('=') && !LEVELS.contains(&level.to_ascii_lowercase().as_str());
             if is_bare_target {
                 // `ward` alone is a valid directive (target at trace level).
                 continue;
             }
             if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
-                return Err(format!("`{level}` is not a log level (trace, debug, info, warn, error, off)"));
+                return Err(format!(
+                    "`{level}` is not a log level (trace, debug, info, warn, error, off)"
+                ));
             }
         }
         Ok(FilterSyntax)
@@ -487,7 +501,10 @@ mod tests {
             redact_url_password("postgres://ward:s3cret@db:5432/patients"),
             "postgres://ward:***@db:5432/patients"
         );
-        assert_eq!(redact_url_password("sqlite://data/a.db?mode=rwc"), "sqlite://data/a.db?mode=rwc");
+        assert_eq!(
+            redact_url_password("sqlite://data/a.db?mode=rwc"),
+            "sqlite://data/a.db?mode=rwc"
+        );
     }
 
     #[test]

@@ -129,6 +129,10 @@ mod tests {
             caller.require(Right::UsersAdmin),
             Err(WardError::Forbidden(_))
         ));
-        assert!(CallerContext::system("test").require(Right::UsersAdmin).is_ok());
+        assert!(
+            CallerContext::system("test")
+                .require(Right::UsersAdmin)
+                .is_ok()
+        );
     }
 }

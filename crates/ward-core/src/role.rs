@@ -130,7 +130,11 @@ impl UserRole {
     pub fn rights(self) -> &'static [Right] {
         match self {
             UserRole::Admin => &Right::ALL,
-            UserRole::Clinician => &[Right::PatientsRead, Right::PatientsWrite, Right::BillingRead],
+            UserRole::Clinician => &[
+                Right::PatientsRead,
+                Right::PatientsWrite,
+                Right::BillingRead,
+            ],
             UserRole::Billing => &[Right::PatientsRead, Right::BillingRead, Right::BillingWrite],
             UserRole::Analyst => &[Right::AnalyticsRead],
         }
@@ -154,7 +158,9 @@ impl FromStr for UserRole {
             }
         }
         let valid = UserRole::ALL.map(UserRole::as_str).join(", ");
-        Err(format!("unknown user role `{raw}`; valid roles are: {valid}"))
+        Err(format!(
+            "unknown user role `{raw}`; valid roles are: {valid}"
+        ))
     }
 }
 

@@ -1,0 +1,14 @@
+//! The analytics module: durable figures built from patient and billing events.
+//!
+//! [`events_consumer`] feeds both topics to a [`FiguresHandler`], which keeps counters in the
+//! analytics database in the same transaction that records each event as processed;
+//! [`AnalyticsService`] implements [`ward_bus::AnalyticsApi`] by reading them.
+
+mod consumer;
+mod entity;
+pub mod migration;
+mod service;
+
+pub use consumer::{FiguresHandler, events_consumer};
+pub use migration::Migrator;
+pub use service::AnalyticsService;

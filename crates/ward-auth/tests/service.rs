@@ -1,0 +1,284 @@
+//! `AuthService` against a real SQLite file in a fresh temporary folder.
+
+use std::path::PathBuf;
+
+use chrono::Utc;
+use uuid::Uuid;
+use ward_auth::AuthService;
+use ward_bus::AuthApi;
+use ward_bus::auth::NewUser;
+use ward_bus::token::{TokenIssuer, TokenVerifier, generate_key_files};
+use ward_core::config::SecretUrl;
+use ward_core::{CallerContext, Principal, UserRole, WardError};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct TestAuth {
+    service: AuthService,
+    verifier: TokenVerifier,
+    folder: PathBuf,
+}
+
+impl Drop for TestAuth {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
+}
+
+/// A migrated auth database and a fresh key pair, both in their own temporary folder.
+async fn spawn_auth() -> TestAuth {
+    let folder = std::env::temp_dir().join(format!("ward-auth-test-{}", Uuid::new_v4()));
+    let private_key_path = folder.join("keys/auth.key");
+    let public_key_path = folder.join("keys/auth.pub");
+    generate_key_files(&private_key_path, &public_key_path).unwrap();
+    let issuer = TokenIssuer::from_file(&private_key_path).unwrap();
+    let verifier = TokenVerifier::from_file(&public_key_path).unwrap();
+
+    let database_path = folder.join("auth.db");
+    let url = SecretUrl::new(format!("sqlite://{}?mode=rwc", database_path.display()));
+    let db = ward_bus::db::connect(&url, "auth").await.unwrap();
+    AuthService::migrate(&db).await.unwrap();
+    // Migrating twice is a no-op.
+    AuthService::migrate(&db).await.unwrap();
+    let service = AuthService::open(db, issuer, 900).await.unwrap();
+    TestAuth {
+        service,
+        verifier,
+        folder,
+    }
+}
+
+fn system() -> CallerContext {
+    CallerContext::system("test")
+}
+
+fn new_user(email: &str, role: UserRole) -> NewUser {
+    NewUser {
+        email: email.into(),
+        password: PASSWORD.into(),
+        role,
+    }
+}
+
+fn caller_with(principal: Principal) -> CallerContext {
+    CallerContext::authenticated(principal, "token", "request-1")
+}
+
+#[tokio::test]
+async fn created_user_logs_in_and_the_token_verifies() {
+    // Arrange
+    let auth = spawn_auth().await;
+    let created = auth
+        .service
+        .create_user(
+            &system(),
+            new_user(" Ada@Example.com ", UserRole::Clinician),
+        )
+        .await
+        .unwrap();
+
+    // Act: the login email differs in case and spacing.
+    let session = auth
+        .service
+        .login(&CallerContext::anonymous("r"), "ada@EXAMPLE.com", PASSWORD)
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(created.email, "Ada@Example.com");
+    assert_eq!(created.role, UserRole::Clinician);
+    assert!(session.expires_at > Utc::now());
+    let principal = auth.verifier.verify(&session.token, Utc::now()).unwrap();
+    assert_eq!(principal.user_id, created.id);
+    assert_eq!(principal.email, "Ada@Example.com");
+    assert_eq!(principal.rights, UserRole::Clinician.rights().to_vec());
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_email_get_the_same_answer() {
+    let auth = spawn_auth().await;
+    auth.service
+        .create_user(&system(), new_user("ada@example.com", UserRole::Admin))
+        .await
+        .unwrap();
+    let anonymous = CallerContext::anonymous("r");
+
+    let wrong_password = auth
+        .service
+        .login(&anonymous, "ada@example.com", "not the password")
+        .await
+        .unwrap_err();
+    let unknown_email = auth
+        .service
+        .login(&anonymous, "nobody@example.com", PASSWORD)
+        .await
+        .unwrap_err();
+
+    let expected = WardError::Unauthenticated("invalid email or password".into());
+    assert_eq!(wrong_password, expected);
+    assert_eq!(unknown_email, expected);
+}
+
+#[tokio::test]
+async fn duplicate_email_ignoring_case_already_exists() {
+    let auth = spawn_auth().await;
+    auth.service
+        .create_user(&system(), new_user("ada@example.com", UserRole::Admin))
+        .await
+        .unwrap();
+
+    let error = auth
+        .service
+        .create_user(&system(), new_user("  ADA@example.COM", UserRole::Analyst))
+        .await
+        .unwrap_err();
+
+    assert_eq!(
+        error,
+        WardError::AlreadyExists("Email address already exists".into())
+    );
+}
+
+#[tokio::test]
+async fn create_user_needs_the_users_admin_right() {
+    let auth = spawn_auth().await;
+    let clinician = auth
+        .service
+        .create_user(&system(), new_user("doc@example.com", UserRole::Clinician))
+        .await
+        .unwrap();
+    let session = auth
+        .service
+        .login(&CallerContext::anonymous("r"), "doc@example.com", PASSWORD)
+        .await
+        .unwrap();
+    let principal = auth.verifier.verify(&session.token, Utc::now()).unwrap();
+    assert_eq!(principal.user_id, clinician.id);
+
+    let forbidden = auth
+        .service
+        .create_user(
+            &caller_with(principal),
+            new_user("new@example.com", UserRole::Admin),
+        )
+        .await
+        .unwrap_err();
+    let anonymous = auth
+        .service
+        .create_user(
+            &CallerContext::anonymous("r"),
+            new_user("new@example.com", UserRole::Admin),
+        )
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(forbidden, WardError::Forbidden(_)),
+        "{forbidden:?}"
+    );
+    assert!(
+        matches!(anonymous, WardError::Unauthenticated(_)),
+        "{anonymous:?}"
+    );
+}
+
+#[tokio::test]
+async fn admin_creates_users_and_invalid_input_is_rejected_per_field() {
+    let auth = spawn_auth().await;
+    auth.service
+        .create_user(&system(), new_user("root@example.com", UserRole::Admin))
+        .await
+        .unwrap();
+    let session = auth
+        .service
+        .login(&CallerContext::anonymous("r"), "root@example.com", PASSWORD)
+        .await
+        .unwrap();
+    let admin = caller_with(auth.verifier.verify(&session.token, Utc::now()).unwrap());
+
+    let created = auth
+        .service
+        .create_user(&admin, new_user("billing@example.com", UserRole::Billing))
+        .await
+        .unwrap();
+    assert_eq!(created.role, UserRole::Billing);
+
+    let invalid = NewUser {
+        email: "not an email".into(),
+        password: "short".into(),
+        role: UserRole::Analyst,
+    };
+    let error = auth.service.create_user(&admin, invalid).await.unwrap_err();
+    let fields: Vec<&str> = error
+        .field_errors()
+        .iter()
+        .map(|field_error| field_error.field.as_str())
+        .collect();
+    assert_eq!(fields, vec!["email", "password"]);
+}
+
+#[tokio::test]
+async fn me_returns_the_account_behind_the_token() {
+    let auth = spawn_auth().await;
+    let created = auth
+        .service
+        .create_user(&system(), new_user("ada@example.com", UserRole::Analyst))
+        .await
+        .unwrap();
+    let session = auth
+        .service
+        .login(&CallerContext::anonymous("r"), "ada@example.com", PASSWORD)
+        .await
+        .unwrap();
+    let principal = auth.verifier.verify(&session.token, Utc::now()).unwrap();
+
+    let me = auth
+        .service
+        .me(&caller_with(principal.clone()))
+        .await
+        .unwrap();
+    assert_eq!(me, created);
+
+    // A token for an account that does not exist (anymore) is not enough.
+    let ghost = Principal {
+        user_id: Uuid::now_v7(),
+        ..principal
+    };
+    let error = auth.service.me(&caller_with(ghost)).await.unwrap_err();
+    assert!(matches!(error, WardError::Unauthenticated(_)), "{error:?}");
+    let error = auth
+        .service
+        .me(&CallerContext::anonymous("r"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, WardError::Unauthenticated(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn token_from_another_issuer_does_not_verify() {
+    let auth = spawn_auth().await;
+    auth.service
+        .create_user(&system(), new_user("ada@example.com", UserRole::Admin))
+        .await
+        .unwrap();
+    let session = auth
+        .service
+        .login(&CallerContext::anonymous("r"), "ada@example.com", PASSWORD)
+        .await
+        .unwrap();
+
+    let folder = auth.folder.join("other");
+    generate_key_files(&folder.join("other.key"), &folder.join("other.pub")).unwrap();
+    let other_verifier = TokenVerifier::from_file(&folder.join("other.pub")).unwrap();
+
+    let error = other_verifier
+        .verify(&session.token, Utc::now())
+        .unwrap_err();
+    assert!(matches!(error, WardError::Unauthenticated(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn check_ready_answers() {
+    let auth = spawn_auth().await;
+    auth.service.check_ready().await.unwrap();
+}

@@ -1,0 +1,532 @@
+//! JSON bodies and query strings, and their conversions to and from the bus's domain types.
+//!
+//! Field names match the reference platform (camelCase). Incoming fields are read as raw JSON
+//! values and checked one by one, so a wrongly typed field (`"name": 5`) is a 400 naming that
+//! field, reported with every other failing field, rather than an opaque deserialization error.
+
+mod fields;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+use ward_bus::analytics::{DailyCount, Summary};
+use ward_bus::auth::{Session, UserInfo};
+use ward_bus::billing::{AccountStatus, BillingAccount};
+use ward_bus::health::{ComponentState, HealthReport};
+use ward_bus::patients::{
+    NewPatient, PageRequest, Patient, PatientChanges, PatientInput, PatientPage,
+};
+use ward_core::{FieldError, Principal, UserRole, WardResult};
+
+use self::fields::{field_error, invalid, required, text_field, with_type_errors};
+
+/// `POST /auth/login`. No `Debug`: it holds a password.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = LoginRequest)]
+pub(crate) struct LoginBody {
+    #[schema(value_type = String, example = "testuser@test.com")]
+    email: Option<Value>,
+    #[schema(value_type = String, format = Password, example = "password123")]
+    password: Option<Value>,
+}
+
+/// Credentials read from a [`LoginBody`].
+pub(crate) struct Credentials {
+    pub email: String,
+    pub password: String,
+}
+
+// Hand-written so that a password never reaches a log line.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoginBody {
+    pub(crate) fn into_credentials(self) -> WardResult<Credentials> {
+        let mut errors = Vec::new();
+        let email_text_opt = text_field(self.email, "email", &mut errors);
+        let password_text_opt = text_field(self.password, "password", &mut errors);
+        let email_opt = required(email_text_opt, "email", &mut errors);
+        let password_opt = required(password_text_opt, "password", &mut errors);
+        match (email_opt, password_opt) {
+            (Some(email), Some(password)) if errors.is_empty() => {
+                Ok(Credentials { email, password })
+            }
+            _ => Err(invalid(errors)),
+        }
+    }
+}
+
+/// An issued access token.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LoginResponse {
+    /// Send as `Authorization: Bearer <token>`.
+    token: String,
+    /// When the token stops being accepted (RFC 3339).
+    expires_at: DateTime<Utc>,
+}
+
+impl From<Session> for LoginResponse {
+    fn from(session: Session) -> Self {
+        Self {
+            token: session.token,
+            expires_at: session.expires_at,
+        }
+    }
+}
+
+/// A staff member's role.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = UserRole)]
+pub(crate) enum UserRoleDto {
+    Admin,
+    Clinician,
+    Billing,
+    Analyst,
+}
+
+impl From<UserRole> for UserRoleDto {
+    fn from(role: UserRole) -> Self {
+        match role {
+            UserRole::Admin => Self::Admin,
+            UserRole::Clinician => Self::Clinician,
+            UserRole::Billing => Self::Billing,
+            UserRole::Analyst => Self::Analyst,
+        }
+    }
+}
+
+/// The holder of a token that verified.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ValidateResponse {
+    /// Always `true`: an invalid token is a 401 problem.
+    valid: bool,
+    user_id: Uuid,
+    email: String,
+    role: UserRoleDto,
+}
+
+impl From<&Principal> for ValidateResponse {
+    fn from(principal: &Principal) -> Self {
+        Self {
+            valid: true,
+            user_id: principal.user_id,
+            email: principal.email.clone(),
+            role: principal.role.into(),
+        }
+    }
+}
+
+/// The account behind the caller's token.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CurrentUser)]
+pub(crate) struct MeResponse {
+    id: Uuid,
+    email: String,
+    role: UserRoleDto,
+}
+
+impl From<UserInfo> for MeResponse {
+    fn from(user: UserInfo) -> Self {
+        Self {
+            id: user.id,
+            email: user.email,
+            role: user.role.into(),
+        }
+    }
+}
+
+/// A patient to register (`POST`) or the full new state of one (`PUT`, which ignores
+/// `registeredDate`). Dates are `yyyy-MM-dd`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = PatientInput)]
+pub(crate) struct PatientBody {
+    /// At most 100 characters.
+    #[schema(value_type = String, example = "John Doe")]
+    name: Option<Value>,
+    #[schema(value_type = String, format = Email, example = "john.doe@example.com")]
+    email: Option<Value>,
+    #[schema(value_type = String, example = "123 Main St, Springfield")]
+    address: Option<Value>,
+    #[schema(value_type = String, format = Date, example = "1985-06-15")]
+    date_of_birth: Option<Value>,
+    /// Required on create, ignored on update.
+    #[schema(value_type = Option<String>, format = Date, example = "2024-01-10")]
+    registered_date: Option<Value>,
+}
+
+impl PatientBody {
+    pub(crate) fn into_new_patient(self) -> WardResult<NewPatient> {
+        let (input, type_errors) = self.into_input();
+        with_type_errors(NewPatient::parse(input), type_errors)
+    }
+
+    pub(crate) fn into_changes(self) -> WardResult<PatientChanges> {
+        let (input, type_errors) = self.into_input();
+        with_type_errors(PatientChanges::parse(input), type_errors)
+    }
+
+    fn into_input(self) -> (PatientInput, Vec<FieldError>) {
+        let mut type_errors = Vec::new();
+        let input = PatientInput {
+            name: text_field(self.name, "name", &mut type_errors),
+            email: text_field(self.email, "email", &mut type_errors),
+            address: text_field(self.address, "address", &mut type_errors),
+            date_of_birth: text_field(self.date_of_birth, "dateOfBirth", &mut type_errors),
+            registered_date: text_field(self.registered_date, "registeredDate", &mut type_errors),
+        };
+        (input, type_errors)
+    }
+}
+
+/// A stored patient.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Patient)]
+pub(crate) struct PatientResponse {
+    id: Uuid,
+    #[schema(example = "John Doe")]
+    name: String,
+    #[schema(example = "john.doe@example.com")]
+    email: String,
+    #[schema(example = "123 Main St, Springfield")]
+    address: String,
+    date_of_birth: NaiveDate,
+    registered_date: NaiveDate,
+}
+
+impl From<Patient> for PatientResponse {
+    fn from(patient: Patient) -> Self {
+        Self {
+            id: patient.id,
+            name: patient.name,
+            email: patient.email,
+            address: patient.address,
+            date_of_birth: patient.date_of_birth,
+            registered_date: patient.registered_date,
+        }
+    }
+}
+
+/// `GET /api/patients` query. Kept as text so a bad value is a 400 naming the parameter.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListPatientsQuery {
+    /// Page size, 1 to 500; 50 when absent.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    limit: Option<String>,
+    /// The `nextCursor` of the previous page; absent for the first page.
+    cursor: Option<String>,
+}
+
+impl ListPatientsQuery {
+    pub(crate) fn into_page_request(self) -> WardResult<PageRequest> {
+        let mut type_errors = Vec::new();
+        let limit_text_opt = self.limit.filter(|limit| !limit.trim().is_empty());
+        let mut limit_opt = None;
+        if let Some(limit_text) = limit_text_opt {
+            match limit_text.trim().parse::<i64>() {
+                Ok(limit) => limit_opt = Some(limit),
+                Err(_) => type_errors.push(field_error("limit", "limit must be an integer")),
+            }
+        }
+        let page = PageRequest::parse(limit_opt, self.cursor.as_deref());
+        with_type_errors(page, type_errors)
+    }
+}
+
+/// One page of patients, ordered by id.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = PatientPage)]
+pub(crate) struct PatientPageResponse {
+    items: Vec<PatientResponse>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+impl From<PatientPage> for PatientPageResponse {
+    fn from(page: PatientPage) -> Self {
+        let mut items = Vec::with_capacity(page.items.len());
+        for patient in page.items {
+            items.push(PatientResponse::from(patient));
+        }
+        Self {
+            items,
+            next_cursor: page.next_cursor_opt,
+        }
+    }
+}
+
+/// The state of a billing account.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[schema(as = AccountStatus)]
+pub(crate) enum AccountStatusDto {
+    Active,
+}
+
+impl From<AccountStatus> for AccountStatusDto {
+    fn from(status: AccountStatus) -> Self {
+        match status {
+            AccountStatus::Active => Self::Active,
+        }
+    }
+}
+
+/// A patient's billing account; exactly one per patient.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = BillingAccount)]
+pub(crate) struct BillingAccountResponse {
+    id: Uuid,
+    patient_id: Uuid,
+    status: AccountStatusDto,
+    /// RFC 3339.
+    opened_at: DateTime<Utc>,
+}
+
+impl From<BillingAccount> for BillingAccountResponse {
+    fn from(account: BillingAccount) -> Self {
+        Self {
+            id: account.id,
+            patient_id: account.patient_id,
+            status: account.status.into(),
+            opened_at: account.opened_at,
+        }
+    }
+}
+
+/// Durable figures built from patient and billing events.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = AnalyticsSummary)]
+pub(crate) struct SummaryResponse {
+    patients_registered: u64,
+    patients_deleted: u64,
+    billing_accounts_opened: u64,
+    /// Events processed, by event type (e.g. `PatientRegistered`).
+    events_by_type: BTreeMap<String, u64>,
+    /// By registered date, oldest first.
+    registrations_by_day: Vec<DailyCountResponse>,
+}
+
+/// Registrations on one day.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = DailyCount)]
+pub(crate) struct DailyCountResponse {
+    date: NaiveDate,
+    count: u64,
+}
+
+impl From<Summary> for SummaryResponse {
+    fn from(summary: Summary) -> Self {
+        let mut registrations_by_day = Vec::with_capacity(summary.registrations_by_day.len());
+        for DailyCount { date, count } in summary.registrations_by_day {
+            registrations_by_day.push(DailyCountResponse { date, count });
+        }
+        Self {
+            patients_registered: summary.patients_registered,
+            patients_deleted: summary.patients_deleted,
+            billing_accounts_opened: summary.billing_accounts_opened,
+            events_by_type: summary.events_by_type,
+            registrations_by_day,
+        }
+    }
+}
+
+/// `/livez`: the process runs.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Liveness)]
+pub(crate) struct LivenessResponse {
+    #[schema(example = "live")]
+    status: &'static str,
+}
+
+impl LivenessResponse {
+    pub(crate) fn live() -> Self {
+        Self { status: "live" }
+    }
+}
+
+/// `/readyz`: whether every component this process depends on is ready.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Readiness)]
+pub(crate) struct ReadinessResponse {
+    /// `ready` or `not_ready`.
+    #[schema(example = "ready")]
+    status: &'static str,
+    components: Vec<ComponentReadiness>,
+}
+
+/// One component's readiness.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ComponentReadiness {
+    #[schema(example = "peer:billing")]
+    name: String,
+    ready: bool,
+    /// What a component that is not ready waits for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waiting_for: Option<String>,
+}
+
+impl From<HealthReport> for ReadinessResponse {
+    fn from(report: HealthReport) -> Self {
+        let mut components = Vec::with_capacity(report.components.len());
+        for (name, state) in report.components {
+            let waiting_for = match state {
+                ComponentState::Ready => None,
+                ComponentState::NotReady(reason) => Some(reason),
+            };
+            components.push(ComponentReadiness {
+                name,
+                ready: waiting_for.is_none(),
+                waiting_for,
+            });
+        }
+        Self {
+            status: if report.ready { "ready" } else { "not_ready" },
+            components,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use ward_core::WardError;
+
+    use super::*;
+
+    fn fields(error: &WardError) -> Vec<(&str, &str)> {
+        error
+            .field_errors()
+            .iter()
+            .map(|error| (error.field.as_str(), error.message.as_str()))
+            .collect()
+    }
+
+    fn patient_body(value: Value) -> PatientBody {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn a_complete_body_becomes_a_new_patient() {
+        let body = patient_body(json!({
+            "name": "John Doe",
+            "email": "john.doe@example.com",
+            "address": "123 Main St, Springfield",
+            "dateOfBirth": "1985-06-15",
+            "registeredDate": "2024-01-10",
+            "id": "ignored"
+        }));
+        let patient = body.into_new_patient().unwrap();
+        assert_eq!(patient.name, "John Doe");
+    }
+
+    #[test]
+    fn wrong_types_are_named_in_field_order_with_the_other_failures() {
+        let body = patient_body(json!({
+            "name": 5,
+            "email": "not-an-email",
+            "address": ["x"],
+            "dateOfBirth": "1985-06-15"
+        }));
+        let error = body.into_new_patient().unwrap_err();
+        assert_eq!(
+            fields(&error),
+            vec![
+                ("name", "name must be a string"),
+                ("email", "Email should be valid"),
+                ("address", "address must be a string"),
+                ("registeredDate", "Registered date is required"),
+            ]
+        );
+        assert!(error.to_string().starts_with("name must be a string; "));
+    }
+
+    #[test]
+    fn a_wrongly_typed_registered_date_fails_an_update_too() {
+        let body = patient_body(json!({
+            "name": "John Doe",
+            "email": "john.doe@example.com",
+            "address": "123 Main St",
+            "dateOfBirth": "1985-06-15",
+            "registeredDate": 20240110
+        }));
+        let error = body.into_changes().unwrap_err();
+        assert_eq!(
+            fields(&error),
+            vec![("registeredDate", "registeredDate must be a string")]
+        );
+    }
+
+    #[test]
+    fn null_is_absent() {
+        let error = patient_body(json!({"name": null}))
+            .into_new_patient()
+            .unwrap_err();
+        assert_eq!(fields(&error)[0], ("name", "Name is required"));
+    }
+
+    #[test]
+    fn a_non_numeric_limit_is_named() {
+        let query = ListPatientsQuery {
+            limit: Some("ten".into()),
+            cursor: None,
+        };
+        let error = query.into_page_request().unwrap_err();
+        assert_eq!(fields(&error), vec![("limit", "limit must be an integer")]);
+        let empty_limit = ListPatientsQuery {
+            limit: Some(String::new()),
+            cursor: None,
+        };
+        assert_eq!(empty_limit.into_page_request().unwrap().limit, 50);
+    }
+
+    #[test]
+    fn login_needs_both_fields_as_strings() {
+        let body: LoginBody = serde_json::from_value(json!({"email": 1})).unwrap();
+        let error = body.into_credentials().unwrap_err();
+        assert_eq!(
+            fields(&error),
+            vec![
+                ("email", "email must be a string"),
+                ("password", "password is required")
+            ]
+        );
+    }
+
+    #[test]
+    fn responses_use_the_reference_field_names() {
+        let patient = Patient {
+            id: Uuid::nil(),
+            name: "John Doe".into(),
+            email: "john.doe@example.com".into(),
+            address: "123 Main St".into(),
+            date_of_birth: NaiveDate::from_ymd_opt(1985, 6, 15).unwrap(),
+            registered_date: NaiveDate::from_ymd_opt(2024, 1, 10).unwrap(),
+        };
+        let page = PatientPage {
+            items: vec![patient],
+            next_cursor_opt: None,
+        };
+        let json = serde_json::to_value(PatientPageResponse::from(page)).unwrap();
+        assert_eq!(json["nextCursor"], Value::Null);
+        assert_eq!(json["items"][0]["dateOfBirth"], "1985-06-15");
+        assert_eq!(json["items"][0]["registeredDate"], "2024-01-10");
+    }
+}

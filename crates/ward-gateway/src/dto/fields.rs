@@ -1,0 +1,128 @@
+//! Reading request fields leniently: every field arrives as raw JSON and is checked here, so a
+//! wrong type becomes a field error reported together with the domain parser's own.
+
+use serde_json::Value;
+use ward_core::{FieldError, WardError, WardResult};
+
+/// Reads a text field: absent or `null` is `None`, any non-string is a field error.
+pub(super) fn text_field(
+    value_opt: Option<Value>,
+    field: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    match value_opt {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text),
+        Some(_) => {
+            errors.push(field_error(field, format!("{field} must be a string")));
+            None
+        }
+    }
+}
+
+/// Checks that a field that is not a domain value (login's) is present and not blank.
+pub(super) fn required(
+    text_opt: Option<String>,
+    field: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    let is_reported = errors.iter().any(|error| error.field == field);
+    match text_opt {
+        Some(text) if !text.trim().is_empty() => Some(text),
+        _ if is_reported => None,
+        _ => {
+            errors.push(field_error(field, format!("{field} is required")));
+            None
+        }
+    }
+}
+
+/// Merges wrong-type errors into a parse result, keeping the parser's field order. A wrongly typed
+/// field was passed to the parser as absent, so its "is required" is replaced by the type error.
+pub(super) fn with_type_errors<T>(
+    parsed: WardResult<T>,
+    type_errors: Vec<FieldError>,
+) -> WardResult<T> {
+    if type_errors.is_empty() {
+        return parsed;
+    }
+    let parse_errors = match &parsed {
+        Ok(_) => Vec::new(),
+        Err(error) => error.field_errors().to_vec(),
+    };
+    let mut errors: Vec<FieldError> = Vec::new();
+    for parse_error in parse_errors {
+        let type_error_opt = type_errors
+            .iter()
+            .find(|type_error| type_error.field == parse_error.field);
+        match type_error_opt {
+            Some(type_error) if errors.contains(type_error) => {}
+            Some(type_error) => errors.push(type_error.clone()),
+            None => errors.push(parse_error),
+        }
+    }
+    for type_error in type_errors {
+        if !errors.contains(&type_error) {
+            errors.push(type_error);
+        }
+    }
+    Err(invalid(errors))
+}
+
+pub(super) fn invalid(errors: Vec<FieldError>) -> WardError {
+    let messages: Vec<&str> = errors.iter().map(|error| error.message.as_str()).collect();
+    WardError::invalid(messages.join("; "), errors)
+}
+
+pub(super) fn field_error(field: &str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_type_error_replaces_the_required_error_in_place() {
+        let parsed: WardResult<()> = Err(invalid(vec![
+            field_error("name", "Name is required"),
+            field_error("email", "Email is required"),
+        ]));
+        let merged = with_type_errors(parsed, vec![field_error("email", "email must be a string")]);
+        let error = merged.unwrap_err();
+        let messages: Vec<&str> = error
+            .field_errors()
+            .iter()
+            .map(|error| error.message.as_str())
+            .collect();
+        assert_eq!(messages, vec!["Name is required", "email must be a string"]);
+        assert_eq!(
+            error.to_string(),
+            "Name is required; email must be a string"
+        );
+    }
+
+    #[test]
+    fn a_type_error_alone_fails_an_otherwise_valid_parse() {
+        let merged = with_type_errors(
+            Ok(()),
+            vec![field_error("limit", "limit must be an integer")],
+        );
+        assert_eq!(merged.unwrap_err().field_errors().len(), 1);
+    }
+
+    #[test]
+    fn strings_pass_null_is_absent_and_other_types_are_named() {
+        let mut errors = Vec::new();
+        assert_eq!(
+            text_field(Some(Value::from("x")), "name", &mut errors).as_deref(),
+            Some("x")
+        );
+        assert_eq!(text_field(Some(Value::Null), "name", &mut errors), None);
+        assert_eq!(text_field(Some(Value::from(5)), "name", &mut errors), None);
+        assert_eq!(errors, vec![field_error("name", "name must be a string")]);
+    }
+}

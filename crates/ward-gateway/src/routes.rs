@@ -1,0 +1,64 @@
+//! The route table, and one file of thin handlers per module: parse, call the trait, map.
+
+pub(crate) mod analytics;
+pub(crate) mod auth;
+pub(crate) mod billing;
+pub(crate) mod docs;
+pub(crate) mod health;
+pub(crate) mod patients;
+
+use std::future::{Ready, ready};
+
+use actix_web::{HttpRequest, HttpResponse, Resource, Route, web};
+use ward_core::WardError;
+
+use crate::problem::ApiError;
+
+/// Registers the public API's routes (everything but the health routes).
+pub(crate) fn api_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/auth/login", "POST").route(web::post().to(auth::login)))
+        .service(resource("/auth/validate", "GET").route(web::get().to(auth::validate)))
+        .service(resource("/auth/me", "GET").route(web::get().to(auth::me)))
+        .service(
+            resource("/api/patients", "GET, POST")
+                .route(web::get().to(patients::list_patients))
+                .route(web::post().to(patients::create_patient)),
+        )
+        .service(
+            resource("/api/patients/{id}", "GET, PUT, DELETE")
+                .route(web::get().to(patients::get_patient))
+                .route(web::put().to(patients::update_patient))
+                .route(web::delete().to(patients::delete_patient)),
+        )
+        .service(
+            resource("/api/billing/accounts/{patientId}", "GET")
+                .route(web::get().to(billing::get_account_by_patient)),
+        )
+        .service(resource("/api/analytics/summary", "GET").route(web::get().to(analytics::summary)))
+        .service(resource("/openapi.json", "GET").route(web::get().to(docs::openapi_json)))
+        .service(resource("/docs", "GET").route(web::get().to(docs::docs_page)));
+}
+
+/// Registers `/livez`, `/readyz` and `/metrics`, served on both listeners.
+pub(crate) fn health_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/livez", "GET").route(web::get().to(health::livez)))
+        .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
+        .service(resource("/metrics", "GET").route(web::get().to(health::metrics)));
+}
+
+/// The 404 problem for a path no route matches.
+pub(crate) async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let detail = format!("no route matches {} {}", request.method(), request.path());
+    Err(WardError::NotFound(detail).into())
+}
+
+/// A resource whose unmatched methods get a 405 problem listing `allow`.
+fn resource(path: &str, allow: &'static str) -> Resource {
+    web::resource(path).default_service(method_not_allowed(allow))
+}
+
+fn method_not_allowed(allow: &'static str) -> Route {
+    web::to(move || -> Ready<Result<HttpResponse, ApiError>> {
+        ready(Err(ApiError::MethodNotAllowed { allow }))
+    })
+}

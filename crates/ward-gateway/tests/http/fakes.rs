@@ -1,0 +1,301 @@
+//! In-memory fakes of the module traits. Like the real modules, they authorize with
+//! `ctx.require`, so the gateway's pass-through of 403s is exercised too.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use uuid::Uuid;
+use ward_bus::analytics::{AnalyticsApi, DailyCount, Summary};
+use ward_bus::auth::{AuthApi, NewUser, Session, UserInfo};
+use ward_bus::billing::{AccountStatus, BillingAccount, BillingApi, OpenAccountRequest};
+use ward_bus::patients::{
+    NewPatient, PageRequest, Patient, PatientChanges, PatientPage, PatientsApi, cursor_after,
+    normalized_email,
+};
+use ward_core::{CallerContext, Principal, Right, UserRole, WardError, WardResult};
+
+pub const ADMIN_TOKEN: &str = "admin-token";
+pub const ANALYST_TOKEN: &str = "analyst-token";
+pub const ADMIN_EMAIL: &str = "testuser@test.com";
+pub const ADMIN_PASSWORD: &str = "password123";
+
+pub fn admin_id() -> Uuid {
+    Uuid::from_u128(1)
+}
+
+pub fn principal(role: UserRole) -> Principal {
+    Principal {
+        user_id: admin_id(),
+        email: ADMIN_EMAIL.into(),
+        role,
+        rights: role.rights().to_vec(),
+    }
+}
+
+/// Stands in for the biscuit verifier: two known tokens, everything else rejected.
+pub fn check_token(token: &str, _now: DateTime<Utc>) -> WardResult<Principal> {
+    match token {
+        ADMIN_TOKEN => Ok(principal(UserRole::Admin)),
+        ANALYST_TOKEN => Ok(principal(UserRole::Analyst)),
+        _ => Err(WardError::Unauthenticated("the token is not valid".into())),
+    }
+}
+
+pub fn session_expiry() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2030, 1, 1, 10, 0, 0).unwrap()
+}
+
+#[derive(Default)]
+pub struct FakeAuth;
+
+#[async_trait]
+impl AuthApi for FakeAuth {
+    async fn login(
+        &self,
+        _ctx: &CallerContext,
+        email: &str,
+        password: &str,
+    ) -> WardResult<Session> {
+        if email == ADMIN_EMAIL && password == ADMIN_PASSWORD {
+            Ok(Session {
+                token: ADMIN_TOKEN.into(),
+                expires_at: session_expiry(),
+            })
+        } else {
+            Err(WardError::Unauthenticated(
+                "invalid email or password".into(),
+            ))
+        }
+    }
+
+    async fn me(&self, ctx: &CallerContext) -> WardResult<UserInfo> {
+        let Some(principal) = ctx.principal() else {
+            return Err(WardError::Unauthenticated("no caller".into()));
+        };
+        Ok(UserInfo {
+            id: principal.user_id,
+            email: principal.email.clone(),
+            role: principal.role,
+        })
+    }
+
+    async fn create_user(&self, ctx: &CallerContext, _user: NewUser) -> WardResult<UserInfo> {
+        ctx.require(Right::UsersAdmin)?;
+        Err(WardError::Unavailable("not in this fake".into()))
+    }
+
+    async fn check_ready(&self) -> WardResult<()> {
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+pub struct FakePatients {
+    patients: Mutex<BTreeMap<Uuid, Patient>>,
+}
+
+impl FakePatients {
+    fn email_taken(
+        patients: &BTreeMap<Uuid, Patient>,
+        email: &str,
+        except_opt: Option<Uuid>,
+    ) -> bool {
+        patients.values().any(|patient| {
+            Some(patient.id) != except_opt
+                && normalized_email(&patient.email) == normalized_email(email)
+        })
+    }
+}
+
+#[async_trait]
+impl PatientsApi for FakePatients {
+    async fn create_patient(&self, ctx: &CallerContext, new: NewPatient) -> WardResult<Patient> {
+        ctx.require(Right::PatientsWrite)?;
+        let mut patients = self.patients.lock().unwrap();
+        if Self::email_taken(&patients, &new.email, None) {
+            return Err(WardError::AlreadyExists(
+                "Email address already exists".into(),
+            ));
+        }
+        let patient = Patient {
+            id: Uuid::now_v7(),
+            name: new.name,
+            email: new.email,
+            address: new.address,
+            date_of_birth: new.date_of_birth,
+            registered_date: new.registered_date,
+        };
+        patients.insert(patient.id, patient.clone());
+        Ok(patient)
+    }
+
+    async fn get_patient(&self, ctx: &CallerContext, id: Uuid) -> WardResult<Patient> {
+        ctx.require(Right::PatientsRead)?;
+        let patients = self.patients.lock().unwrap();
+        patients
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| WardError::NotFound("Patient not found".into()))
+    }
+
+    async fn list_patients(
+        &self,
+        ctx: &CallerContext,
+        page: PageRequest,
+    ) -> WardResult<PatientPage> {
+        ctx.require(Right::PatientsRead)?;
+        let patients = self.patients.lock().unwrap();
+        let mut items: Vec<Patient> = patients
+            .values()
+            .filter(|patient| page.after_opt.is_none_or(|after| patient.id > after))
+            .take(page.limit as usize + 1)
+            .cloned()
+            .collect();
+        let mut next_cursor_opt = None;
+        if items.len() > page.limit as usize {
+            items.truncate(page.limit as usize);
+            next_cursor_opt = items.last().map(|patient| cursor_after(patient.id));
+        }
+        Ok(PatientPage {
+            items,
+            next_cursor_opt,
+        })
+    }
+
+    async fn update_patient(
+        &self,
+        ctx: &CallerContext,
+        id: Uuid,
+        changes: PatientChanges,
+    ) -> WardResult<Patient> {
+        ctx.require(Right::PatientsWrite)?;
+        let mut patients = self.patients.lock().unwrap();
+        if !patients.contains_key(&id) {
+            return Err(WardError::NotFound("Patient not found".into()));
+        }
+        if Self::email_taken(&patients, &changes.email, Some(id)) {
+            return Err(WardError::AlreadyExists(
+                "Email address already exists".into(),
+            ));
+        }
+        let patient = patients.get_mut(&id).unwrap();
+        patient.name = changes.name;
+        patient.email = changes.email;
+        patient.address = changes.address;
+        patient.date_of_birth = changes.date_of_birth;
+        Ok(patient.clone())
+    }
+
+    async fn delete_patient(&self, ctx: &CallerContext, id: Uuid) -> WardResult<()> {
+        ctx.require(Right::PatientsWrite)?;
+        let mut patients = self.patients.lock().unwrap();
+        match patients.remove(&id) {
+            Some(_) => Ok(()),
+            None => Err(WardError::NotFound("Patient not found".into())),
+        }
+    }
+
+    async fn import_patients(
+        &self,
+        ctx: &CallerContext,
+        _patients: Vec<(Uuid, NewPatient)>,
+    ) -> WardResult<u64> {
+        ctx.require(Right::PatientsWrite)?;
+        Ok(0)
+    }
+
+    async fn check_ready(&self) -> WardResult<()> {
+        Ok(())
+    }
+}
+
+/// One known account, for the patient [`billed_patient_id`].
+#[derive(Default)]
+pub struct FakeBilling;
+
+pub fn billed_patient_id() -> Uuid {
+    Uuid::from_u128(42)
+}
+
+pub fn account_opened_at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 1, 10, 9, 30, 0).unwrap()
+}
+
+#[async_trait]
+impl BillingApi for FakeBilling {
+    async fn create_billing_account(
+        &self,
+        ctx: &CallerContext,
+        _request: OpenAccountRequest,
+    ) -> WardResult<BillingAccount> {
+        ctx.require(Right::BillingWrite)?;
+        Err(WardError::Unavailable("not in this fake".into()))
+    }
+
+    async fn get_account_by_patient(
+        &self,
+        ctx: &CallerContext,
+        patient_id: Uuid,
+    ) -> WardResult<BillingAccount> {
+        ctx.require(Right::BillingRead)?;
+        if patient_id != billed_patient_id() {
+            return Err(WardError::NotFound("Billing account not found".into()));
+        }
+        Ok(BillingAccount {
+            id: Uuid::from_u128(7),
+            patient_id,
+            status: AccountStatus::Active,
+            opened_at: account_opened_at(),
+        })
+    }
+
+    async fn check_ready(&self) -> WardResult<()> {
+        Ok(())
+    }
+}
+
+/// Answers with fixed figures, or fails as a broken database would.
+pub struct FakeAnalytics {
+    pub fail_internally: bool,
+}
+
+#[async_trait]
+impl AnalyticsApi for FakeAnalytics {
+    async fn summary(&self, ctx: &CallerContext) -> WardResult<Summary> {
+        ctx.require(Right::AnalyticsRead)?;
+        if self.fail_internally {
+            return Err(WardError::internal(
+                "analytics database",
+                "/data/secret.db is locked",
+            ));
+        }
+        Ok(Summary {
+            patients_registered: 15,
+            patients_deleted: 1,
+            billing_accounts_opened: 15,
+            events_by_type: BTreeMap::from([("PatientRegistered".to_string(), 15)]),
+            registrations_by_day: vec![DailyCount {
+                date: NaiveDate::from_ymd_opt(2024, 1, 10).unwrap(),
+                count: 3,
+            }],
+        })
+    }
+
+    async fn check_ready(&self) -> WardResult<()> {
+        Ok(())
+    }
+}
+
+pub fn fakes(analytics_fails: bool) -> ward_gateway::ApiBackends {
+    ward_gateway::ApiBackends {
+        auth: Arc::new(FakeAuth),
+        patients: Arc::new(FakePatients::default()),
+        billing: Arc::new(FakeBilling),
+        analytics: Arc::new(FakeAnalytics {
+            fail_internally: analytics_fails,
+        }),
+        token_check: Arc::new(check_token),
+    }
+}

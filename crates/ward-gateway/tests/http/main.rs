@@ -1,0 +1,13 @@
+//! HTTP-layer tests of the gateway over in-memory fakes of the module traits.
+//!
+//! The end-to-end suite runs the real modules through the binary; these check routing, status
+//! codes, bodies, problem documents, request ids, health and OpenAPI.
+
+mod auth;
+mod billing_analytics;
+mod docs;
+mod errors;
+mod fakes;
+mod helpers;
+mod ops;
+mod patients;

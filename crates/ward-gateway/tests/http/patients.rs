@@ -1,0 +1,312 @@
+use actix_web::test::TestRequest;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::api_app;
+use crate::fakes::{ADMIN_TOKEN, ANALYST_TOKEN};
+use crate::helpers::send;
+
+fn john_doe() -> Value {
+    json!({
+        "name": "John Doe",
+        "email": "john.doe@example.com",
+        "address": "123 Main St, Springfield",
+        "dateOfBirth": "1985-06-15",
+        "registeredDate": "2024-01-10"
+    })
+}
+
+fn as_admin(request: TestRequest) -> TestRequest {
+    request.insert_header(("authorization", format!("Bearer {ADMIN_TOKEN}")))
+}
+
+#[actix_web::test]
+async fn without_a_token_the_api_is_401_with_a_generated_request_id() {
+    // Arrange
+    let app = api_app!();
+    let request = TestRequest::get().uri("/api/patients").to_request();
+
+    // Act
+    let reply = send(&app, request).await;
+
+    // Assert
+    let problem = reply.problem(401);
+    assert!(
+        reply
+            .header("www-authenticate")
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    assert_eq!(problem["instance"], "/api/patients");
+    let request_id = Uuid::parse_str(reply.header("x-request-id").unwrap()).unwrap();
+    assert_eq!(request_id.get_version_num(), 7);
+}
+
+#[actix_web::test]
+async fn a_garbage_token_is_401_and_the_callers_request_id_is_echoed() {
+    let app = api_app!();
+    let request = TestRequest::get()
+        .uri("/api/patients")
+        .insert_header(("authorization", "Bearer garbage"))
+        .insert_header(("x-request-id", "clinic-42"))
+        .to_request();
+
+    let reply = send(&app, request).await;
+
+    let problem = reply.problem(401);
+    assert_eq!(problem["requestId"], "clinic-42");
+    assert_eq!(reply.header("x-request-id"), Some("clinic-42"));
+}
+
+#[actix_web::test]
+async fn an_unusable_request_id_is_replaced() {
+    let app = api_app!();
+    let request = TestRequest::get()
+        .uri("/api/patients")
+        .insert_header(("x-request-id", "x".repeat(129)))
+        .to_request();
+
+    let reply = send(&app, request).await;
+
+    let request_id = reply.header("x-request-id").unwrap();
+    assert!(Uuid::parse_str(request_id).is_ok());
+}
+
+#[actix_web::test]
+async fn every_patient_route_needs_a_token() {
+    let app = api_app!();
+    let id = Uuid::now_v7();
+    let requests = [
+        TestRequest::post()
+            .uri("/api/patients")
+            .set_json(john_doe()),
+        TestRequest::get().uri(&format!("/api/patients/{id}")),
+        TestRequest::put()
+            .uri(&format!("/api/patients/{id}"))
+            .set_json(john_doe()),
+        TestRequest::delete().uri(&format!("/api/patients/{id}")),
+        TestRequest::get().uri(&format!("/api/billing/accounts/{id}")),
+        TestRequest::get().uri("/api/analytics/summary"),
+    ];
+    for request in requests {
+        send(&app, request.to_request()).await.problem(401);
+    }
+}
+
+#[actix_web::test]
+async fn create_read_update_delete() {
+    let app = api_app!();
+
+    // Create: 201 with Location and the stored record.
+    let created = send(
+        &app,
+        as_admin(TestRequest::post().uri("/api/patients"))
+            .set_json(john_doe())
+            .to_request(),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let patient = created.json();
+    let id = patient["id"].as_str().unwrap().to_string();
+    let location = format!("/api/patients/{id}");
+    assert_eq!(created.header("location"), Some(location.as_str()));
+    let mut expected = john_doe();
+    expected["id"] = json!(id);
+    assert_eq!(patient, expected);
+
+    // Read it back from its Location.
+    let read = send(
+        &app,
+        as_admin(TestRequest::get().uri(&location)).to_request(),
+    )
+    .await;
+    assert_eq!(read.status, 200);
+    assert_eq!(read.json(), expected);
+
+    // Update: registeredDate is ignored.
+    let mut changes = john_doe();
+    changes["name"] = json!("Johnny Doe");
+    changes["registeredDate"] = json!("2020-01-01");
+    let updated = send(
+        &app,
+        as_admin(TestRequest::put().uri(&location))
+            .set_json(&changes)
+            .to_request(),
+    )
+    .await;
+    assert_eq!(updated.status, 200);
+    assert_eq!(updated.json()["name"], "Johnny Doe");
+    assert_eq!(updated.json()["registeredDate"], "2024-01-10");
+
+    // Delete: 204, then 404.
+    let deleted = send(
+        &app,
+        as_admin(TestRequest::delete().uri(&location)).to_request(),
+    )
+    .await;
+    assert_eq!(deleted.status, 204);
+    assert!(deleted.body.is_empty());
+    let again = send(
+        &app,
+        as_admin(TestRequest::delete().uri(&location)).to_request(),
+    )
+    .await;
+    let problem = again.problem(404);
+    assert_eq!(problem["detail"], "Patient not found");
+}
+
+#[actix_web::test]
+async fn every_missing_field_is_reported_with_the_reference_messages() {
+    let app = api_app!();
+    let request = as_admin(TestRequest::post().uri("/api/patients"))
+        .set_json(json!({}))
+        .to_request();
+
+    let reply = send(&app, request).await;
+
+    let expected: Vec<(String, String)> = [
+        ("name", "Name is required"),
+        ("email", "Email is required"),
+        ("address", "Address is required"),
+        ("dateOfBirth", "Date of birth is required"),
+        ("registeredDate", "Registered date is required"),
+    ]
+    .into_iter()
+    .map(|(field, message)| (field.to_string(), message.to_string()))
+    .collect();
+    assert_eq!(reply.field_errors(), expected);
+}
+
+#[actix_web::test]
+async fn a_wrongly_typed_field_is_a_400_naming_it() {
+    let app = api_app!();
+    let mut body = john_doe();
+    body["name"] = json!(5);
+    body["dateOfBirth"] = json!("15/06/1985");
+    let request = as_admin(TestRequest::post().uri("/api/patients"))
+        .set_json(body)
+        .to_request();
+
+    let reply = send(&app, request).await;
+
+    let fields: Vec<String> = reply
+        .field_errors()
+        .into_iter()
+        .map(|(field, _)| field)
+        .collect();
+    assert_eq!(fields, vec!["name", "dateOfBirth"]);
+}
+
+#[actix_web::test]
+async fn a_duplicate_email_is_409() {
+    let app = api_app!();
+    for expected_status in [201, 409] {
+        let request = as_admin(TestRequest::post().uri("/api/patients"))
+            .set_json(john_doe())
+            .to_request();
+        let reply = send(&app, request).await;
+        assert_eq!(reply.status, expected_status);
+        if expected_status == 409 {
+            assert_eq!(reply.problem(409)["detail"], "Email address already exists");
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_malformed_id_is_a_400_naming_id() {
+    let app = api_app!();
+    for request in [
+        TestRequest::get().uri("/api/patients/not-a-uuid"),
+        TestRequest::delete().uri("/api/patients/not-a-uuid"),
+        TestRequest::put()
+            .uri("/api/patients/not-a-uuid")
+            .set_json(john_doe()),
+    ] {
+        let reply = send(&app, as_admin(request).to_request()).await;
+        assert_eq!(reply.field_errors()[0].0, "id");
+    }
+}
+
+#[actix_web::test]
+async fn an_unknown_patient_is_404() {
+    let app = api_app!();
+    let uri = format!("/api/patients/{}", Uuid::now_v7());
+
+    let read = send(&app, as_admin(TestRequest::get().uri(&uri)).to_request()).await;
+    let update = send(
+        &app,
+        as_admin(TestRequest::put().uri(&uri))
+            .set_json(john_doe())
+            .to_request(),
+    )
+    .await;
+
+    assert_eq!(read.problem(404)["detail"], "Patient not found");
+    assert_eq!(
+        update.problem(404)["type"],
+        "https://ward.dev/problems/not-found"
+    );
+}
+
+#[actix_web::test]
+async fn the_list_is_paged_with_a_cursor() {
+    let app = api_app!();
+    for index in 0..3 {
+        let mut body = john_doe();
+        body["email"] = json!(format!("patient{index}@example.com"));
+        let request = as_admin(TestRequest::post().uri("/api/patients"))
+            .set_json(body)
+            .to_request();
+        assert_eq!(send(&app, request).await.status, 201);
+    }
+
+    let first = send(
+        &app,
+        as_admin(TestRequest::get().uri("/api/patients?limit=2")).to_request(),
+    )
+    .await;
+    assert_eq!(first.status, 200);
+    let first_page = first.json();
+    assert_eq!(first_page["items"].as_array().unwrap().len(), 2);
+    let cursor = first_page["nextCursor"].as_str().unwrap();
+
+    let second = send(
+        &app,
+        as_admin(TestRequest::get().uri(&format!("/api/patients?limit=2&cursor={cursor}")))
+            .to_request(),
+    )
+    .await;
+    let second_page = second.json();
+    assert_eq!(second_page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(second_page["nextCursor"], Value::Null);
+}
+
+#[actix_web::test]
+async fn bad_paging_parameters_are_400_naming_them() {
+    let app = api_app!();
+    let cases = [
+        ("/api/patients?limit=abc", "limit"),
+        ("/api/patients?limit=0", "limit"),
+        ("/api/patients?cursor=garbage", "cursor"),
+    ];
+    for (uri, field) in cases {
+        let reply = send(&app, as_admin(TestRequest::get().uri(uri)).to_request()).await;
+        assert_eq!(reply.field_errors()[0].0, field, "{uri}");
+    }
+}
+
+#[actix_web::test]
+async fn a_module_refusal_passes_through_as_403() {
+    let app = api_app!();
+    let request = TestRequest::get()
+        .uri("/api/patients")
+        .insert_header(("authorization", format!("Bearer {ANALYST_TOKEN}")))
+        .to_request();
+
+    let reply = send(&app, request).await;
+
+    assert_eq!(
+        reply.problem(403)["type"],
+        "https://ward.dev/problems/forbidden"
+    );
+}

@@ -1,0 +1,13 @@
+//! The patients module: patient records and their `PatientRegistered` / `PatientUpdated` /
+//! `PatientDeleted` events.
+//!
+//! [`PatientsService`] implements [`ward_bus::PatientsApi`] over its own database; each write
+//! commits the record and its event together through the transactional outbox
+//! ([`ward_bus::outbox`]), and an [`ward_bus::outbox::OutboxRelay`] moves the events to the log.
+
+mod entity;
+pub mod migration;
+mod service;
+
+pub use migration::Migrator;
+pub use service::PatientsService;

@@ -1,0 +1,533 @@
+//! `PatientsService` against a real SQLite file: records, outbox rows, authorization, relay.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder};
+use uuid::Uuid;
+use ward_bus::PatientsApi;
+use ward_bus::events::{
+    EventLog, PATIENTS_TOPIC, PatientDeleted, PatientRegistered, PatientUpdated, decode_envelope,
+    decode_payload,
+};
+use ward_bus::local_log::LocalEventLog;
+use ward_bus::outbox::{self, OutboxRelay, OutboxWaker};
+use ward_bus::patients::{NewPatient, PageRequest, PatientChanges};
+use ward_core::config::SecretUrl;
+use ward_core::{CallerContext, Principal, UserRole, WardError};
+use ward_patients::PatientsService;
+
+/// A fresh database in its own temp folder, removed when dropped.
+struct TestDb {
+    dir: PathBuf,
+    db: DatabaseConnection,
+    service: PatientsService,
+}
+
+impl TestDb {
+    async fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("ward-patients-{}", Uuid::now_v7()));
+        let db = ward_bus::db::connect(&sqlite_url(&dir, "patients.db"), "patients")
+            .await
+            .unwrap();
+        PatientsService::migrate(&db).await.unwrap();
+        let service = PatientsService::new(db.clone(), OutboxWaker::default());
+        Self { dir, db, service }
+    }
+
+    async fn num_pending(&self) -> u64 {
+        outbox::pending(&self.db).await.unwrap()
+    }
+
+    /// The outbox as (event type, record key, envelope), oldest first.
+    async fn outbox_events(&self) -> Vec<(String, String, ward_proto::v1::EventEnvelope)> {
+        let rows = outbox::entity::Entity::find()
+            .order_by_asc(outbox::entity::Column::Seq)
+            .all(&self.db)
+            .await
+            .unwrap();
+        rows.into_iter()
+            .map(|row| {
+                assert_eq!(row.topic, PATIENTS_TOPIC);
+                let envelope = decode_envelope(&row.payload).unwrap();
+                (envelope.event_type.clone(), row.record_key, envelope)
+            })
+            .collect()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn sqlite_url(dir: &std::path::Path, file: &str) -> SecretUrl {
+    SecretUrl::new(format!("sqlite://{}?mode=rwc", dir.join(file).display()))
+}
+
+fn date(raw: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d").unwrap()
+}
+
+fn new_patient(name: &str, email: &str) -> NewPatient {
+    NewPatient {
+        name: name.into(),
+        email: email.into(),
+        address: "123 Main St, Springfield".into(),
+        date_of_birth: date("1985-06-15"),
+        registered_date: date("2024-01-10"),
+    }
+}
+
+fn changes(name: &str, email: &str) -> PatientChanges {
+    PatientChanges {
+        name: name.into(),
+        email: email.into(),
+        address: "9 Oak Ave".into(),
+        date_of_birth: date("1986-07-16"),
+    }
+}
+
+fn caller(role: UserRole) -> CallerContext {
+    let principal = Principal {
+        user_id: Uuid::now_v7(),
+        email: format!("{role}@ward.test"),
+        role,
+        rights: role.rights().to_vec(),
+    };
+    CallerContext::authenticated(principal, "token", "req")
+}
+
+fn system() -> CallerContext {
+    CallerContext::system("test")
+}
+
+fn page(limit: u32, after_opt: Option<Uuid>) -> PageRequest {
+    PageRequest { limit, after_opt }
+}
+
+#[tokio::test]
+async fn create_get_update_delete_write_their_events_in_order() {
+    // Arrange
+    let test = TestDb::new().await;
+    let clinician = caller(UserRole::Clinician);
+
+    // Act
+    let created = test
+        .service
+        .create_patient(
+            &clinician,
+            new_patient("John Doe", " John.Doe@Example.com "),
+        )
+        .await
+        .unwrap();
+    let fetched = test
+        .service
+        .get_patient(&clinician, created.id)
+        .await
+        .unwrap();
+    assert_eq!(test.num_pending().await, 1);
+    let updated = test
+        .service
+        .update_patient(
+            &clinician,
+            created.id,
+            changes("John Q. Doe", "jq@example.com"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(test.num_pending().await, 2);
+    test.service
+        .delete_patient(&clinician, created.id)
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(created.email, "John.Doe@Example.com");
+    assert_eq!(created.id.get_version_num(), 7);
+    assert_eq!(fetched, created);
+    assert_eq!(updated.name, "John Q. Doe");
+    assert_eq!(updated.email, "jq@example.com");
+    assert_eq!(updated.date_of_birth, date("1986-07-16"));
+    assert_eq!(updated.registered_date, date("2024-01-10"));
+    let after_delete = test.service.get_patient(&clinician, created.id).await;
+    assert_eq!(
+        after_delete,
+        Err(WardError::NotFound("Patient not found".into()))
+    );
+
+    let events = test.outbox_events().await;
+    let types: Vec<&str> = events.iter().map(|(kind, _, _)| kind.as_str()).collect();
+    assert_eq!(
+        types,
+        ["PatientRegistered", "PatientUpdated", "PatientDeleted"]
+    );
+    let patient_id = created.id.to_string();
+    for (_, key, envelope) in &events {
+        assert_eq!(key, &patient_id);
+        assert_eq!(envelope.subject_id, patient_id);
+        assert_eq!(envelope.producer, "patients");
+        assert_eq!(
+            envelope
+                .trace_context
+                .get("x-request-id")
+                .map(String::as_str),
+            Some("req")
+        );
+    }
+    let registered: PatientRegistered = decode_payload(&events[0].2).unwrap();
+    assert_eq!(registered.patient_id, patient_id);
+    assert_eq!(registered.name, "John Doe");
+    assert_eq!(registered.email, "John.Doe@Example.com");
+    assert_eq!(registered.registered_date, "2024-01-10");
+    let changed: PatientUpdated = decode_payload(&events[1].2).unwrap();
+    assert_eq!(
+        (changed.name.as_str(), changed.email.as_str()),
+        ("John Q. Doe", "jq@example.com")
+    );
+    let deleted: PatientDeleted = decode_payload(&events[2].2).unwrap();
+    assert_eq!(deleted.patient_id, patient_id);
+}
+
+#[tokio::test]
+async fn a_duplicate_email_differing_in_case_writes_nothing() {
+    // Arrange
+    let test = TestDb::new().await;
+    test.service
+        .create_patient(&system(), new_patient("Ann", "ann@example.com"))
+        .await
+        .unwrap();
+
+    // Act
+    let result = test
+        .service
+        .create_patient(&system(), new_patient("Other Ann", "ANN@Example.COM"))
+        .await;
+
+    // Assert
+    assert_eq!(
+        result,
+        Err(WardError::AlreadyExists(
+            "Email address already exists".into()
+        ))
+    );
+    assert_eq!(test.num_pending().await, 1);
+    let listed = test
+        .service
+        .list_patients(&system(), page(50, None))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].name, "Ann");
+}
+
+#[tokio::test]
+async fn concurrent_creates_with_one_email_register_exactly_one() {
+    // Arrange
+    let test = TestDb::new().await;
+    let mut tasks = Vec::new();
+
+    // Act
+    for index in 0..8 {
+        let service = test.service.clone();
+        tasks.push(tokio::spawn(async move {
+            let email = if index % 2 == 0 {
+                "race@example.com"
+            } else {
+                "RACE@example.com"
+            };
+            service
+                .create_patient(&system(), new_patient("Racer", email))
+                .await
+        }));
+    }
+    let mut num_created = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => num_created += 1,
+            Err(error) => assert_eq!(
+                error,
+                WardError::AlreadyExists("Email address already exists".into())
+            ),
+        }
+    }
+
+    // Assert
+    assert_eq!(num_created, 1);
+    assert_eq!(test.num_pending().await, 1);
+}
+
+#[tokio::test]
+async fn updating_to_another_patients_email_conflicts_but_keeping_ones_own_does_not() {
+    // Arrange
+    let test = TestDb::new().await;
+    let first = test
+        .service
+        .create_patient(&system(), new_patient("First", "first@example.com"))
+        .await
+        .unwrap();
+    let second = test
+        .service
+        .create_patient(&system(), new_patient("Second", "second@example.com"))
+        .await
+        .unwrap();
+
+    // Act
+    let stolen = test
+        .service
+        .update_patient(&system(), second.id, changes("Second", "FIRST@example.com"))
+        .await;
+    let recased = test
+        .service
+        .update_patient(
+            &system(),
+            second.id,
+            changes("Second", "Second@Example.com"),
+        )
+        .await;
+
+    // Assert
+    assert_eq!(
+        stolen,
+        Err(WardError::AlreadyExists(
+            "Email address already exists".into()
+        ))
+    );
+    assert_eq!(recased.unwrap().email, "Second@Example.com");
+    let unchanged = test.service.get_patient(&system(), first.id).await.unwrap();
+    assert_eq!(unchanged.email, "first@example.com");
+    // Two registrations and the one successful update.
+    assert_eq!(test.num_pending().await, 3);
+}
+
+#[tokio::test]
+async fn unknown_ids_are_not_found_everywhere() {
+    // Arrange
+    let test = TestDb::new().await;
+    let unknown = Uuid::now_v7();
+    let not_found = WardError::NotFound("Patient not found".into());
+
+    // Act
+    let got = test.service.get_patient(&system(), unknown).await;
+    let updated = test
+        .service
+        .update_patient(&system(), unknown, changes("Nobody", "nobody@example.com"))
+        .await;
+    let deleted = test.service.delete_patient(&system(), unknown).await;
+
+    // Assert
+    assert_eq!(got.unwrap_err(), not_found);
+    assert_eq!(updated.unwrap_err(), not_found);
+    assert_eq!(deleted.unwrap_err(), not_found);
+    assert_eq!(test.num_pending().await, 0);
+}
+
+#[tokio::test]
+async fn pages_of_three_over_seven_patients_cover_all_once() {
+    // Arrange
+    let test = TestDb::new().await;
+    let mut created = Vec::new();
+    for index in 0..7 {
+        let patient = new_patient(
+            &format!("Patient {index}"),
+            &format!("p{index}@example.com"),
+        );
+        created.push(
+            test.service
+                .create_patient(&system(), patient)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+
+    // Act
+    let mut sizes = Vec::new();
+    let mut seen = Vec::new();
+    let mut after_opt = None;
+    loop {
+        let listed = test
+            .service
+            .list_patients(&system(), page(3, after_opt))
+            .await
+            .unwrap();
+        sizes.push(listed.items.len());
+        seen.extend(listed.items.iter().map(|patient| patient.id));
+        let Some(cursor) = listed.next_cursor_opt else {
+            break;
+        };
+        let parsed = PageRequest::parse(Some(3), Some(&cursor)).unwrap();
+        after_opt = parsed.after_opt;
+    }
+
+    // Assert
+    assert_eq!(sizes, [3, 3, 1]);
+    let unique: HashSet<Uuid> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), 7);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted, "pages follow id order");
+    created.sort();
+    assert_eq!(seen, created);
+}
+
+#[tokio::test]
+async fn an_exact_last_page_has_no_cursor_and_bad_limits_are_refused() {
+    // Arrange
+    let test = TestDb::new().await;
+    for index in 0..3 {
+        let patient = new_patient("Patient", &format!("q{index}@example.com"));
+        test.service
+            .create_patient(&system(), patient)
+            .await
+            .unwrap();
+    }
+
+    // Act
+    let full = test
+        .service
+        .list_patients(&system(), page(3, None))
+        .await
+        .unwrap();
+    let zero = test.service.list_patients(&system(), page(0, None)).await;
+
+    // Assert
+    assert_eq!(full.items.len(), 3);
+    assert_eq!(full.next_cursor_opt, None);
+    assert!(matches!(zero, Err(WardError::InvalidArgument { .. })));
+}
+
+#[tokio::test]
+async fn rights_are_enforced_before_any_work() {
+    // Arrange
+    let test = TestDb::new().await;
+    let analyst = caller(UserRole::Analyst);
+    let billing = caller(UserRole::Billing);
+    let anonymous = CallerContext::anonymous("req-anon");
+    let existing = test
+        .service
+        .create_patient(&system(), new_patient("Kept", "kept@example.com"))
+        .await
+        .unwrap();
+
+    // Act and assert
+    let analyst_create = test
+        .service
+        .create_patient(&analyst, new_patient("X", "x@example.com"))
+        .await;
+    assert!(matches!(analyst_create, Err(WardError::Forbidden(_))));
+    let analyst_get = test.service.get_patient(&analyst, existing.id).await;
+    assert!(matches!(analyst_get, Err(WardError::Forbidden(_))));
+    let analyst_list = test.service.list_patients(&analyst, page(10, None)).await;
+    assert!(matches!(analyst_list, Err(WardError::Forbidden(_))));
+    // Billing staff may read records but not change them.
+    assert!(
+        test.service
+            .get_patient(&billing, existing.id)
+            .await
+            .is_ok()
+    );
+    let billing_delete = test.service.delete_patient(&billing, existing.id).await;
+    assert!(matches!(billing_delete, Err(WardError::Forbidden(_))));
+    let anonymous_get = test.service.get_patient(&anonymous, existing.id).await;
+    assert!(matches!(anonymous_get, Err(WardError::Unauthenticated(_))));
+    let anonymous_import = test
+        .service
+        .import_patients(
+            &anonymous,
+            vec![(Uuid::now_v7(), new_patient("Y", "y@example.com"))],
+        )
+        .await;
+    assert!(matches!(
+        anonymous_import,
+        Err(WardError::Unauthenticated(_))
+    ));
+    assert_eq!(test.num_pending().await, 1);
+}
+
+#[tokio::test]
+async fn importing_twice_inserts_once() {
+    // Arrange
+    let test = TestDb::new().await;
+    let demo_id = Uuid::parse_str("123e4567-e89b-12d3-a456-426614174000").unwrap();
+    let batch = vec![
+        (demo_id, new_patient("John Doe", "john.doe@example.com")),
+        (
+            Uuid::now_v7(),
+            new_patient("Jane Smith", "jane.smith@example.com"),
+        ),
+        // Same email as the first, new id: skipped, not an error.
+        (
+            Uuid::now_v7(),
+            new_patient("John Again", "JOHN.DOE@example.com"),
+        ),
+    ];
+
+    // Act
+    let first = test
+        .service
+        .import_patients(&system(), batch.clone())
+        .await
+        .unwrap();
+    let second = test
+        .service
+        .import_patients(&system(), batch)
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(first, 2);
+    assert_eq!(second, 0);
+    let john = test.service.get_patient(&system(), demo_id).await.unwrap();
+    assert_eq!(john.registered_date, date("2024-01-10"));
+    let events = test.outbox_events().await;
+    let types: Vec<&str> = events.iter().map(|(kind, _, _)| kind.as_str()).collect();
+    assert_eq!(types, ["PatientRegistered", "PatientRegistered"]);
+    assert_eq!(events[0].1, demo_id.to_string());
+}
+
+#[tokio::test]
+async fn the_relay_moves_outbox_rows_to_the_log() {
+    // Arrange
+    let test = TestDb::new().await;
+    let log = Arc::new(
+        LocalEventLog::open(&sqlite_url(&test.dir, "events.db"))
+            .await
+            .unwrap(),
+    );
+    let relay = OutboxRelay::new("patients", test.db.clone(), log.clone());
+    let service = PatientsService::new(test.db.clone(), relay.waker());
+    let first = service
+        .create_patient(&system(), new_patient("One", "one@example.com"))
+        .await
+        .unwrap();
+    let second = service
+        .create_patient(&system(), new_patient("Two", "two@example.com"))
+        .await
+        .unwrap();
+    service.delete_patient(&system(), first.id).await.unwrap();
+
+    // Act
+    let num_moved = relay.relay_once().await.unwrap();
+
+    // Assert
+    assert_eq!(num_moved, 3);
+    assert_eq!(test.num_pending().await, 0);
+    assert_eq!(relay.relay_once().await.unwrap(), 0);
+    let records = log.fetch(PATIENTS_TOPIC, 0, 0, 100).await.unwrap();
+    let keys: Vec<String> = records.iter().map(|record| record.key.clone()).collect();
+    assert_eq!(
+        keys,
+        [
+            first.id.to_string(),
+            second.id.to_string(),
+            first.id.to_string()
+        ]
+    );
+    let last = decode_envelope(&records[2].value).unwrap();
+    assert_eq!(last.event_type, "PatientDeleted");
+    assert!(service.check_ready().await.is_ok());
+}

@@ -1,0 +1,21 @@
+//! Wiring: which roles run here, the module clients they need (local or remote), the listeners,
+//! the background workers, readiness, and an orderly stop. The only crate that names the modules.
+
+mod demo;
+mod keys;
+mod listeners;
+mod modules;
+mod peers;
+mod users;
+
+pub use keys::generate_keys;
+pub use listeners::serve;
+pub use modules::migrate;
+pub use users::create_user;
+
+/// What `ward serve` was asked for beyond the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Load the reference platform's demo user and 15 demo patients (idempotent).
+    pub demo: bool,
+}

@@ -1,0 +1,220 @@
+//! `ward serve`: bind, build, start, watch readiness, stop in order.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer};
+use tokio_util::sync::CancellationToken;
+use ward_bus::health::{ComponentState, Health};
+use ward_core::config::Config;
+use ward_core::{Role, WardError, WardResult};
+
+use crate::modules::{Node, ReadyCheck, build_node};
+use crate::{ServeOptions, demo};
+
+const READINESS_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Runs the configured roles until SIGINT or SIGTERM; returns an error if start-up fails.
+pub async fn serve(config: Config, options: ServeOptions) -> WardResult<()> {
+    let roles = config.roles.resolved();
+    log_plan(&config, &roles);
+
+    // Bind before any slow start-up work, so a taken port fails at once.
+    let ops_listener = bind("ops", config.server.ops_addr)?;
+    let http_listener_opt = if roles.contains(&Role::Gateway) {
+        Some(bind("http", config.server.http_addr)?)
+    } else {
+        None
+    };
+
+    let node = build_node(&config, &roles).await?;
+    let health = Health::default();
+    for (component, _) in &node.ready_checks {
+        health.register(component);
+    }
+
+    let cancel = CancellationToken::new();
+    let poll_interval = Duration::from_millis(config.events.poll_interval_millis);
+    let Node {
+        services,
+        workers,
+        ready_checks,
+        ..
+    } = node;
+    let mut worker_handles = Vec::new();
+    for worker in workers {
+        worker_handles.push(worker.spawn(cancel.clone(), poll_interval));
+    }
+    let monitor = tokio::spawn(watch_readiness(
+        health.clone(),
+        ready_checks,
+        cancel.clone(),
+    ));
+
+    if options.demo {
+        demo::load(&services, &roles).await?;
+    }
+
+    let grace_secs = config.server.shutdown_grace_secs;
+    let ops_config = ward_gateway::ops_config(health.clone());
+    let ops_server = HttpServer::new(move || App::new().configure(ops_config.clone()))
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(grace_secs)
+        .listen(ops_listener)
+        .map_err(|error| listen_error("ops", error))?
+        .run();
+    let ops_handle = ops_server.handle();
+    let ops_task = tokio::spawn(ops_server);
+
+    let mut http_handle_opt = None;
+    let mut http_task_opt = None;
+    if let Some(http_listener) = http_listener_opt {
+        let api_config = ward_gateway::api_config(services.clone(), health.clone());
+        let http_server = HttpServer::new(move || App::new().configure(api_config.clone()))
+            .disable_signals()
+            .shutdown_timeout(grace_secs)
+            .listen(http_listener)
+            .map_err(|error| listen_error("http", error))?
+            .run();
+        http_handle_opt = Some(http_server.handle());
+        http_task_opt = Some(tokio::spawn(http_server));
+    }
+    tracing::info!(roles = %role_names(&roles), "ward started");
+
+    let stop_reason = wait_for_stop(http_task_opt.as_mut()).await;
+    tracing::info!(reason = stop_reason, "stopping");
+
+    // Stop taking requests first, then the workers (relays drain their outbox), then ops last so
+    // health checks see the process until the end.
+    if let Some(http_handle) = http_handle_opt {
+        http_handle.stop(true).await;
+    }
+    cancel.cancel();
+    for handle in worker_handles {
+        let _ = tokio::time::timeout(Duration::from_secs(grace_secs), handle).await;
+    }
+    let _ = monitor.await;
+    ops_handle.stop(true).await;
+    let _ = ops_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn bind(name: &str, addr: std::net::SocketAddr) -> WardResult<TcpListener> {
+    let listener = TcpListener::bind(addr).map_err(|error| {
+        WardError::Unavailable(format!(
+            "cannot listen for {name} on {addr}: {error} (server.{name}_addr)"
+        ))
+    })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|error| WardError::internal("reading a bound address", error))?;
+    // Tests bind port 0 and read the real port from this line.
+    tracing::info!(listener = name, addr = %local_addr, "listening");
+    Ok(listener)
+}
+
+fn listen_error(name: &str, error: std::io::Error) -> WardError {
+    WardError::Unavailable(format!("cannot serve {name}: {error}"))
+}
+
+async fn wait_for_stop(
+    http_task_opt: Option<&mut tokio::task::JoinHandle<std::io::Result<()>>>,
+) -> &'static str {
+    let http_stopped = async {
+        match http_task_opt {
+            Some(task) => {
+                let _ = task.await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = shutdown_signal() => "signal",
+        () = http_stopped => "http server stopped",
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+/// Probes every component now and then, and logs each change of state once.
+async fn watch_readiness(
+    health: Health,
+    checks: Vec<(String, ReadyCheck)>,
+    cancel: CancellationToken,
+) {
+    let mut interval = tokio::time::interval(READINESS_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_states: Vec<Option<ComponentState>> = vec![None; checks.len()];
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = interval.tick() => {}
+        }
+        for (index, (component, check)) in checks.iter().enumerate() {
+            let state = match check().await {
+                Ok(()) => ComponentState::Ready,
+                Err(error) => ComponentState::NotReady(error.to_string()),
+            };
+            if last_states[index].as_ref() != Some(&state) {
+                match &state {
+                    ComponentState::Ready => tracing::info!(component = %component, "ready"),
+                    ComponentState::NotReady(reason) => {
+                        tracing::warn!(component = %component, waiting_for = %reason, "not ready")
+                    }
+                }
+                last_states[index] = Some(state.clone());
+            }
+            health.set(component, state);
+        }
+    }
+}
+
+fn role_names(roles: &[Role]) -> String {
+    roles
+        .iter()
+        .map(|role| role.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Says, once, what runs here and what this process needs from elsewhere.
+fn log_plan(config: &Config, roles: &[Role]) {
+    let mut remote = Vec::new();
+    for role in roles {
+        for peer in role.calls() {
+            if !roles.contains(peer) && !remote.contains(peer) {
+                remote.push(*peer);
+            }
+        }
+    }
+    tracing::info!(
+        roles = %role_names(roles),
+        profile = ?config.profile,
+        events = ?config.events.backend,
+        "starting"
+    );
+    for peer in remote {
+        tracing::warn!(peer = %peer, reason = %crate::peers::missing_peer_reason(peer, &config.peers), "needs a peer");
+    }
+}

@@ -1,0 +1,249 @@
+//! Opens the modules that run here and builds the [`Services`] a process holds: the module's own
+//! service when its role is local, a stand-in for a remote peer otherwise. Nothing else in Ward
+//! decides where a module runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use sea_orm::DatabaseConnection;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use ward_auth::AuthService;
+use ward_bus::consumer::Consumer;
+use ward_bus::events::{ALL_TOPICS, EventLogHandle};
+use ward_bus::local_log::LocalEventLog;
+use ward_bus::outbox::OutboxRelay;
+use ward_bus::token::TokenIssuer;
+use ward_bus::{AnalyticsClient, AuthClient, BillingClient, PatientsClient, Services};
+use ward_core::config::{Config, EventBackend};
+use ward_core::{Role, WardError, WardResult};
+
+use crate::keys::{load_issuer, load_verifier};
+use crate::peers::MissingPeer;
+
+/// A readiness probe for one component.
+pub type ReadyCheck = Arc<dyn Fn() -> BoxFuture<'static, WardResult<()>> + Send + Sync>;
+
+/// A background loop: an outbox relay or an event consumer.
+pub enum Worker {
+    Relay(OutboxRelay),
+    Consumer(Consumer),
+}
+
+impl Worker {
+    pub fn spawn(self, cancel: CancellationToken, poll_interval: Duration) -> JoinHandle<()> {
+        match self {
+            Worker::Relay(relay) => tokio::spawn(relay.run(cancel, poll_interval)),
+            Worker::Consumer(consumer) => tokio::spawn(consumer.run(cancel, poll_interval)),
+        }
+    }
+}
+
+/// Everything a process runs, before its listeners start.
+pub struct Node {
+    pub services: Services,
+    pub workers: Vec<Worker>,
+    /// `(component, probe)`, for `/readyz`.
+    pub ready_checks: Vec<(String, ReadyCheck)>,
+}
+
+/// Opens every local module (migrating when configured) and wires the rest as remote.
+pub async fn build_node(config: &Config, roles: &[Role]) -> WardResult<Node> {
+    let migrate = config.database.migrate_on_start;
+    let mut workers = Vec::new();
+    let mut ready_checks: Vec<(String, ReadyCheck)> = Vec::new();
+    let needs_log = roles
+        .iter()
+        .any(|role| matches!(role, Role::Patients | Role::Billing | Role::Analytics));
+    let log_opt = if needs_log {
+        let log = open_event_log(config).await?;
+        let probe_log = log.clone();
+        ready_checks.push((
+            format!("event-log:{}", log.backend_name()),
+            Arc::new(move || {
+                let log = probe_log.clone();
+                Box::pin(async move { log.check_ready().await })
+            }),
+        ));
+        Some(log)
+    } else {
+        None
+    };
+
+    let mut issuer_opt: Option<TokenIssuer> = None;
+    let auth: AuthClient = if roles.contains(&Role::Auth) {
+        let issuer = load_issuer(config)?;
+        issuer_opt = Some(issuer.clone());
+        let db = open_database(config, Role::Auth, migrate).await?;
+        Arc::new(AuthService::open(db, issuer, config.auth.access_token_ttl_secs).await?)
+    } else {
+        Arc::new(MissingPeer::new(Role::Auth, &config.peers))
+    };
+    let tokens = load_verifier(config, roles, issuer_opt.as_ref())?;
+
+    let patients: PatientsClient = match (&log_opt, roles.contains(&Role::Patients)) {
+        (Some(log), true) => {
+            let db = open_database(config, Role::Patients, migrate).await?;
+            let relay = OutboxRelay::new("patients", db.clone(), log.clone());
+            let service = ward_patients::PatientsService::new(db, relay.waker());
+            workers.push(Worker::Relay(relay));
+            Arc::new(service)
+        }
+        _ => Arc::new(MissingPeer::new(Role::Patients, &config.peers)),
+    };
+
+    let billing: BillingClient = match (&log_opt, roles.contains(&Role::Billing)) {
+        (Some(log), true) => {
+            let db = open_database(config, Role::Billing, migrate).await?;
+            let relay = OutboxRelay::new("billing", db.clone(), log.clone());
+            let waker = relay.waker();
+            workers.push(Worker::Relay(relay));
+            workers.push(Worker::Consumer(ward_billing::patient_events_consumer(
+                db.clone(),
+                log.clone(),
+                waker.clone(),
+            )));
+            Arc::new(ward_billing::BillingService::new(db, waker))
+        }
+        _ => Arc::new(MissingPeer::new(Role::Billing, &config.peers)),
+    };
+
+    let analytics: AnalyticsClient = match (&log_opt, roles.contains(&Role::Analytics)) {
+        (Some(log), true) => {
+            let db = open_database(config, Role::Analytics, migrate).await?;
+            workers.push(Worker::Consumer(ward_analytics::events_consumer(
+                db.clone(),
+                log.clone(),
+            )));
+            Arc::new(ward_analytics::AnalyticsService::new(db))
+        }
+        _ => Arc::new(MissingPeer::new(Role::Analytics, &config.peers)),
+    };
+
+    let services = Services {
+        auth,
+        patients,
+        billing,
+        analytics,
+        tokens,
+    };
+    // A local module is probed directly; a remote one the gateway calls is probed as a peer.
+    let mut probed = Vec::new();
+    for role in roles {
+        let is_module = role.owns_database();
+        if is_module && !probed.contains(role) {
+            probed.push(*role);
+            ready_checks.push((role.to_string(), probe(&services, *role)));
+        }
+        for peer in role.calls() {
+            if !roles.contains(peer) && !probed.contains(peer) {
+                probed.push(*peer);
+                ready_checks.push((format!("peer:{peer}"), probe(&services, *peer)));
+            }
+        }
+    }
+    Ok(Node {
+        services,
+        workers,
+        ready_checks,
+    })
+}
+
+fn probe(services: &Services, role: Role) -> ReadyCheck {
+    let services = services.clone();
+    Arc::new(move || {
+        let services = services.clone();
+        Box::pin(async move {
+            match role {
+                Role::Auth => services.auth.check_ready().await,
+                Role::Patients => services.patients.check_ready().await,
+                Role::Billing => services.billing.check_ready().await,
+                Role::Analytics => services.analytics.check_ready().await,
+                Role::Gateway => Ok(()),
+            }
+        })
+    })
+}
+
+/// Opens the configured event log.
+pub async fn open_event_log(config: &Config) -> WardResult<EventLogHandle> {
+    match config.events.backend {
+        EventBackend::Local => {
+            let log = LocalEventLog::open(&config.events.local_url).await?;
+            Ok(Arc::new(log))
+        }
+        EventBackend::Kafka => Err(WardError::Unavailable(
+            "events.backend = \"kafka\" is not in this build yet; use \"local\"".into(),
+        )),
+    }
+}
+
+/// Connects to a module's database, migrating it when asked.
+pub async fn open_database(
+    config: &Config,
+    role: Role,
+    migrate: bool,
+) -> WardResult<DatabaseConnection> {
+    let Some(url) = config.database.url_for(role) else {
+        return Err(WardError::internal(
+            "wiring",
+            format!("{role} owns no database"),
+        ));
+    };
+    let db = ward_bus::db::connect(url, role.as_str()).await?;
+    if migrate {
+        run_migrations(role, &db).await?;
+    }
+    Ok(db)
+}
+
+async fn run_migrations(role: Role, db: &DatabaseConnection) -> WardResult<()> {
+    match role {
+        Role::Auth => AuthService::migrate(db).await,
+        Role::Patients => ward_patients::PatientsService::migrate(db).await,
+        Role::Billing => ward_billing::BillingService::migrate(db).await,
+        Role::Analytics => ward_analytics::AnalyticsService::migrate(db).await,
+        Role::Gateway => Ok(()),
+    }
+}
+
+/// Opens the auth module alone (for `ward user create`).
+pub async fn open_auth(config: &Config, roles: &[Role], migrate: bool) -> WardResult<AuthService> {
+    let issuer = load_issuer(config)?;
+    debug_assert!(roles.contains(&Role::Auth));
+    let db = open_database(config, Role::Auth, migrate).await?;
+    AuthService::open(db, issuer, config.auth.access_token_ttl_secs).await
+}
+
+/// `ward migrate`: runs each local module's migrations and prepares the event log's topics.
+pub async fn migrate(config: &Config) -> WardResult<Vec<String>> {
+    let roles = config.roles.resolved();
+    let mut done = Vec::new();
+    for role in &roles {
+        if role.owns_database() {
+            open_database(config, *role, true).await?;
+            done.push(format!(
+                "{role}: migrated {}",
+                config
+                    .database
+                    .url_for(*role)
+                    .map(|url| url.redacted())
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    let needs_log = roles
+        .iter()
+        .any(|role| matches!(role, Role::Patients | Role::Billing | Role::Analytics));
+    if needs_log {
+        let log = open_event_log(config).await?;
+        log.ensure_topics(&ALL_TOPICS).await?;
+        done.push(format!(
+            "event log ({}): topics {}",
+            log.backend_name(),
+            ALL_TOPICS.join(", ")
+        ));
+    }
+    Ok(done)
+}
