@@ -1,28 +1,51 @@
 //! One role per process: honest about what it needs, never crashing for a missing peer.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::helpers::{TestApp, Workdir, ward_command};
 
 #[tokio::test]
-async fn patients_alone_runs_and_is_ready() {
+async fn patients_alone_waits_for_the_public_key_then_runs() {
+    // Arrange + Act: a fresh folder, no keys, only the patients role.
     let dir = Workdir::new();
-    let app = TestApp::spawn(&dir.path, &["--roles", "patients"]).await;
+    let app = TestApp::spawn_without_readiness(&dir.path, &["--roles", "patients"]).await;
     assert!(
         app.http_addr_opt.is_none(),
         "no gateway, no public listener"
     );
-    let readyz: Value = app
+
+    // Assert: live, not ready, and it says which file it waits for.
+    let readyz = |app: &TestApp| {
+        let url = format!("http://{}/readyz", app.ops_addr);
+        let client = app.client.clone();
+        async move { client.get(url).send().await.unwrap() }
+    };
+    let live = app
         .client
-        .get(format!("http://{}/readyz", app.ops_addr))
+        .get(format!("http://{}/livez", app.ops_addr))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
-    let text = readyz.to_string();
-    assert!(text.contains("patients"), "{text}");
+    assert_eq!(live.status(), 200);
+    let response = readyz(&app).await;
+    assert_eq!(response.status(), 503);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("auth.public_key_file"), "{text}");
+
+    // Once the key exists, it becomes ready on its own, with its database and the event log.
+    let keys = ward_command(&dir.path, &["keys", "generate"])
+        .output()
+        .unwrap();
+    assert!(keys.status.success());
+    app.wait_ready().await;
+    let body: Value = readyz(&app).await.json().await.unwrap();
+    let text = body.to_string();
+    assert!(
+        text.contains("patients") && text.contains("event-log"),
+        "{text}"
+    );
     assert!(
         app.logs().contains("\"roles\":\"patients\""),
         "{}",
@@ -47,14 +70,19 @@ async fn a_gateway_without_peers_stays_live_not_ready_and_says_why() {
         .await
         .unwrap();
     assert_eq!(live.status(), 200);
-    let ready = app
-        .client
-        .get(format!("http://{}/readyz", app.ops_addr))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
-    let text = ready.text().await.unwrap();
+    let text = app
+        .eventually(
+            Duration::from_secs(10),
+            "the peers to be probed",
+            || async {
+                let url = format!("http://{}/readyz", app.ops_addr);
+                let ready = app.client.get(url).send().await.ok()?;
+                assert_eq!(ready.status(), 503);
+                let text = ready.text().await.ok()?;
+                text.contains("peers.auth").then_some(text)
+            },
+        )
+        .await;
     for peer in ["auth", "patients", "billing", "analytics"] {
         assert!(text.contains(&format!("peers.{peer}")), "{text}");
     }

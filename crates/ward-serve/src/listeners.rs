@@ -13,6 +13,8 @@ use crate::modules::{Node, ReadyCheck, build_node};
 use crate::{ServeOptions, demo};
 
 const READINESS_INTERVAL: Duration = Duration::from_secs(2);
+const STARTUP: &str = "startup";
+const KEY_WAIT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs the configured roles until SIGINT or SIGTERM; returns an error if start-up fails.
 pub async fn serve(config: Config, options: ServeOptions) -> WardResult<()> {
@@ -27,34 +29,10 @@ pub async fn serve(config: Config, options: ServeOptions) -> WardResult<()> {
         None
     };
 
-    let node = build_node(&config, &roles).await?;
+    // Ops first: while the process waits for what it needs, /livez answers and /readyz says why
+    // it is not ready.
     let health = Health::default();
-    for (component, _) in &node.ready_checks {
-        health.register(component);
-    }
-
-    let cancel = CancellationToken::new();
-    let poll_interval = Duration::from_millis(config.events.poll_interval_millis);
-    let Node {
-        services,
-        workers,
-        ready_checks,
-        ..
-    } = node;
-    let mut worker_handles = Vec::new();
-    for worker in workers {
-        worker_handles.push(worker.spawn(cancel.clone(), poll_interval));
-    }
-    let monitor = tokio::spawn(watch_readiness(
-        health.clone(),
-        ready_checks,
-        cancel.clone(),
-    ));
-
-    if options.demo {
-        demo::load(&services, &roles).await?;
-    }
-
+    health.register(STARTUP);
     let grace_secs = config.server.shutdown_grace_secs;
     let ops_config = ward_gateway::ops_config(health.clone());
     let ops_server = HttpServer::new(move || App::new().configure(ops_config.clone()))
@@ -66,6 +44,47 @@ pub async fn serve(config: Config, options: ServeOptions) -> WardResult<()> {
         .run();
     let ops_handle = ops_server.handle();
     let ops_task = tokio::spawn(ops_server);
+
+    let started = tokio::select! {
+        started = start_node(&config, &roles, &health, options.demo) => Some(started),
+        () = shutdown_signal() => None,
+    };
+    let (node, demo_result) = match started {
+        Some(Ok(started)) => started,
+        Some(Err(error)) => {
+            ops_handle.stop(false).await;
+            return Err(error);
+        }
+        None => {
+            tracing::info!("stopped before start-up completed");
+            ops_handle.stop(true).await;
+            return Ok(());
+        }
+    };
+    if let Err(error) = demo_result {
+        ops_handle.stop(false).await;
+        return Err(error);
+    }
+
+    let cancel = CancellationToken::new();
+    let poll_interval = Duration::from_millis(config.events.poll_interval_millis);
+    let Node {
+        services,
+        workers,
+        ready_checks,
+    } = node;
+    let mut worker_handles = Vec::new();
+    for worker in workers {
+        worker_handles.push(worker.spawn(cancel.clone(), poll_interval));
+    }
+    for (component, _) in &ready_checks {
+        health.register(component);
+    }
+    let monitor = tokio::spawn(watch_readiness(
+        health.clone(),
+        ready_checks,
+        cancel.clone(),
+    ));
 
     let mut http_handle_opt = None;
     let mut http_task_opt = None;
@@ -99,6 +118,45 @@ pub async fn serve(config: Config, options: ServeOptions) -> WardResult<()> {
     let _ = ops_task.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Waits for what start-up needs from outside, then opens the local modules and loads demo data.
+async fn start_node(
+    config: &Config,
+    roles: &[Role],
+    health: &Health,
+    demo: bool,
+) -> WardResult<(Node, WardResult<()>)> {
+    wait_for_public_key(config, roles, health).await;
+    let node = build_node(config, roles).await?;
+    let demo_result = if demo {
+        demo::load(&node.services, roles).await
+    } else {
+        Ok(())
+    };
+    Ok((node, demo_result))
+}
+
+/// A process without the auth role verifies tokens with the auth role's public key. Until that
+/// file exists the process stays live and not ready, and says what it waits for.
+async fn wait_for_public_key(config: &Config, roles: &[Role], health: &Health) {
+    if roles.contains(&Role::Auth) {
+        return;
+    }
+    let path = &config.auth.public_key_file;
+    let mut logged = false;
+    while !path.is_file() {
+        let reason = format!(
+            "waiting for auth.public_key_file {} (the auth role's public key; copy it here, or start the auth role)",
+            path.display()
+        );
+        if !logged {
+            tracing::warn!(waiting_for = %reason, "not ready");
+            logged = true;
+        }
+        health.set(STARTUP, ComponentState::NotReady(reason));
+        tokio::time::sleep(KEY_WAIT_INTERVAL).await;
+    }
 }
 
 fn bind(name: &str, addr: std::net::SocketAddr) -> WardResult<TcpListener> {
@@ -171,22 +229,32 @@ async fn watch_readiness(
             () = cancel.cancelled() => break,
             _ = interval.tick() => {}
         }
-        for (index, (component, check)) in checks.iter().enumerate() {
-            let state = match check().await {
-                Ok(()) => ComponentState::Ready,
-                Err(error) => ComponentState::NotReady(error.to_string()),
-            };
-            if last_states[index].as_ref() != Some(&state) {
-                match &state {
-                    ComponentState::Ready => tracing::info!(component = %component, "ready"),
-                    ComponentState::NotReady(reason) => {
-                        tracing::warn!(component = %component, waiting_for = %reason, "not ready")
-                    }
+        probe_all(&health, &checks, &mut last_states).await;
+        // Start-up is over once every component has been probed once.
+        health.set(STARTUP, ComponentState::Ready);
+    }
+}
+
+async fn probe_all(
+    health: &Health,
+    checks: &[(String, ReadyCheck)],
+    last_states: &mut [Option<ComponentState>],
+) {
+    for (index, (component, check)) in checks.iter().enumerate() {
+        let state = match check().await {
+            Ok(()) => ComponentState::Ready,
+            Err(error) => ComponentState::NotReady(error.to_string()),
+        };
+        if last_states[index].as_ref() != Some(&state) {
+            match &state {
+                ComponentState::Ready => tracing::info!(component = %component, "ready"),
+                ComponentState::NotReady(reason) => {
+                    tracing::warn!(component = %component, waiting_for = %reason, "not ready")
                 }
-                last_states[index] = Some(state.clone());
             }
-            health.set(component, state);
+            last_states[index] = Some(state.clone());
         }
+        health.set(component, state);
     }
 }
 
