@@ -67,6 +67,7 @@ pub enum UserCommand {
 
 #[derive(Debug, Args)]
 pub struct CreateUserArgs {
+    /// The login; unique ignoring case.
     #[arg(long)]
     pub email: String,
     /// admin, clinician, billing or analyst.

@@ -167,3 +167,32 @@ fn keys_migrate_and_user_create_bootstrap_a_fresh_install() {
     .unwrap();
     assert_eq!(bad_role.status.code(), Some(2));
 }
+
+#[test]
+fn demo_data_is_refused_in_production() {
+    let dir = Workdir::new();
+    let output = ward_command(&dir.path, &["serve", "--demo"])
+        .env("WARD_PROFILE", "production")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("refused in the production profile"),
+        "{stderr}"
+    );
+    assert!(!dir.path.join("data").exists(), "nothing was created");
+}
+
+#[test]
+fn production_never_generates_a_signing_key() {
+    let dir = Workdir::new();
+    let output = ward_command(&dir.path, &["serve"])
+        .env("WARD_PROFILE", "production")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("auth.private_key_file"), "{stderr}");
+    assert!(!dir.path.join("data/keys").exists(), "no key was generated");
+}

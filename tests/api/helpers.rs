@@ -111,13 +111,12 @@ impl TestApp {
                 if std::env::var_os("TEST_LOG").is_some() {
                     eprintln!("{line}");
                 }
-                if let Ok(event) = serde_json::from_str::<Value>(&line) {
-                    if event["message"] == "listening" {
-                        let listener = event["listener"].as_str().unwrap_or_default().to_string();
-                        if let Some(addr) = event["addr"].as_str().and_then(|a| a.parse().ok()) {
-                            let _ = addr_tx.send((listener, addr));
-                        }
-                    }
+                if let Ok(event) = serde_json::from_str::<Value>(&line)
+                    && event["message"] == "listening"
+                    && let Some(addr) = event["addr"].as_str().and_then(|a| a.parse().ok())
+                {
+                    let listener = event["listener"].as_str().unwrap_or_default().to_string();
+                    let _ = addr_tx.send((listener, addr));
                 }
                 thread_logs.lock().unwrap().push(line);
             }
@@ -157,10 +156,10 @@ impl TestApp {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let url = format!("http://{}/readyz", self.ops_addr);
-            if let Ok(response) = self.client.get(&url).send().await {
-                if response.status() == 200 {
-                    return;
-                }
+            if let Ok(response) = self.client.get(&url).send().await
+                && response.status() == 200
+            {
+                return;
             }
             if Instant::now() > deadline {
                 panic!("ward never became ready:\n{}", self.logs());

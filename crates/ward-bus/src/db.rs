@@ -75,12 +75,18 @@ fn ensure_sqlite_folder(url: &str) -> WardResult<()> {
     if path.is_empty() || path == ":memory:" {
         return Ok(());
     }
-    if let Some(parent) = std::path::Path::new(path).parent() {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent).map_err(|error| {
-                WardError::Unavailable(format!("cannot create {}: {error}", parent.display()))
-            })?;
-        }
+    create_parent_dir(std::path::Path::new(path))
+}
+
+/// Creates the folder a file will live in, if it has one.
+pub(crate) fn create_parent_dir(path: &std::path::Path) -> WardResult<()> {
+    let Some(parent) = path.parent() else {
+        return Ok(());
+    };
+    if parent.as_os_str().is_empty() {
+        return Ok(());
     }
-    Ok(())
+    std::fs::create_dir_all(parent).map_err(|error| {
+        WardError::Unavailable(format!("cannot create {}: {error}", parent.display()))
+    })
 }

@@ -298,13 +298,7 @@ fn write_new_file(path: &Path, content: &[u8], private: bool) -> WardResult<()> 
     let write_error = |error: std::io::Error| {
         WardError::Unavailable(format!("cannot write {}: {error}", path.display()))
     };
-    if let Some(parent) = path.parent() {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent).map_err(|error| {
-                WardError::Unavailable(format!("cannot create {}: {error}", parent.display()))
-            })?;
-        }
-    }
+    crate::db::create_parent_dir(path)?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::{App, HttpServer};
 use tokio_util::sync::CancellationToken;
 use ward_bus::health::{ComponentState, Health};
-use ward_core::config::Config;
+use ward_core::config::{Config, Profile};
 use ward_core::{Role, WardError, WardResult};
 
 use crate::modules::{Node, ReadyCheck, build_node};
@@ -19,6 +19,12 @@ const KEY_WAIT_INTERVAL: Duration = Duration::from_secs(1);
 /// Runs the configured roles until SIGINT or SIGTERM; returns an error if start-up fails.
 pub async fn serve(config: Config, options: ServeOptions) -> WardResult<()> {
     let roles = config.roles.resolved();
+    if options.demo && config.profile == Profile::Production {
+        return Err(WardError::invalid_field(
+            "--demo",
+            "--demo creates an account with a published password; it is refused in the production profile",
+        ));
+    }
     log_plan(&config, &roles);
 
     // Bind before any slow start-up work, so a taken port fails at once.
