@@ -54,7 +54,7 @@ impl BillingApi for BillingService {
         ctx.require(Right::BillingWrite)?;
         let txn = self
             .db
-            .begin()
+            .begin_with_options(ward_bus::db::write_transaction())
             .await
             .map_err(|error| db_error("starting a billing transaction", error))?;
         match open_account_in(&txn, &request, ctx.request_id()).await {

@@ -180,7 +180,7 @@ impl Consumer {
         }
         let txn = self
             .db
-            .begin()
+            .begin_with_options(crate::db::write_transaction())
             .await
             .map_err(|error| db_error("starting a consumer batch", error))?;
         let mut reached_opt = None;

@@ -39,6 +39,16 @@ pub async fn connect(url: &SecretUrl, name: &str) -> WardResult<DatabaseConnecti
     })
 }
 
+/// Options for a transaction that will write. On SQLite the write lock is taken at BEGIN
+/// (IMMEDIATE), so a read-then-write transaction never fails on a lock upgrade while another
+/// process writes; it waits for the busy timeout instead. PostgreSQL ignores the mode.
+pub fn write_transaction() -> sea_orm::TransactionOptions {
+    sea_orm::TransactionOptions {
+        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+        ..sea_orm::TransactionOptions::default()
+    }
+}
+
 /// Ok when the database answers a trivial query.
 pub async fn ping(db: &DatabaseConnection, name: &str) -> WardResult<()> {
     db.execute_unprepared("SELECT 1")

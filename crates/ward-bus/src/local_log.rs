@@ -85,7 +85,7 @@ impl EventLog for LocalEventLog {
         }
         let txn = self
             .db
-            .begin()
+            .begin_with_options(crate::db::write_transaction())
             .await
             .map_err(|error| db_error("appending to the event log", error))?;
         let now = Utc::now();

@@ -75,30 +75,48 @@ pub struct PatientPage {
     pub next_cursor_opt: Option<String>,
 }
 
+/// The fields create and update share, parsed together so every failure is collected.
+struct RecordFields {
+    name: Option<String>,
+    email: Option<String>,
+    address: Option<String>,
+    date_of_birth: Option<NaiveDate>,
+}
+
+impl RecordFields {
+    fn parse(input: &mut PatientInput, errors: &mut Vec<FieldError>) -> Self {
+        Self {
+            name: parse_name(input.name.take(), errors),
+            email: parse_email(input.email.take(), errors),
+            address: parse_address(input.address.take(), errors),
+            date_of_birth: parse_date(
+                input.date_of_birth.take(),
+                "dateOfBirth",
+                "Date of birth is required",
+                errors,
+            ),
+        }
+    }
+}
+
 impl NewPatient {
-    pub fn parse(input: PatientInput) -> WardResult<Self> {
+    pub fn parse(mut input: PatientInput) -> WardResult<Self> {
         let mut errors = Vec::new();
-        let name = parse_name(input.name, &mut errors);
-        let email = parse_email(input.email, &mut errors);
-        let address = parse_address(input.address, &mut errors);
-        let date_of_birth = parse_date(
-            input.date_of_birth,
-            "dateOfBirth",
-            "Date of birth is required",
-            &mut errors,
-        );
+        let fields = RecordFields::parse(&mut input, &mut errors);
         let registered_date = parse_date(
             input.registered_date,
             "registeredDate",
             "Registered date is required",
             &mut errors,
         );
-        match (name, email, address, date_of_birth, registered_date) {
+        match (fields, registered_date) {
             (
-                Some(name),
-                Some(email),
-                Some(address),
-                Some(date_of_birth),
+                RecordFields {
+                    name: Some(name),
+                    email: Some(email),
+                    address: Some(address),
+                    date_of_birth: Some(date_of_birth),
+                },
                 Some(registered_date),
             ) if errors.is_empty() => Ok(NewPatient {
                 name,
@@ -113,30 +131,25 @@ impl NewPatient {
 }
 
 impl PatientChanges {
-    pub fn parse(input: PatientInput) -> WardResult<Self> {
+    pub fn parse(mut input: PatientInput) -> WardResult<Self> {
         let mut errors = Vec::new();
-        let name = parse_name(input.name, &mut errors);
-        let email = parse_email(input.email, &mut errors);
-        let address = parse_address(input.address, &mut errors);
-        let date_of_birth = parse_date(
-            input.date_of_birth,
-            "dateOfBirth",
-            "Date of birth is required",
-            &mut errors,
-        );
+        let fields = RecordFields::parse(&mut input, &mut errors);
         // registeredDate is ignored on update, but a present, malformed one is still a client bug.
         if let Some(raw) = input.registered_date.filter(|raw| !raw.trim().is_empty()) {
             parse_date(Some(raw), "registeredDate", "", &mut errors);
         }
-        match (name, email, address, date_of_birth) {
-            (Some(name), Some(email), Some(address), Some(date_of_birth)) if errors.is_empty() => {
-                Ok(PatientChanges {
-                    name,
-                    email,
-                    address,
-                    date_of_birth,
-                })
-            }
+        match fields {
+            RecordFields {
+                name: Some(name),
+                email: Some(email),
+                address: Some(address),
+                date_of_birth: Some(date_of_birth),
+            } if errors.is_empty() => Ok(PatientChanges {
+                name,
+                email,
+                address,
+                date_of_birth,
+            }),
             _ => Err(validation_failed(errors)),
         }
     }

@@ -8,7 +8,7 @@ use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection,
     DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
@@ -61,12 +61,8 @@ impl PatientsService {
     /// wait (busy timeout) instead of failing on a lock upgrade. PostgreSQL ignores the mode;
     /// there the unique constraint settles races.
     async fn begin_write(&self, context: &str) -> WardResult<DatabaseTransaction> {
-        let options = TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..TransactionOptions::default()
-        };
         self.db
-            .begin_with_options(options)
+            .begin_with_options(ward_bus::db::write_transaction())
             .await
             .map_err(|error| db_error(context, error))
     }
