@@ -121,9 +121,9 @@ pub struct Consumer {
     db: DatabaseConnection,
     log: EventLogHandle,
     topics: Vec<String>,
-    /// Partitions this instance owns; `None` means all (rskafka has no consumer groups, so
-    /// instances split partitions by configuration).
-    partitions_opt: Option<Vec<i32>>,
+    /// `(instance, instances)`: this instance owns partition `p` when `p % instances ==
+    /// instance` (rskafka has no consumer groups, so instances split partitions by configuration).
+    share: (u32, u32),
     handler: Arc<dyn EventHandler>,
 }
 
@@ -140,15 +140,21 @@ impl Consumer {
             db,
             log,
             topics: topics.iter().map(|topic| topic.to_string()).collect(),
-            partitions_opt: None,
+            share: (0, 1),
             handler,
         }
     }
 
-    /// Restricts this instance to some partitions.
-    pub fn with_partitions(mut self, partitions: Vec<i32>) -> Self {
-        self.partitions_opt = Some(partitions);
+    /// Makes this consumer instance `instance` of `instances` sharing the partitions.
+    pub fn with_share(mut self, instance: u32, instances: u32) -> Self {
+        debug_assert!(instance < instances);
+        self.share = (instance, instances.max(1));
         self
+    }
+
+    fn owns(&self, partition: i32) -> bool {
+        let (instance, instances) = self.share;
+        i64::from(partition).rem_euclid(i64::from(instances)) == i64::from(instance)
     }
 
     /// Processes one batch per owned partition; returns how many records it read.
@@ -156,10 +162,7 @@ impl Consumer {
         let mut num_read = 0;
         for topic in &self.topics {
             for partition in self.log.partitions(topic).await? {
-                let is_owned = match &self.partitions_opt {
-                    Some(owned) => owned.contains(&partition),
-                    None => true,
-                };
+                let is_owned = self.owns(partition);
                 if is_owned {
                     num_read += self.consume_partition(topic, partition).await?;
                 }

@@ -141,9 +141,12 @@ impl OutboxRelay {
             .all(&self.db)
             .await
             .map_err(|error| db_error("reading the outbox", error))?;
-        let Some(last_seq) = rows.last().map(|row| row.seq) else {
+        if rows.is_empty() {
             return Ok(0);
-        };
+        }
+        // Delete exactly the rows sent, never `seq <= last`: on PostgreSQL a transaction holding
+        // a lower seq may commit after a higher one, and a range delete would drop it unsent.
+        let sent_seqs: Vec<i64> = rows.iter().map(|row| row.seq).collect();
         let num_rows = rows.len();
         let records = rows
             .into_iter()
@@ -155,7 +158,7 @@ impl OutboxRelay {
             .collect();
         self.log.append(records).await?;
         entity::Entity::delete_many()
-            .filter(entity::Column::Seq.lte(last_seq))
+            .filter(entity::Column::Seq.is_in(sent_seqs))
             .exec(&self.db)
             .await
             .map_err(|error| db_error("clearing the outbox", error))?;

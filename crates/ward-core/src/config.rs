@@ -95,6 +95,24 @@ pub struct EventsOptions {
     pub local_url: SecretUrl,
     /// How often relays and consumers look for work when nothing woke them.
     pub poll_interval_millis: u64,
+    /// Partitions per topic that `ward migrate` creates on Kafka (the local log has one).
+    pub partitions: i32,
+    /// Replicas per partition that `ward migrate` asks Kafka for (3 on MSK, 1 on a dev broker).
+    pub replication_factor: i16,
+    /// This consumer instance's number, `0..consumer_instances`. Kafka has no consumer groups in
+    /// the client Ward uses, so instances split partitions by configuration: instance `i` of `n`
+    /// owns every partition `p` with `p % n == i`.
+    pub consumer_instance: u32,
+    /// How many instances of each consuming role share the partitions.
+    pub consumer_instances: u32,
+}
+
+impl EventsOptions {
+    /// Whether this instance owns `partition`.
+    pub fn owns_partition(&self, partition: i32) -> bool {
+        let instances = i64::from(self.consumer_instances.max(1));
+        i64::from(partition).rem_euclid(instances) == i64::from(self.consumer_instance)
+    }
 }
 
 /// gRPC addresses of roles that do not run in this process; several per role are balanced.
@@ -173,6 +191,10 @@ impl Default for Config {
                 brokers: vec!["127.0.0.1:9092".into()],
                 local_url: SecretUrl::new("sqlite://data/events.db?mode=rwc"),
                 poll_interval_millis: 250,
+                partitions: 6,
+                replication_factor: 1,
+                consumer_instance: 0,
+                consumer_instances: 1,
             },
             peers: PeersOptions::default(),
             auth: AuthOptions {
@@ -388,6 +410,32 @@ impl Config {
                 "must be between 1 and 60000",
             ));
         }
+        if !(1..=1024).contains(&self.events.partitions) {
+            return Err(fail(
+                "events.partitions",
+                self.events.partitions.to_string(),
+                "must be between 1 and 1024",
+            ));
+        }
+        if !(1..=16).contains(&self.events.replication_factor) {
+            return Err(fail(
+                "events.replication_factor",
+                self.events.replication_factor.to_string(),
+                "must be between 1 and 16",
+            ));
+        }
+        if self.events.consumer_instances == 0
+            || self.events.consumer_instance >= self.events.consumer_instances
+        {
+            return Err(fail(
+                "events.consumer_instance",
+                format!(
+                    "{} of {}",
+                    self.events.consumer_instance, self.events.consumer_instances
+                ),
+                "needs 0 <= consumer_instance < consumer_instances",
+            ));
+        }
         if !(60..=86_400).contains(&self.auth.access_token_ttl_secs) {
             return Err(fail(
                 "auth.access_token_ttl_secs",
@@ -505,6 +553,22 @@ mod tests {
             redact_url_password("sqlite://data/a.db?mode=rwc"),
             "sqlite://data/a.db?mode=rwc"
         );
+    }
+
+    #[test]
+    fn instances_split_partitions_without_overlap() {
+        let mut events = Config::default().events;
+        events.consumer_instances = 2;
+        let mut owned = [Vec::new(), Vec::new()];
+        for instance in 0..2u32 {
+            events.consumer_instance = instance;
+            for partition in 0..6 {
+                if events.owns_partition(partition) {
+                    owned[instance as usize].push(partition);
+                }
+            }
+        }
+        assert_eq!(owned, [vec![0, 2, 4], vec![1, 3, 5]]);
     }
 
     #[test]
