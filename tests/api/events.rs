@@ -4,15 +4,15 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::both_deployments;
 use crate::helpers::{JOHN_DOE_ID, TestApp, Workdir, patient_body};
+
+both_deployments!(a_new_patient_gets_an_account_and_is_counted);
 
 const EVENT_WAIT: Duration = Duration::from_secs(20);
 
-#[tokio::test]
-async fn a_new_patient_gets_an_account_and_is_counted() {
+async fn a_new_patient_gets_an_account_and_is_counted(app: &TestApp) {
     // Arrange
-    let dir = Workdir::new();
-    let app = TestApp::spawn(&dir.path, &["--demo"]).await;
     let token = app.demo_token().await;
 
     // Act

@@ -48,6 +48,7 @@ fn uuid_like() -> String {
 pub struct TestApp {
     child: Child,
     pub http_addr_opt: Option<SocketAddr>,
+    pub grpc_addr_opt: Option<SocketAddr>,
     pub ops_addr: SocketAddr,
     pub client: reqwest::Client,
     logs: Arc<Mutex<Vec<String>>>,
@@ -61,6 +62,7 @@ pub fn ward_command(dir: &Path, args: &[&str]) -> Command {
         .env_remove("RUST_LOG")
         .env("WARD_SERVER__HTTP_ADDR", "127.0.0.1:0")
         .env("WARD_SERVER__OPS_ADDR", "127.0.0.1:0")
+        .env("WARD_SERVER__GRPC_ADDR", "127.0.0.1:0")
         .env("WARD_LOG__FORMAT", "json")
         .env("WARD_LOG__FILTER", "info,sqlx=warn")
         .env("WARD_EVENTS__POLL_INTERVAL_MILLIS", "100");
@@ -70,6 +72,7 @@ pub fn ward_command(dir: &Path, args: &[&str]) -> Command {
                 key.as_str(),
                 "WARD_SERVER__HTTP_ADDR"
                     | "WARD_SERVER__OPS_ADDR"
+                    | "WARD_SERVER__GRPC_ADDR"
                     | "WARD_LOG__FORMAT"
                     | "WARD_LOG__FILTER"
                     | "WARD_EVENTS__POLL_INTERVAL_MILLIS"
@@ -85,18 +88,40 @@ pub fn ward_command(dir: &Path, args: &[&str]) -> Command {
 impl TestApp {
     /// Starts `ward serve` with `args` in `dir` and waits until it is ready.
     pub async fn spawn(dir: &Path, args: &[&str]) -> TestApp {
-        let app = Self::spawn_without_readiness(dir, args).await;
+        Self::spawn_with_env(dir, args, &[]).await
+    }
+
+    /// Like [`TestApp::spawn`], with extra environment (`WARD_*` settings).
+    pub async fn spawn_with_env(dir: &Path, args: &[&str], env: &[(String, String)]) -> TestApp {
+        let app = Self::start(dir, args, env).await;
         app.wait_ready().await;
         app
     }
 
     /// Starts `ward serve` with `args` in `dir` and waits for its listeners only.
     pub async fn spawn_without_readiness(dir: &Path, args: &[&str]) -> TestApp {
+        Self::start(dir, args, &[]).await
+    }
+
+    /// Starts `ward serve` and waits for its listeners (and its gRPC listener when it runs a module).
+    pub async fn start(dir: &Path, args: &[&str], env: &[(String, String)]) -> TestApp {
         let mut full_args = vec!["serve"];
         full_args.extend_from_slice(args);
         let expects_http = !args.iter().any(|arg| arg.starts_with("--roles"))
             || args.iter().any(|arg| arg.contains("gateway"));
-        let mut child = ward_command(dir, &full_args)
+        let roles_arg_opt = args
+            .iter()
+            .position(|arg| *arg == "--roles")
+            .and_then(|i| args.get(i + 1));
+        let expects_grpc = match roles_arg_opt {
+            Some(roles) => roles.split(',').any(|role| role != "gateway"),
+            None => true,
+        };
+        let mut command = ward_command(dir, &full_args);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -124,11 +149,16 @@ impl TestApp {
         let deadline = Instant::now() + START_TIMEOUT;
         let mut http_addr_opt = None;
         let mut ops_addr_opt = None;
-        while ops_addr_opt.is_none() || (expects_http && http_addr_opt.is_none()) {
+        let mut grpc_addr_opt = None;
+        while ops_addr_opt.is_none()
+            || (expects_http && http_addr_opt.is_none())
+            || (expects_grpc && grpc_addr_opt.is_none())
+        {
             let left = deadline.saturating_duration_since(Instant::now());
             match addr_rx.recv_timeout(left) {
                 Ok((listener, addr)) if listener == "http" => http_addr_opt = Some(addr),
                 Ok((listener, addr)) if listener == "ops" => ops_addr_opt = Some(addr),
+                Ok((listener, addr)) if listener == "grpc" => grpc_addr_opt = Some(addr),
                 Ok(_) => {}
                 Err(_) => {
                     let _ = child.kill();
@@ -142,6 +172,7 @@ impl TestApp {
         TestApp {
             child,
             http_addr_opt,
+            grpc_addr_opt,
             ops_addr: ops_addr_opt.unwrap(),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))

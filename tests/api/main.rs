@@ -1,8 +1,10 @@
 //! End-to-end tests through the real `ward` binary over HTTP (STYLE.md §7: one test binary).
 
 mod cli;
+mod cluster;
 mod crash;
 mod events;
+mod faults;
 mod helpers;
 mod reference;
 mod roles;

@@ -2,7 +2,17 @@
 
 use serde_json::{Value, json};
 
+use crate::both_deployments;
 use crate::helpers::{DEMO_EMAIL, DEMO_PASSWORD, JOHN_DOE_ID, TestApp, Workdir, patient_body};
+
+both_deployments!(
+    login_validate_and_me,
+    patients_need_a_valid_token,
+    the_demo_list_and_a_full_crud_cycle,
+    duplicate_emails_conflict_ignoring_case,
+    every_failing_field_is_reported_at_once,
+    pages_walk_every_patient_once,
+);
 
 async fn problem(response: reqwest::Response, status: u16) -> Value {
     assert_eq!(response.status(), status);
@@ -31,11 +41,8 @@ fn field_messages(body: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-#[tokio::test]
-async fn login_validate_and_me() {
+async fn login_validate_and_me(app: &TestApp) {
     // Arrange
-    let dir = Workdir::new();
-    let app = TestApp::spawn(&dir.path, &["--demo"]).await;
 
     // Act + Assert: the demo user logs in and gets a token with its expiry.
     let response = app.login(DEMO_EMAIL, DEMO_PASSWORD).await;
@@ -82,11 +89,7 @@ async fn login_validate_and_me() {
     assert_eq!(me["role"], "admin");
 }
 
-#[tokio::test]
-async fn patients_need_a_valid_token() {
-    let dir = Workdir::new();
-    let app = TestApp::spawn(&dir.path, &["--demo"]).await;
-
+async fn patients_need_a_valid_token(app: &TestApp) {
     let no_token = app
         .client
         .get(app.url("/api/patients"))
@@ -116,10 +119,7 @@ async fn patients_need_a_valid_token() {
     assert!(!response.headers()["x-request-id"].is_empty());
 }
 
-#[tokio::test]
-async fn the_demo_list_and_a_full_crud_cycle() {
-    let dir = Workdir::new();
-    let app = TestApp::spawn(&dir.path, &["--demo"]).await;
+async fn the_demo_list_and_a_full_crud_cycle(app: &TestApp) {
     let token = app.demo_token().await;
 
     // The list holds the 15 demo patients, John Doe first.
@@ -176,10 +176,7 @@ async fn the_demo_list_and_a_full_crud_cycle() {
     problem(app.put(&token, &location, &changes).await, 404).await;
 }
 
-#[tokio::test]
-async fn duplicate_emails_conflict_ignoring_case() {
-    let dir = Workdir::new();
-    let app = TestApp::spawn(&dir.path, &["--demo"]).await;
+async fn duplicate_emails_conflict_ignoring_case(app: &TestApp) {
     let token = app.demo_token().await;
 
     let duplicate = app
@@ -230,10 +227,7 @@ async fn duplicate_emails_conflict_ignoring_case() {
     assert_eq!(page["items"].as_array().unwrap().len(), 16);
 }
 
-#[tokio::test]
-async fn every_failing_field_is_reported_at_once() {
-    let dir = Workdir::new();
-    let app = TestApp::spawn(&dir.path, &["--demo"]).await;
+async fn every_failing_field_is_reported_at_once(app: &TestApp) {
     let token = app.demo_token().await;
 
     let body = problem(app.post(&token, "/api/patients", &json!({})).await, 400).await;
@@ -298,10 +292,7 @@ async fn every_failing_field_is_reported_at_once() {
     problem(app.get(&token, "/api/patients?cursor=zzz").await, 400).await;
 }
 
-#[tokio::test]
-async fn pages_walk_every_patient_once() {
-    let dir = Workdir::new();
-    let app = TestApp::spawn(&dir.path, &["--demo"]).await;
+async fn pages_walk_every_patient_once(app: &TestApp) {
     let token = app.demo_token().await;
 
     let mut seen = Vec::new();

@@ -3,12 +3,16 @@
 //! [`events_consumer`] feeds both topics to a [`FiguresHandler`], which keeps counters in the
 //! analytics database in the same transaction that records each event as processed;
 //! [`AnalyticsService`] implements [`ward_bus::AnalyticsApi`] by reading them.
+//! Over the network, [`AnalyticsGrpcServer`] serves any implementation and
+//! [`AnalyticsGrpcClient`] calls one in another process.
 
 mod consumer;
 mod entity;
+pub mod grpc;
 pub mod migration;
 mod service;
 
 pub use consumer::{FiguresHandler, events_consumer};
+pub use grpc::{AnalyticsGrpcClient, AnalyticsGrpcServer};
 pub use migration::Migrator;
 pub use service::AnalyticsService;

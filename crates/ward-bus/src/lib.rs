@@ -9,6 +9,7 @@ pub mod billing;
 pub mod consumer;
 pub mod db;
 pub mod events;
+pub mod grpc;
 pub mod health;
 pub mod local_log;
 pub mod outbox;

@@ -2,12 +2,14 @@
 //! the background workers, readiness, and an orderly stop. The only crate that names the modules.
 
 mod demo;
+mod grpc_server;
 mod keys;
 mod listeners;
 mod modules;
 mod peers;
 mod users;
 
+pub use grpc_server::{LocalGrpcServices, serve_grpc};
 pub use keys::generate_keys;
 pub use listeners::serve;
 pub use modules::migrate;

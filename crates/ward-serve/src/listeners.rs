@@ -34,6 +34,11 @@ pub async fn serve(config: Config, options: ServeOptions) -> WardResult<()> {
     } else {
         None
     };
+    let grpc_listener_opt = if roles.iter().any(|role| role.owns_database()) {
+        Some(bind("grpc", config.server.grpc_addr)?)
+    } else {
+        None
+    };
 
     // Ops first: while the process waits for what it needs, /livez answers and /readyz says why
     // it is not ready.
@@ -78,6 +83,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> WardResult<()> {
         services,
         workers,
         ready_checks,
+        local_grpc,
     } = node;
     let mut worker_handles = Vec::new();
     for worker in workers {
@@ -91,6 +97,21 @@ pub async fn serve(config: Config, options: ServeOptions) -> WardResult<()> {
         ready_checks,
         cancel.clone(),
     ));
+
+    let mut grpc_task_opt = None;
+    if let Some(grpc_listener) = grpc_listener_opt {
+        grpc_listener
+            .set_nonblocking(true)
+            .map_err(|error| listen_error("grpc", error))?;
+        let grpc_listener = tokio::net::TcpListener::from_std(grpc_listener)
+            .map_err(|error| listen_error("grpc", error))?;
+        grpc_task_opt = Some(tokio::spawn(crate::grpc_server::serve_grpc(
+            grpc_listener,
+            local_grpc,
+            services.tokens.clone(),
+            cancel.child_token(),
+        )));
+    }
 
     let mut http_handle_opt = None;
     let mut http_task_opt = None;
@@ -116,6 +137,12 @@ pub async fn serve(config: Config, options: ServeOptions) -> WardResult<()> {
         http_handle.stop(true).await;
     }
     cancel.cancel();
+    if let Some(grpc_task) = grpc_task_opt {
+        match tokio::time::timeout(Duration::from_secs(grace_secs), grpc_task).await {
+            Ok(Ok(Err(error))) => tracing::warn!(%error, "the gRPC server stopped with an error"),
+            Ok(Ok(Ok(()))) | Ok(Err(_)) | Err(_) => {}
+        }
+    }
     for handle in worker_handles {
         let _ = tokio::time::timeout(Duration::from_secs(grace_secs), handle).await;
     }
@@ -289,6 +316,12 @@ fn log_plan(config: &Config, roles: &[Role]) {
         "starting"
     );
     for peer in remote {
-        tracing::warn!(peer = %peer, reason = %crate::peers::missing_peer_reason(peer, &config.peers), "needs a peer");
+        let addresses = config.peers.for_role(peer);
+        if addresses.is_empty() {
+            let reason = crate::peers::missing_peer_reason(peer);
+            tracing::warn!(peer = %peer, reason = %reason, "needs a peer");
+        } else {
+            tracing::info!(peer = %peer, addresses = %addresses.join(","), "reaching a peer over gRPC");
+        }
     }
 }

@@ -19,6 +19,7 @@ use ward_bus::{AnalyticsClient, AuthClient, BillingClient, PatientsClient, Servi
 use ward_core::config::{Config, EventBackend};
 use ward_core::{Role, WardError, WardResult};
 
+use crate::grpc_server::LocalGrpcServices;
 use crate::keys::{load_issuer, load_verifier};
 use crate::peers::MissingPeer;
 
@@ -46,11 +47,17 @@ pub struct Node {
     pub workers: Vec<Worker>,
     /// `(component, probe)`, for `/readyz`.
     pub ready_checks: Vec<(String, ReadyCheck)>,
+    /// The modules that run here, to serve over gRPC to other processes.
+    pub local_grpc: LocalGrpcServices,
 }
 
 /// Opens every local module (migrating when configured) and wires the rest as remote.
 pub async fn build_node(config: &Config, roles: &[Role]) -> WardResult<Node> {
     let migrate = config.database.migrate_on_start;
+    let share = (
+        config.events.consumer_instance,
+        config.events.consumer_instances,
+    );
     let mut workers = Vec::new();
     let mut ready_checks: Vec<(String, ReadyCheck)> = Vec::new();
     let needs_log = roles
@@ -78,7 +85,10 @@ pub async fn build_node(config: &Config, roles: &[Role]) -> WardResult<Node> {
         let db = open_database(config, Role::Auth, migrate).await?;
         Arc::new(AuthService::open(db, issuer, config.auth.access_token_ttl_secs).await?)
     } else {
-        Arc::new(MissingPeer::new(Role::Auth, &config.peers))
+        match peer_channel(config, Role::Auth).await? {
+            Some(channel) => Arc::new(ward_auth::AuthGrpcClient::new(channel)),
+            None => Arc::new(MissingPeer::new(Role::Auth)),
+        }
     };
     let tokens = load_verifier(config, roles, issuer_opt.as_ref())?;
 
@@ -90,7 +100,10 @@ pub async fn build_node(config: &Config, roles: &[Role]) -> WardResult<Node> {
             workers.push(Worker::Relay(relay));
             Arc::new(service)
         }
-        _ => Arc::new(MissingPeer::new(Role::Patients, &config.peers)),
+        _ => match peer_channel(config, Role::Patients).await? {
+            Some(channel) => Arc::new(ward_patients::PatientsGrpcClient::new(channel)),
+            None => Arc::new(MissingPeer::new(Role::Patients)),
+        },
     };
 
     let billing: BillingClient = match (&log_opt, roles.contains(&Role::Billing)) {
@@ -99,28 +112,36 @@ pub async fn build_node(config: &Config, roles: &[Role]) -> WardResult<Node> {
             let relay = OutboxRelay::new("billing", db.clone(), log.clone());
             let waker = relay.waker();
             workers.push(Worker::Relay(relay));
-            workers.push(Worker::Consumer(ward_billing::patient_events_consumer(
-                db.clone(),
-                log.clone(),
-                waker.clone(),
-            )));
+            let consumer =
+                ward_billing::patient_events_consumer(db.clone(), log.clone(), waker.clone());
+            workers.push(Worker::Consumer(consumer.with_share(share.0, share.1)));
             Arc::new(ward_billing::BillingService::new(db, waker))
         }
-        _ => Arc::new(MissingPeer::new(Role::Billing, &config.peers)),
+        _ => match peer_channel(config, Role::Billing).await? {
+            Some(channel) => Arc::new(ward_billing::BillingGrpcClient::new(channel)),
+            None => Arc::new(MissingPeer::new(Role::Billing)),
+        },
     };
 
     let analytics: AnalyticsClient = match (&log_opt, roles.contains(&Role::Analytics)) {
         (Some(log), true) => {
             let db = open_database(config, Role::Analytics, migrate).await?;
-            workers.push(Worker::Consumer(ward_analytics::events_consumer(
-                db.clone(),
-                log.clone(),
-            )));
+            let consumer = ward_analytics::events_consumer(db.clone(), log.clone());
+            workers.push(Worker::Consumer(consumer.with_share(share.0, share.1)));
             Arc::new(ward_analytics::AnalyticsService::new(db))
         }
-        _ => Arc::new(MissingPeer::new(Role::Analytics, &config.peers)),
+        _ => match peer_channel(config, Role::Analytics).await? {
+            Some(channel) => Arc::new(ward_analytics::AnalyticsGrpcClient::new(channel)),
+            None => Arc::new(MissingPeer::new(Role::Analytics)),
+        },
     };
 
+    let local_grpc = LocalGrpcServices {
+        auth_opt: roles.contains(&Role::Auth).then(|| auth.clone()),
+        patients_opt: roles.contains(&Role::Patients).then(|| patients.clone()),
+        billing_opt: roles.contains(&Role::Billing).then(|| billing.clone()),
+        analytics_opt: roles.contains(&Role::Analytics).then(|| analytics.clone()),
+    };
     let services = Services {
         auth,
         patients,
@@ -144,10 +165,25 @@ pub async fn build_node(config: &Config, roles: &[Role]) -> WardResult<Node> {
         }
     }
     Ok(Node {
+        local_grpc,
         services,
         workers,
         ready_checks,
     })
+}
+
+/// A gRPC channel to `role`'s configured peers, or `None` when none are configured.
+async fn peer_channel(
+    config: &Config,
+    role: Role,
+) -> WardResult<Option<tonic::transport::Channel>> {
+    let addresses = config.peers.for_role(role);
+    if addresses.is_empty() {
+        return Ok(None);
+    }
+    ward_bus::grpc::connect_peer(role, addresses)
+        .await
+        .map(Some)
 }
 
 fn probe(services: &Services, role: Role) -> ReadyCheck {

@@ -1,8 +1,8 @@
 //! Clients for roles that do not run in this process.
 //!
-//! gRPC transports arrive with the production-transports work; until then a role that is not
-//! local answers every call with `Unavailable`, saying which peer it needs, and readiness reports
-//! the same, so a process never pretends to be complete.
+//! A role that is neither local nor configured under `peers.<role>` answers every call with
+//! `Unavailable`, saying which setting is missing, and readiness reports the same, so a process
+//! never pretends to be complete. Configured peers are reached over gRPC instead.
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -11,7 +11,6 @@ use ward_bus::auth::{NewUser, Session, UserInfo};
 use ward_bus::billing::{BillingAccount, OpenAccountRequest};
 use ward_bus::patients::{NewPatient, PageRequest, Patient, PatientChanges, PatientPage};
 use ward_bus::{AnalyticsApi, AuthApi, BillingApi, PatientsApi};
-use ward_core::config::PeersOptions;
 use ward_core::{CallerContext, Role, WardError, WardResult};
 
 /// Stands in for a role that runs elsewhere.
@@ -20,9 +19,9 @@ pub struct MissingPeer {
 }
 
 impl MissingPeer {
-    pub fn new(role: Role, peers: &PeersOptions) -> Self {
+    pub fn new(role: Role) -> Self {
         Self {
-            reason: missing_peer_reason(role, peers),
+            reason: missing_peer_reason(role),
         }
     }
 
@@ -32,20 +31,12 @@ impl MissingPeer {
 }
 
 /// Why `role` cannot be reached from this process, phrased for the operator.
-pub fn missing_peer_reason(role: Role, peers: &PeersOptions) -> String {
-    let addresses = peers.for_role(role);
-    if addresses.is_empty() {
-        format!(
-            "the {role} role does not run in this process and peers.{role} is not set; \
-             run it here (--roles ...,{role}) or set peers.{role}"
-        )
-    } else {
-        format!(
-            "the {role} role does not run in this process; peers.{role} = {} is configured, \
-             but this build has no gRPC transport yet, so run {role} in this process",
-            addresses.join(", ")
-        )
-    }
+pub fn missing_peer_reason(role: Role) -> String {
+    format!(
+        "the {role} role does not run in this process and peers.{role} is not set; \
+         run it here (--roles ...,{role}) or set peers.{role} (WARD_PEERS__{})",
+        role.as_str().to_uppercase()
+    )
 }
 
 #[async_trait]

@@ -1,0 +1,58 @@
+//! [`AnalyticsGrpcClient`]: the analytics module in another process, behind the same trait.
+
+use async_trait::async_trait;
+use tonic::transport::Channel;
+use ward_bus::AnalyticsApi;
+use ward_bus::analytics::Summary;
+use ward_bus::grpc::{
+    check_serving, error_from_peer_status, malformed_reply, outgoing_request, peer_description,
+};
+use ward_core::{CallerContext, Role, WardResult};
+use ward_proto::v1 as proto;
+use ward_proto::v1::analytics_service_client::AnalyticsServiceClient;
+
+use super::{ANALYTICS_SERVICE_NAME, summary_from_proto};
+
+/// Calls a remote analytics role over a (balanced, lazily connected) gRPC channel.
+///
+/// The caller's token and request id travel in metadata; the remote module authorizes the call
+/// itself. Errors come back with their kind intact (see [`ward_bus::grpc`]).
+#[derive(Debug, Clone)]
+pub struct AnalyticsGrpcClient {
+    channel: Channel,
+    /// Names the peer in transport errors: "analytics peer at http://…".
+    peer: String,
+}
+
+impl AnalyticsGrpcClient {
+    /// Returns a client over `channel` (see [`ward_bus::grpc::connect_peer`]).
+    pub fn new(channel: Channel) -> Self {
+        Self {
+            channel,
+            peer: peer_description(Role::Analytics, &[]),
+        }
+    }
+
+    /// Names `addresses` in the errors and readiness reasons this client gives.
+    pub fn with_addresses(mut self, addresses: &[String]) -> Self {
+        self.peer = peer_description(Role::Analytics, addresses);
+        self
+    }
+}
+
+#[async_trait]
+impl AnalyticsApi for AnalyticsGrpcClient {
+    async fn summary(&self, ctx: &CallerContext) -> WardResult<Summary> {
+        let mut client = AnalyticsServiceClient::new(self.channel.clone());
+        let response = client
+            .get_summary(outgoing_request(proto::SummaryRequest {}, ctx))
+            .await
+            .map_err(|status| error_from_peer_status(&status, &self.peer))?;
+        summary_from_proto(response.into_inner())
+            .map_err(|error| malformed_reply(&self.peer, error))
+    }
+
+    async fn check_ready(&self) -> WardResult<()> {
+        check_serving(self.channel.clone(), ANALYTICS_SERVICE_NAME, &self.peer).await
+    }
+}

@@ -1,0 +1,212 @@
+//! The analytics module through the network: the real service and consumer on real SQLite files,
+//! behind `AnalyticsGrpcServer` on a loopback port, called through `AnalyticsGrpcClient`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{NaiveDate, Utc};
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use uuid::Uuid;
+use ward_analytics::grpc::ANALYTICS_SERVICE_NAME;
+use ward_analytics::{AnalyticsGrpcClient, AnalyticsGrpcServer, AnalyticsService, events_consumer};
+use ward_bus::AnalyticsApi;
+use ward_bus::analytics::DailyCount;
+use ward_bus::auth::UserInfo;
+use ward_bus::events::{
+    BILLING_TOPIC, BillingAccountOpened, EventLogHandle, OutgoingRecord, PATIENTS_TOPIC,
+    PatientRegistered, encode_envelope, envelope,
+};
+use ward_bus::grpc::connect_peer;
+use ward_bus::local_log::LocalEventLog;
+use ward_bus::token::{TokenIssuer, TokenVerifier, generate_key_files};
+use ward_core::config::SecretUrl;
+use ward_core::{CallerContext, ErrorCode, Role, UserRole};
+
+/// An analytics service served over gRPC from its own temporary folder, removed when dropped.
+struct TestPeer {
+    folder: PathBuf,
+    db: DatabaseConnection,
+    log: EventLogHandle,
+    issuer: TokenIssuer,
+    verifier: TokenVerifier,
+    client: AnalyticsGrpcClient,
+    server_task: JoinHandle<()>,
+}
+
+impl Drop for TestPeer {
+    fn drop(&mut self) {
+        self.server_task.abort();
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
+}
+
+fn sqlite_url(path: &std::path::Path) -> SecretUrl {
+    SecretUrl::new(format!("sqlite://{}?mode=rwc", path.display()))
+}
+
+impl TestPeer {
+    async fn start() -> Self {
+        let folder = std::env::temp_dir().join(format!("ward-analytics-grpc-{}", Uuid::now_v7()));
+        generate_key_files(&folder.join("auth.key"), &folder.join("auth.pub")).unwrap();
+        let issuer = TokenIssuer::from_file(&folder.join("auth.key")).unwrap();
+        let verifier = TokenVerifier::from_file(&folder.join("auth.pub")).unwrap();
+        let db = ward_bus::db::connect(&sqlite_url(&folder.join("analytics.db")), "analytics")
+            .await
+            .unwrap();
+        AnalyticsService::migrate(&db).await.unwrap();
+        let log: EventLogHandle = Arc::new(
+            LocalEventLog::open(&sqlite_url(&folder.join("events.db")))
+                .await
+                .unwrap(),
+        );
+        let service: Arc<dyn AnalyticsApi> = Arc::new(AnalyticsService::new(db.clone()));
+
+        // Bound first and handed to the server: no port is probed and released.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let local_addr = listener.local_addr().unwrap();
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_service_status(ANALYTICS_SERVICE_NAME, tonic_health::ServingStatus::Serving)
+            .await;
+        let grpc_service = AnalyticsGrpcServer::new(service, verifier.clone()).into_service();
+        let server_task = tokio::spawn(async move {
+            Server::builder()
+                .add_service(health_service)
+                .add_service(grpc_service)
+                .serve_with_incoming(TcpIncoming::from(listener))
+                .await
+                .unwrap();
+        });
+
+        let addresses = vec![format!("http://{local_addr}")];
+        let channel = connect_peer(Role::Analytics, &addresses).await.unwrap();
+        let client = AnalyticsGrpcClient::new(channel).with_addresses(&addresses);
+        Self {
+            folder,
+            db,
+            log,
+            issuer,
+            verifier,
+            client,
+            server_task,
+        }
+    }
+
+    /// A caller holding a real token for `role`, as the gateway would forward it.
+    fn caller(&self, role: UserRole) -> CallerContext {
+        let user = UserInfo {
+            id: Uuid::now_v7(),
+            email: format!("{role}@ward.test"),
+            role,
+        };
+        let session = self.issuer.issue(&user, 600, Utc::now()).unwrap();
+        let principal = self.verifier.verify(&session.token, Utc::now()).unwrap();
+        CallerContext::authenticated(principal, session.token, format!("req-{role}"))
+    }
+}
+
+fn registration(patient_id: Uuid, registered_date: &str) -> OutgoingRecord {
+    let payload = PatientRegistered {
+        patient_id: patient_id.to_string(),
+        name: "John Doe".into(),
+        email: "john.doe@example.com".into(),
+        registered_date: registered_date.into(),
+    };
+    OutgoingRecord {
+        topic: PATIENTS_TOPIC.to_string(),
+        key: patient_id.to_string(),
+        value: encode_envelope(&envelope("patients", patient_id, "", Utc::now(), &payload)),
+    }
+}
+
+fn account_opened(patient_id: Uuid) -> OutgoingRecord {
+    let payload = BillingAccountOpened {
+        account_id: Uuid::now_v7().to_string(),
+        patient_id: patient_id.to_string(),
+        opened_at: Utc::now().to_rfc3339(),
+    };
+    OutgoingRecord {
+        topic: BILLING_TOPIC.to_string(),
+        key: patient_id.to_string(),
+        value: encode_envelope(&envelope("billing", patient_id, "", Utc::now(), &payload)),
+    }
+}
+
+#[tokio::test]
+async fn the_summary_arrives_whole_through_the_network() {
+    // Arrange: two registrations on one day, one on another, one account opened.
+    let peer = TestPeer::start().await;
+    let (alice, bob, carol) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    peer.log
+        .append(vec![
+            registration(alice, "2024-02-01"),
+            registration(bob, "2024-01-10"),
+            registration(carol, "2024-01-10"),
+            account_opened(alice),
+        ])
+        .await
+        .unwrap();
+    let consumer = events_consumer(peer.db.clone(), peer.log.clone());
+    assert_eq!(consumer.consume_once().await.unwrap(), 4);
+    peer.client.check_ready().await.unwrap();
+
+    // Act
+    let summary = peer
+        .client
+        .summary(&peer.caller(UserRole::Analyst))
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(summary.patients_registered, 3);
+    assert_eq!(summary.patients_deleted, 0);
+    assert_eq!(summary.billing_accounts_opened, 1);
+    let events_by_type: Vec<(&str, u64)> = summary
+        .events_by_type
+        .iter()
+        .map(|(event_type, count)| (event_type.as_str(), *count))
+        .collect();
+    assert_eq!(
+        events_by_type,
+        vec![("BillingAccountOpened", 1), ("PatientRegistered", 3)]
+    );
+    assert_eq!(
+        summary.registrations_by_day,
+        vec![
+            DailyCount {
+                date: NaiveDate::from_ymd_opt(2024, 1, 10).unwrap(),
+                count: 2,
+            },
+            DailyCount {
+                date: NaiveDate::from_ymd_opt(2024, 2, 1).unwrap(),
+                count: 1,
+            },
+        ]
+    );
+}
+
+#[tokio::test]
+async fn figures_need_the_analytics_right_remotely_too() {
+    // Arrange
+    let peer = TestPeer::start().await;
+
+    // Act
+    let anonymous = peer
+        .client
+        .summary(&CallerContext::anonymous("req-anonymous"))
+        .await
+        .unwrap_err();
+    let clinician = peer
+        .client
+        .summary(&peer.caller(UserRole::Clinician))
+        .await
+        .unwrap_err();
+
+    // Assert
+    assert_eq!(anonymous.error_code(), ErrorCode::Unauthenticated);
+    assert_eq!(clinician.error_code(), ErrorCode::Forbidden);
+}

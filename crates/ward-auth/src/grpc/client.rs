@@ -1,0 +1,98 @@
+//! [`AuthGrpcClient`]: the auth module in another process, behind the same trait.
+
+use async_trait::async_trait;
+use tonic::Status;
+use tonic::transport::Channel;
+use ward_bus::AuthApi;
+use ward_bus::auth::{NewUser, Session, UserInfo};
+use ward_bus::grpc::{
+    check_serving, error_from_peer_status, malformed_reply, outgoing_request, peer_description,
+};
+use ward_core::{CallerContext, Role, WardError, WardResult};
+use ward_proto::v1 as proto;
+use ward_proto::v1::auth_service_client::AuthServiceClient;
+
+use super::{AUTH_SERVICE_NAME, session_from_proto, user_from_proto};
+
+/// Calls a remote auth role over a (balanced, lazily connected) gRPC channel.
+///
+/// The caller's token and request id travel in metadata; the remote module authorizes the call
+/// itself. Errors come back with their kind intact (see [`ward_bus::grpc`]).
+#[derive(Debug, Clone)]
+pub struct AuthGrpcClient {
+    channel: Channel,
+    /// Names the peer in transport errors: "auth peer at http://…".
+    peer: String,
+}
+
+impl AuthGrpcClient {
+    /// Returns a client over `channel` (see [`ward_bus::grpc::connect_peer`]).
+    pub fn new(channel: Channel) -> Self {
+        Self {
+            channel,
+            peer: peer_description(Role::Auth, &[]),
+        }
+    }
+
+    /// Names `addresses` in the errors and readiness reasons this client gives.
+    pub fn with_addresses(mut self, addresses: &[String]) -> Self {
+        self.peer = peer_description(Role::Auth, addresses);
+        self
+    }
+
+    fn client(&self) -> AuthServiceClient<Channel> {
+        AuthServiceClient::new(self.channel.clone())
+    }
+
+    fn error(&self, status: Status) -> WardError {
+        error_from_peer_status(&status, &self.peer)
+    }
+
+    fn user_reply(&self, user: proto::UserInfo) -> WardResult<UserInfo> {
+        user_from_proto(user).map_err(|error| malformed_reply(&self.peer, error))
+    }
+}
+
+#[async_trait]
+impl AuthApi for AuthGrpcClient {
+    async fn login(&self, ctx: &CallerContext, email: &str, password: &str) -> WardResult<Session> {
+        let message = proto::LoginRequest {
+            email: email.to_string(),
+            password: password.to_string(),
+        };
+        let response = self
+            .client()
+            .login(outgoing_request(message, ctx))
+            .await
+            .map_err(|status| self.error(status))?;
+        session_from_proto(response.into_inner())
+            .map_err(|error| malformed_reply(&self.peer, error))
+    }
+
+    async fn me(&self, ctx: &CallerContext) -> WardResult<UserInfo> {
+        let response = self
+            .client()
+            .me(outgoing_request(proto::MeRequest {}, ctx))
+            .await
+            .map_err(|status| self.error(status))?;
+        self.user_reply(response.into_inner())
+    }
+
+    async fn create_user(&self, ctx: &CallerContext, user: NewUser) -> WardResult<UserInfo> {
+        let message = proto::CreateUserRequest {
+            email: user.email,
+            password: user.password,
+            role: user.role.as_str().to_string(),
+        };
+        let response = self
+            .client()
+            .create_user(outgoing_request(message, ctx))
+            .await
+            .map_err(|status| self.error(status))?;
+        self.user_reply(response.into_inner())
+    }
+
+    async fn check_ready(&self) -> WardResult<()> {
+        check_serving(self.channel.clone(), AUTH_SERVICE_NAME, &self.peer).await
+    }
+}

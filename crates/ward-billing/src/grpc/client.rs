@@ -1,0 +1,93 @@
+//! [`BillingGrpcClient`]: the billing module in another process, behind the same trait.
+
+use async_trait::async_trait;
+use tonic::Status;
+use tonic::transport::Channel;
+use uuid::Uuid;
+use ward_bus::BillingApi;
+use ward_bus::billing::{BillingAccount, OpenAccountRequest};
+use ward_bus::grpc::{
+    check_serving, error_from_peer_status, malformed_reply, outgoing_request, peer_description,
+};
+use ward_core::{CallerContext, Role, WardError, WardResult};
+use ward_proto::v1 as proto;
+use ward_proto::v1::billing_service_client::BillingServiceClient;
+
+use super::{BILLING_SERVICE_NAME, account_from_proto, account_from_response};
+
+/// Calls a remote billing role over a (balanced, lazily connected) gRPC channel.
+///
+/// The caller's token and request id travel in metadata; the remote module authorizes the call
+/// itself. Errors come back with their kind intact (see [`ward_bus::grpc`]).
+#[derive(Debug, Clone)]
+pub struct BillingGrpcClient {
+    channel: Channel,
+    /// Names the peer in transport errors: "billing peer at http://…".
+    peer: String,
+}
+
+impl BillingGrpcClient {
+    /// Returns a client over `channel` (see [`ward_bus::grpc::connect_peer`]).
+    pub fn new(channel: Channel) -> Self {
+        Self {
+            channel,
+            peer: peer_description(Role::Billing, &[]),
+        }
+    }
+
+    /// Names `addresses` in the errors and readiness reasons this client gives.
+    pub fn with_addresses(mut self, addresses: &[String]) -> Self {
+        self.peer = peer_description(Role::Billing, addresses);
+        self
+    }
+
+    fn client(&self) -> BillingServiceClient<Channel> {
+        BillingServiceClient::new(self.channel.clone())
+    }
+
+    fn error(&self, status: Status) -> WardError {
+        error_from_peer_status(&status, &self.peer)
+    }
+}
+
+#[async_trait]
+impl BillingApi for BillingGrpcClient {
+    async fn create_billing_account(
+        &self,
+        ctx: &CallerContext,
+        request: OpenAccountRequest,
+    ) -> WardResult<BillingAccount> {
+        let message = proto::BillingRequest {
+            patient_id: request.patient_id.to_string(),
+            name: request.name,
+            email: request.email,
+        };
+        let response = self
+            .client()
+            .create_billing_account(outgoing_request(message, ctx))
+            .await
+            .map_err(|status| self.error(status))?;
+        account_from_response(response.get_ref())
+            .map_err(|error| malformed_reply(&self.peer, error))
+    }
+
+    async fn get_account_by_patient(
+        &self,
+        ctx: &CallerContext,
+        patient_id: Uuid,
+    ) -> WardResult<BillingAccount> {
+        let message = proto::GetAccountByPatientRequest {
+            patient_id: patient_id.to_string(),
+        };
+        let response = self
+            .client()
+            .get_account_by_patient(outgoing_request(message, ctx))
+            .await
+            .map_err(|status| self.error(status))?;
+        account_from_proto(response.get_ref()).map_err(|error| malformed_reply(&self.peer, error))
+    }
+
+    async fn check_ready(&self) -> WardResult<()> {
+        check_serving(self.channel.clone(), BILLING_SERVICE_NAME, &self.peer).await
+    }
+}

@@ -1,0 +1,624 @@
+//! [`KafkaEventLog`]: Ward's [`EventLog`] over a Kafka-protocol broker, with rskafka.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use rskafka::client::error::ProtocolError;
+use rskafka::client::partition::{Compression, OffsetAt, PartitionClient};
+use rskafka::record::{Record, RecordAndOffset};
+use tokio::sync::Mutex;
+use tracing::Instrument;
+use ward_bus::events::{EventLog, LogRecord, OutgoingRecord, decode_envelope};
+use ward_core::{WardError, WardResult};
+
+use crate::partitioner::partition_for_key;
+use crate::session::{CallError, REQUEST_TIMEOUT, Session, bounded, open_session};
+
+/// Kafka has no push: `wait_for_append` sleeps at most this long before consumers poll again.
+const MAX_APPEND_WAIT: Duration = Duration::from_millis(200);
+/// The broker's time to create a topic.
+const CREATE_TOPIC_TIMEOUT_MILLIS: i32 = 5_000;
+/// The most a fetch asks for; a bigger first batch is still returned whole (KIP-74).
+const FETCH_MAX_BYTES: i32 = 4 * 1024 * 1024;
+/// How long a fetch may wait on the broker for data. The consumer reads its partitions one after
+/// another, so a long poll on an idle partition would delay the others; waiting belongs in
+/// `wait_for_append`. (tansu waits the full `max_wait_ms` even when data is there.)
+const FETCH_MAX_WAIT_MILLIS: i32 = 0;
+/// Produce requests stay well under the broker's default 1 MiB message limit.
+const PRODUCE_MAX_BYTES: usize = 512 * 1024;
+/// The check-ready bound: a readiness probe must answer quickly.
+const CHECK_READY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The event log on Kafka (Amazon MSK in production, tansu on a laptop).
+///
+/// A record's key is the subject (patient) id and its partition is Kafka's default
+/// `murmur2(key) % partitions`, so one patient's events stay in order on one partition. Values are
+/// the envelope bytes, exactly as the local log stores them. The connection is made on first use,
+/// and made again after any connection failure: a process whose broker is down starts, reports
+/// `Unavailable` from every call, and recovers by itself when the broker returns.
+pub struct KafkaEventLog {
+    brokers: Vec<String>,
+    /// `brokers` joined, for messages.
+    brokers_list: String,
+    num_partitions: i32,
+    replication_factor: i16,
+    /// The live connection; `None` until first use and after a connection failure. The lock is
+    /// held while connecting, so concurrent callers share one attempt.
+    session_opt: Mutex<Option<Arc<Session>>>,
+    next_generation: AtomicU64,
+    /// Partition counts per topic (they only grow, and Ward never adds partitions to a topic).
+    partition_counts: std::sync::Mutex<HashMap<String, i32>>,
+}
+
+impl KafkaEventLog {
+    /// Connects to `brokers` now; topics it creates get `partitions` partitions of
+    /// `replication_factor` replicas.
+    ///
+    /// Returns `Unavailable` ("kafka brokers … unreachable: …") when no broker answers within a
+    /// few seconds. Use [`KafkaEventLog::connect_lazy`] for a process that must start anyway.
+    pub async fn connect(
+        brokers: &[String],
+        partitions: i32,
+        replication_factor: i16,
+    ) -> WardResult<Self> {
+        let log = Self::connect_lazy(brokers, partitions, replication_factor);
+        log.session().await?;
+        Ok(log)
+    }
+
+    /// Returns a log that connects on first use and reconnects after errors; never fails.
+    pub fn connect_lazy(brokers: &[String], partitions: i32, replication_factor: i16) -> Self {
+        debug_assert!(!brokers.is_empty(), "the kafka backend needs a broker");
+        debug_assert!(partitions >= 1 && replication_factor >= 1);
+        Self {
+            brokers: brokers.to_vec(),
+            brokers_list: brokers.join(","),
+            num_partitions: partitions,
+            replication_factor,
+            session_opt: Mutex::new(None),
+            next_generation: AtomicU64::new(1),
+            partition_counts: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The bootstrap brokers, as configured.
+    pub fn brokers(&self) -> &[String] {
+        &self.brokers
+    }
+
+    /// The live session, connecting first if there is none.
+    async fn session(&self) -> WardResult<Arc<Session>> {
+        let mut session_opt = self.session_opt.lock().await;
+        if let Some(session) = session_opt.as_ref() {
+            return Ok(Arc::clone(session));
+        }
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let session = Arc::new(open_session(&self.brokers, generation).await?);
+        tracing::info!(brokers = %self.brokers_list, generation, "connected to kafka");
+        *session_opt = Some(Arc::clone(&session));
+        Ok(session)
+    }
+
+    /// Maps a failed call, dropping whatever the failure makes suspect: the whole session after a
+    /// connection failure (unless a newer one replaced it already), else the partition's client.
+    async fn failed(
+        &self,
+        session: &Session,
+        topic: &str,
+        partition_opt: Option<i32>,
+        context: &str,
+        error: CallError,
+    ) -> WardError {
+        if error.breaks_session() {
+            let mut session_opt = self.session_opt.lock().await;
+            let is_current = session_opt
+                .as_ref()
+                .is_some_and(|current| current.generation() == session.generation());
+            if is_current {
+                *session_opt = None;
+                tracing::warn!(brokers = %self.brokers_list, topic, "kafka connection lost; reconnecting on next use");
+            }
+        } else if let Some(partition) = partition_opt {
+            session.forget_partition_client(topic, partition).await;
+        }
+        if error.protocol_error() == Some(ProtocolError::UnknownTopicOrPartition) {
+            self.forget_partition_count(topic);
+        }
+        error.into_ward(&self.brokers_list, context)
+    }
+
+    fn cached_partition_count(&self, topic: &str) -> Option<i32> {
+        match self.partition_counts.lock() {
+            Ok(counts) => counts.get(topic).copied(),
+            Err(poisoned) => poisoned.into_inner().get(topic).copied(),
+        }
+    }
+
+    fn forget_partition_count(&self, topic: &str) {
+        match self.partition_counts.lock() {
+            Ok(mut counts) => counts.remove(topic),
+            Err(poisoned) => poisoned.into_inner().remove(topic),
+        };
+    }
+
+    fn remember_partition_count(&self, topic: &str, num_partitions: i32) {
+        match self.partition_counts.lock() {
+            Ok(mut counts) => counts.insert(topic.to_string(), num_partitions),
+            Err(poisoned) => poisoned
+                .into_inner()
+                .insert(topic.to_string(), num_partitions),
+        };
+    }
+
+    /// The partition count of `topic`, from the cache or the brokers' metadata. A topic the
+    /// brokers do not know is created first, so a process never depends on `ward migrate` order.
+    async fn partition_count(&self, topic: &str) -> WardResult<i32> {
+        if let Some(num_partitions) = self.cached_partition_count(topic) {
+            return Ok(num_partitions);
+        }
+        let session = self.session().await?;
+        let mut num_partitions_opt = self.partition_count_from_metadata(&session, topic).await?;
+        if num_partitions_opt.is_none() {
+            tracing::info!(topic, "creating a missing topic");
+            self.create_topic(&session, topic).await?;
+            num_partitions_opt = self.partition_count_from_metadata(&session, topic).await?;
+        }
+        let Some(num_partitions) = num_partitions_opt else {
+            return Err(WardError::Unavailable(format!(
+                "kafka brokers {} do not list topic {topic} yet",
+                self.brokers_list
+            )));
+        };
+        self.remember_partition_count(topic, num_partitions);
+        Ok(num_partitions)
+    }
+
+    async fn partition_count_from_metadata(
+        &self,
+        session: &Session,
+        topic: &str,
+    ) -> WardResult<Option<i32>> {
+        let listed = bounded(
+            &self.brokers_list,
+            REQUEST_TIMEOUT,
+            session.client.list_topics(),
+        )
+        .await;
+        let topics = match listed {
+            Ok(topics) => topics,
+            Err(error) => {
+                return Err(self
+                    .failed(session, topic, None, "reading metadata", error)
+                    .await);
+            }
+        };
+        for listed_topic in topics {
+            if listed_topic.name == topic && !listed_topic.partitions.is_empty() {
+                // Kafka numbers partitions 0..n, and the default partitioner counts on it.
+                let num_partitions = i32::try_from(listed_topic.partitions.len())
+                    .map_err(|error| WardError::internal("counting partitions", error))?;
+                return Ok(Some(num_partitions));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Creates `topic`; one that exists already is a success.
+    async fn create_topic(&self, session: &Session, topic: &str) -> WardResult<()> {
+        let controller = session
+            .client
+            .controller_client()
+            .map_err(|error| WardError::internal("opening a kafka controller client", error))?;
+        let created = bounded(
+            &self.brokers_list,
+            REQUEST_TIMEOUT,
+            controller.create_topic(
+                topic,
+                self.num_partitions,
+                self.replication_factor,
+                CREATE_TOPIC_TIMEOUT_MILLIS,
+            ),
+        )
+        .await;
+        match created {
+            Ok(()) => {
+                tracing::info!(
+                    topic,
+                    num_partitions = self.num_partitions,
+                    replication_factor = self.replication_factor,
+                    "created topic"
+                );
+                Ok(())
+            }
+            Err(error) if error.protocol_error() == Some(ProtocolError::TopicAlreadyExists) => {
+                Ok(())
+            }
+            Err(error) => Err(self
+                .failed(session, topic, None, "creating a topic", error)
+                .await),
+        }
+    }
+
+    /// Produces one partition's records in order; `Ok` once the broker acknowledged every one.
+    async fn produce_partition(
+        &self,
+        session: &Session,
+        topic: &str,
+        partition: i32,
+        records: Vec<Record>,
+    ) -> WardResult<()> {
+        // Chunks go one after another, so the partition keeps the input order.
+        for chunk in split_by_size(records, PRODUCE_MAX_BYTES) {
+            let num_records = chunk.len();
+            let client = session
+                .partition_client(&self.brokers_list, topic, partition)
+                .await;
+            let client = match client {
+                Ok(client) => client,
+                Err(error) => {
+                    self.forget_session_if(session, &error).await;
+                    return Err(error);
+                }
+            };
+            let produced = bounded(
+                &self.brokers_list,
+                REQUEST_TIMEOUT,
+                client.produce(chunk, Compression::NoCompression),
+            )
+            .await;
+            match produced {
+                Ok(offsets) => {
+                    tracing::debug!(topic, partition, num_records, first_offset = ?offsets.first(), "produced");
+                }
+                Err(error) => {
+                    return Err(self
+                        .failed(session, topic, Some(partition), "producing", error)
+                        .await);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the session after a failure that already became a [`WardError`] (leader lookup).
+    async fn forget_session_if(&self, session: &Session, error: &WardError) {
+        if matches!(error, WardError::Unavailable(_)) {
+            let mut session_opt = self.session_opt.lock().await;
+            let is_current = session_opt
+                .as_ref()
+                .is_some_and(|current| current.generation() == session.generation());
+            if is_current {
+                *session_opt = None;
+            }
+        }
+    }
+
+    async fn fetch_records(
+        &self,
+        client: &PartitionClient,
+        from_offset: i64,
+    ) -> Result<Vec<RecordAndOffset>, CallError> {
+        let fetched = bounded(
+            &self.brokers_list,
+            REQUEST_TIMEOUT,
+            client.fetch_records(from_offset, 1..FETCH_MAX_BYTES, FETCH_MAX_WAIT_MILLIS),
+        )
+        .await?;
+        let (records, _high_watermark) = fetched;
+        Ok(records)
+    }
+
+    /// Reads from `from_offset`; an offset below the log start (records removed by retention)
+    /// resumes at the earliest record kept, with a warning.
+    async fn fetch_with_retention(
+        &self,
+        client: &PartitionClient,
+        from_offset: i64,
+    ) -> Result<Vec<RecordAndOffset>, (CallError, &'static str)> {
+        let first_try = self.fetch_records(client, from_offset).await;
+        let error = match first_try {
+            Ok(records) => return Ok(records),
+            Err(error) => error,
+        };
+        if error.protocol_error() != Some(ProtocolError::OffsetOutOfRange) {
+            return Err((error, "fetching"));
+        }
+        let earliest = bounded(
+            &self.brokers_list,
+            REQUEST_TIMEOUT,
+            client.get_offset(OffsetAt::Earliest),
+        )
+        .await
+        .map_err(|error| (error, "reading the log start"))?;
+        if from_offset >= earliest {
+            // Past the end: the consumer's stored offset is ahead of the log. Skipping ahead or
+            // back would hide lost or replayed records, so this is reported, not papered over.
+            return Err((error, "fetching past the end of the log"));
+        }
+        tracing::warn!(
+            topic = client.topic(),
+            partition = client.partition(),
+            from_offset,
+            earliest,
+            "records before the log start were removed by retention; resuming at the earliest kept"
+        );
+        self.fetch_records(client, earliest)
+            .await
+            .map_err(|error| (error, "fetching"))
+    }
+}
+
+#[async_trait]
+impl EventLog for KafkaEventLog {
+    async fn ensure_topics(&self, topics: &[&str]) -> WardResult<()> {
+        let session = self.session().await?;
+        for topic in topics {
+            self.create_topic(&session, topic).await?;
+        }
+        Ok(())
+    }
+
+    async fn append(&self, records: Vec<OutgoingRecord>) -> WardResult<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let now = Utc::now();
+        // BTreeMap: a fixed produce order; each group keeps its records' input order.
+        let mut groups: BTreeMap<(String, i32), Vec<Record>> = BTreeMap::new();
+        for record in records {
+            let num_partitions = self.partition_count(&record.topic).await?;
+            let partition = partition_for_key(record.key.as_bytes(), num_partitions);
+            let kafka_record = Record {
+                headers: trace_headers(&record.value),
+                key: Some(record.key.into_bytes()),
+                value: Some(record.value),
+                timestamp: now,
+            };
+            groups
+                .entry((record.topic, partition))
+                .or_default()
+                .push(kafka_record);
+        }
+        let session = self.session().await?;
+        let mut producing = Vec::with_capacity(groups.len());
+        for ((topic, partition), group) in groups {
+            let span = tracing::debug_span!("kafka.produce", topic = %topic, partition);
+            let session = Arc::clone(&session);
+            producing.push(
+                async move {
+                    self.produce_partition(&session, &topic, partition, group)
+                        .await
+                }
+                .instrument(span),
+            );
+        }
+        // Partitions are independent; a failure anywhere fails the append, which the relay
+        // retries whole (at least once: consumers drop redelivered event ids).
+        for result in futures::future::join_all(producing).await {
+            result?;
+        }
+        Ok(())
+    }
+
+    async fn partitions(&self, topic: &str) -> WardResult<Vec<i32>> {
+        let num_partitions = self.partition_count(topic).await?;
+        Ok((0..num_partitions).collect())
+    }
+
+    #[tracing::instrument(name = "kafka.fetch", skip(self), fields(topic = %topic, partition))]
+    async fn fetch(
+        &self,
+        topic: &str,
+        partition: i32,
+        from_offset: i64,
+        max_records: usize,
+    ) -> WardResult<Vec<LogRecord>> {
+        if max_records == 0 {
+            return Ok(Vec::new());
+        }
+        let session = self.session().await?;
+        let client = match session
+            .partition_client(&self.brokers_list, topic, partition)
+            .await
+        {
+            Ok(client) => client,
+            Err(error) => {
+                self.forget_session_if(&session, &error).await;
+                return Err(error);
+            }
+        };
+        let records = match self.fetch_with_retention(&client, from_offset.max(0)).await {
+            Ok(records) => records,
+            Err((error, context)) => {
+                return Err(self
+                    .failed(&session, topic, Some(partition), context, error)
+                    .await);
+            }
+        };
+        let mut log_records = Vec::with_capacity(records.len().min(max_records));
+        for record_and_offset in records.into_iter().take(max_records) {
+            log_records.push(to_log_record(topic, partition, record_and_offset));
+        }
+        Ok(log_records)
+    }
+
+    async fn wait_for_append(&self, timeout: Duration) {
+        tokio::time::sleep(timeout.min(MAX_APPEND_WAIT)).await;
+    }
+
+    async fn check_ready(&self) -> WardResult<()> {
+        let session = self.session().await?;
+        let listed = bounded(
+            &self.brokers_list,
+            CHECK_READY_TIMEOUT,
+            session.client.list_topics(),
+        )
+        .await;
+        match listed {
+            Ok(_topics) => Ok(()),
+            Err(error) => Err(self
+                .failed(&session, "", None, "reading metadata", error)
+                .await),
+        }
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "kafka"
+    }
+}
+
+impl std::fmt::Debug for KafkaEventLog {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("KafkaEventLog")
+            .field("brokers", &self.brokers)
+            .field("num_partitions", &self.num_partitions)
+            .field("replication_factor", &self.replication_factor)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The envelope's trace context as Kafka headers, so tools that read headers can follow a
+/// request; a value that is not an envelope gets none (it is still stored as is).
+fn trace_headers(value: &[u8]) -> BTreeMap<String, Vec<u8>> {
+    let mut headers = BTreeMap::new();
+    if let Ok(envelope) = decode_envelope(value) {
+        for (name, header_value) in envelope.trace_context {
+            headers.insert(name, header_value.into_bytes());
+        }
+    }
+    headers
+}
+
+fn to_log_record(topic: &str, partition: i32, record_and_offset: RecordAndOffset) -> LogRecord {
+    let RecordAndOffset { record, offset } = record_and_offset;
+    let key_bytes = record.key.unwrap_or_default();
+    // Ward writes UTF-8 ids; another producer's odd key must not stop the consumer.
+    let key = match String::from_utf8(key_bytes) {
+        Ok(key) => key,
+        Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
+    };
+    LogRecord {
+        topic: topic.to_string(),
+        partition,
+        offset,
+        key,
+        // A null value (a tombstone) is never written by Ward; it reads as empty bytes.
+        value: record.value.unwrap_or_default(),
+    }
+}
+
+/// Splits `records` into consecutive runs of at most about `max_bytes` (at least one record each).
+fn split_by_size(records: Vec<Record>, max_bytes: usize) -> Vec<Vec<Record>> {
+    let mut chunks = Vec::new();
+    let mut current = Vec::new();
+    let mut current_bytes = 0;
+    for record in records {
+        let record_bytes = record.approximate_size();
+        if !current.is_empty() && current_bytes + record_bytes > max_bytes {
+            chunks.push(std::mem::take(&mut current));
+            current_bytes = 0;
+        }
+        current_bytes += record_bytes;
+        current.push(record);
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+    use ward_bus::events::{PatientDeleted, encode_envelope, envelope};
+
+    use super::*;
+
+    fn record(size: usize, tag: u8) -> Record {
+        Record {
+            key: Some(vec![tag]),
+            value: Some(vec![tag; size]),
+            headers: BTreeMap::new(),
+            timestamp: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn split_keeps_order_and_bounds_size() {
+        let records: Vec<Record> = (0..10).map(|tag| record(99, tag)).collect();
+        let chunks = split_by_size(records, 300);
+        assert_eq!(chunks.len(), 4);
+        let tags: Vec<u8> = chunks
+            .iter()
+            .flatten()
+            .map(|record| record.key.as_ref().unwrap()[0])
+            .collect();
+        assert_eq!(tags, (0..10).collect::<Vec<u8>>());
+        assert!(chunks.iter().all(|chunk| chunk.len() <= 3));
+    }
+
+    #[test]
+    fn an_oversized_record_gets_a_chunk_of_its_own() {
+        let chunks = split_by_size(vec![record(10, 0), record(1_000, 1), record(10, 2)], 100);
+        let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![1, 1, 1]);
+        assert!(split_by_size(Vec::new(), 100).is_empty());
+    }
+
+    #[test]
+    fn trace_context_becomes_headers() {
+        let subject = Uuid::now_v7();
+        let payload = PatientDeleted {
+            patient_id: subject.to_string(),
+        };
+        let bytes = encode_envelope(&envelope(
+            "patients",
+            subject,
+            "req-7",
+            Utc::now(),
+            &payload,
+        ));
+        let headers = trace_headers(&bytes);
+        assert_eq!(
+            headers.get("x-request-id").map(Vec::as_slice),
+            Some(&b"req-7"[..])
+        );
+        assert!(trace_headers(&[0xff, 0xff, 0xff]).is_empty());
+    }
+
+    #[test]
+    fn log_records_keep_offsets_and_bytes() {
+        let kafka_record = RecordAndOffset {
+            record: Record {
+                key: Some(b"patient-1".to_vec()),
+                value: Some(vec![1, 2, 3]),
+                headers: BTreeMap::new(),
+                timestamp: Utc::now(),
+            },
+            offset: 41,
+        };
+        let log_record = to_log_record("ward.patients.v1", 3, kafka_record);
+        assert_eq!(
+            log_record,
+            LogRecord {
+                topic: "ward.patients.v1".into(),
+                partition: 3,
+                offset: 41,
+                key: "patient-1".into(),
+                value: vec![1, 2, 3],
+            }
+        );
+    }
+
+    #[test]
+    fn lazy_log_names_its_backend() {
+        let log = KafkaEventLog::connect_lazy(&["127.0.0.1:1".to_string()], 3, 1);
+        assert_eq!(log.backend_name(), "kafka");
+        assert_eq!(log.brokers(), ["127.0.0.1:1".to_string()]);
+    }
+}

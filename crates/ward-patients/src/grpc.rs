@@ -1,0 +1,172 @@
+//! The patients module over gRPC: [`PatientsGrpcClient`] implements [`ward_bus::PatientsApi`]
+//! for a patients role in another process, [`PatientsGrpcServer`] serves any implementation.
+//!
+//! Domain ↔ proto conversions live here, once, for both sides. Incoming input is never trusted:
+//! the server runs it through the same parsers the gateway uses ([`NewPatient::parse`],
+//! [`PatientChanges::parse`], [`PageRequest::parse`]).
+
+mod client;
+mod server;
+
+use uuid::Uuid;
+use ward_bus::grpc::{parse_date, parse_uuid};
+use ward_bus::patients::{
+    NewPatient, PageRequest, Patient, PatientChanges, PatientInput, PatientPage, cursor_after,
+    format_date,
+};
+use ward_core::WardResult;
+use ward_proto::v1 as proto;
+
+pub use self::client::PatientsGrpcClient;
+pub use self::server::PatientsGrpcServer;
+
+/// The full gRPC name of the service, as the health service reports it.
+pub const PATIENTS_SERVICE_NAME: &str = proto::patient_service_server::SERVICE_NAME;
+
+fn patient_to_proto(patient: Patient) -> proto::Patient {
+    proto::Patient {
+        id: patient.id.to_string(),
+        name: patient.name,
+        email: patient.email,
+        address: patient.address,
+        date_of_birth: format_date(patient.date_of_birth),
+        registered_date: format_date(patient.registered_date),
+    }
+}
+
+/// Reads a patient from a reply; a bad field is `InvalidArgument` naming it.
+fn patient_from_proto(patient: proto::Patient) -> WardResult<Patient> {
+    Ok(Patient {
+        id: parse_uuid(&patient.id, "id")?,
+        date_of_birth: parse_date(&patient.date_of_birth, "dateOfBirth")?,
+        registered_date: parse_date(&patient.registered_date, "registeredDate")?,
+        name: patient.name,
+        email: patient.email,
+        address: patient.address,
+    })
+}
+
+fn new_patient_to_proto(patient: NewPatient, id_opt: Option<Uuid>) -> proto::PatientInput {
+    proto::PatientInput {
+        id: id_opt.map(|id| id.to_string()),
+        name: Some(patient.name),
+        email: Some(patient.email),
+        address: Some(patient.address),
+        date_of_birth: Some(format_date(patient.date_of_birth)),
+        registered_date: Some(format_date(patient.registered_date)),
+    }
+}
+
+fn changes_to_proto(changes: PatientChanges) -> proto::PatientInput {
+    proto::PatientInput {
+        id: None,
+        name: Some(changes.name),
+        email: Some(changes.email),
+        address: Some(changes.address),
+        date_of_birth: Some(format_date(changes.date_of_birth)),
+        registered_date: None,
+    }
+}
+
+/// The raw fields, for the domain parsers; `id` is not one of them.
+fn input_from_proto(input: proto::PatientInput) -> PatientInput {
+    PatientInput {
+        name: input.name,
+        email: input.email,
+        address: input.address,
+        date_of_birth: input.date_of_birth,
+        registered_date: input.registered_date,
+    }
+}
+
+fn page_request_to_proto(page: PageRequest) -> proto::ListPatientsRequest {
+    proto::ListPatientsRequest {
+        limit: Some(page.limit),
+        cursor: page.after_opt.map(cursor_after),
+    }
+}
+
+fn page_request_from_proto(request: proto::ListPatientsRequest) -> WardResult<PageRequest> {
+    PageRequest::parse(request.limit.map(i64::from), request.cursor.as_deref())
+}
+
+fn page_to_proto(page: PatientPage) -> proto::PatientPage {
+    let mut items = Vec::with_capacity(page.items.len());
+    for patient in page.items {
+        items.push(patient_to_proto(patient));
+    }
+    proto::PatientPage {
+        items,
+        next_cursor: page.next_cursor_opt,
+    }
+}
+
+fn page_from_proto(page: proto::PatientPage) -> WardResult<PatientPage> {
+    let mut items = Vec::with_capacity(page.items.len());
+    for patient in page.items {
+        items.push(patient_from_proto(patient)?);
+    }
+    Ok(PatientPage {
+        items,
+        next_cursor_opt: page.next_cursor,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+
+    fn date(raw: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(raw, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn a_patient_round_trips() {
+        let patient = Patient {
+            id: Uuid::now_v7(),
+            name: "John Doe".into(),
+            email: "john.doe@example.com".into(),
+            address: "123 Main St".into(),
+            date_of_birth: date("1985-06-15"),
+            registered_date: date("2024-01-10"),
+        };
+        assert_eq!(
+            patient_from_proto(patient_to_proto(patient.clone())).unwrap(),
+            patient
+        );
+    }
+
+    #[test]
+    fn a_new_patient_and_a_page_request_survive_the_parsers() {
+        let new_patient = NewPatient {
+            name: "John Doe".into(),
+            email: "john.doe@example.com".into(),
+            address: "123 Main St".into(),
+            date_of_birth: date("1985-06-15"),
+            registered_date: date("2024-01-10"),
+        };
+        let input = input_from_proto(new_patient_to_proto(new_patient.clone(), None));
+        assert_eq!(NewPatient::parse(input).unwrap(), new_patient);
+
+        let page = PageRequest {
+            limit: 7,
+            after_opt: Some(Uuid::now_v7()),
+        };
+        assert_eq!(
+            page_request_from_proto(page_request_to_proto(page.clone())).unwrap(),
+            page
+        );
+        let default_page = proto::ListPatientsRequest {
+            limit: None,
+            cursor: None,
+        };
+        assert_eq!(page_request_from_proto(default_page).unwrap().limit, 50);
+        let zero = proto::ListPatientsRequest {
+            limit: Some(0),
+            cursor: None,
+        };
+        assert!(page_request_from_proto(zero).is_err());
+    }
+}

@@ -1,0 +1,148 @@
+//! [`PatientsGrpcClient`]: the patients module in another process, behind the same trait.
+
+use async_trait::async_trait;
+use tonic::Status;
+use tonic::transport::Channel;
+use uuid::Uuid;
+use ward_bus::PatientsApi;
+use ward_bus::grpc::{
+    check_serving, error_from_peer_status, malformed_reply, outgoing_request, peer_description,
+};
+use ward_bus::patients::{NewPatient, PageRequest, Patient, PatientChanges, PatientPage};
+use ward_core::{CallerContext, Role, WardError, WardResult};
+use ward_proto::v1 as proto;
+use ward_proto::v1::patient_service_client::PatientServiceClient;
+
+use super::{
+    PATIENTS_SERVICE_NAME, changes_to_proto, new_patient_to_proto, page_from_proto,
+    page_request_to_proto, patient_from_proto,
+};
+
+/// Calls a remote patients role over a (balanced, lazily connected) gRPC channel.
+///
+/// The caller's token and request id travel in metadata; the remote module authorizes the call
+/// itself. Errors come back with their kind intact (see [`ward_bus::grpc`]).
+#[derive(Debug, Clone)]
+pub struct PatientsGrpcClient {
+    channel: Channel,
+    /// Names the peer in transport errors: "patients peer at http://…".
+    peer: String,
+}
+
+impl PatientsGrpcClient {
+    /// Returns a client over `channel` (see [`ward_bus::grpc::connect_peer`]).
+    pub fn new(channel: Channel) -> Self {
+        Self {
+            channel,
+            peer: peer_description(Role::Patients, &[]),
+        }
+    }
+
+    /// Names `addresses` in the errors and readiness reasons this client gives.
+    pub fn with_addresses(mut self, addresses: &[String]) -> Self {
+        self.peer = peer_description(Role::Patients, addresses);
+        self
+    }
+
+    fn client(&self) -> PatientServiceClient<Channel> {
+        PatientServiceClient::new(self.channel.clone())
+    }
+
+    fn error(&self, status: Status) -> WardError {
+        error_from_peer_status(&status, &self.peer)
+    }
+
+    fn patient_reply(&self, patient: proto::Patient) -> WardResult<Patient> {
+        patient_from_proto(patient).map_err(|error| malformed_reply(&self.peer, error))
+    }
+}
+
+#[async_trait]
+impl PatientsApi for PatientsGrpcClient {
+    async fn create_patient(
+        &self,
+        ctx: &CallerContext,
+        patient: NewPatient,
+    ) -> WardResult<Patient> {
+        let request = outgoing_request(new_patient_to_proto(patient, None), ctx);
+        let response = self
+            .client()
+            .create_patient(request)
+            .await
+            .map_err(|status| self.error(status))?;
+        self.patient_reply(response.into_inner())
+    }
+
+    async fn get_patient(&self, ctx: &CallerContext, id: Uuid) -> WardResult<Patient> {
+        let message = proto::PatientId { id: id.to_string() };
+        let response = self
+            .client()
+            .get_patient(outgoing_request(message, ctx))
+            .await
+            .map_err(|status| self.error(status))?;
+        self.patient_reply(response.into_inner())
+    }
+
+    async fn list_patients(
+        &self,
+        ctx: &CallerContext,
+        page: PageRequest,
+    ) -> WardResult<PatientPage> {
+        let request = outgoing_request(page_request_to_proto(page), ctx);
+        let response = self
+            .client()
+            .list_patients(request)
+            .await
+            .map_err(|status| self.error(status))?;
+        page_from_proto(response.into_inner()).map_err(|error| malformed_reply(&self.peer, error))
+    }
+
+    async fn update_patient(
+        &self,
+        ctx: &CallerContext,
+        id: Uuid,
+        changes: PatientChanges,
+    ) -> WardResult<Patient> {
+        let message = proto::UpdatePatientRequest {
+            id: id.to_string(),
+            patient: Some(changes_to_proto(changes)),
+        };
+        let response = self
+            .client()
+            .update_patient(outgoing_request(message, ctx))
+            .await
+            .map_err(|status| self.error(status))?;
+        self.patient_reply(response.into_inner())
+    }
+
+    async fn delete_patient(&self, ctx: &CallerContext, id: Uuid) -> WardResult<()> {
+        let message = proto::PatientId { id: id.to_string() };
+        self.client()
+            .delete_patient(outgoing_request(message, ctx))
+            .await
+            .map_err(|status| self.error(status))?;
+        Ok(())
+    }
+
+    async fn import_patients(
+        &self,
+        ctx: &CallerContext,
+        patients: Vec<(Uuid, NewPatient)>,
+    ) -> WardResult<u64> {
+        let mut inputs = Vec::with_capacity(patients.len());
+        for (id, patient) in patients {
+            inputs.push(new_patient_to_proto(patient, Some(id)));
+        }
+        let message = proto::ImportPatientsRequest { patients: inputs };
+        let response = self
+            .client()
+            .import_patients(outgoing_request(message, ctx))
+            .await
+            .map_err(|status| self.error(status))?;
+        Ok(response.into_inner().num_imported)
+    }
+
+    async fn check_ready(&self) -> WardResult<()> {
+        check_serving(self.channel.clone(), PATIENTS_SERVICE_NAME, &self.peer).await
+    }
+}

@@ -1,0 +1,163 @@
+//! [`PatientsGrpcServer`]: serves any [`PatientsApi`] implementation as `ward.v1.PatientService`.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+use ward_bus::PatientsApi;
+use ward_bus::grpc::{caller_from_request, parse_uuid, respond};
+use ward_bus::patients::{NewPatient, PatientChanges};
+use ward_bus::token::TokenVerifier;
+use ward_core::{CallerContext, FieldError, WardError, WardResult};
+use ward_proto::v1 as proto;
+use ward_proto::v1::patient_service_server::{PatientService, PatientServiceServer};
+
+use super::{input_from_proto, page_request_from_proto, page_to_proto, patient_to_proto};
+
+/// The gRPC face of a patients module: builds the caller from metadata, parses the request with
+/// the domain parsers, calls the trait, and answers errors through the one table.
+pub struct PatientsGrpcServer {
+    service: Arc<dyn PatientsApi>,
+    verifier: TokenVerifier,
+}
+
+impl PatientsGrpcServer {
+    /// Returns an adapter over `service`; `verifier` reads callers' bearer tokens.
+    pub fn new(service: Arc<dyn PatientsApi>, verifier: TokenVerifier) -> Self {
+        Self { service, verifier }
+    }
+
+    /// Returns the tonic service to add to a server.
+    pub fn into_service(self) -> PatientServiceServer<Self> {
+        PatientServiceServer::new(self)
+    }
+
+    async fn import(
+        &self,
+        ctx: &CallerContext,
+        request: proto::ImportPatientsRequest,
+    ) -> WardResult<u64> {
+        let mut patients = Vec::with_capacity(request.patients.len());
+        let mut errors = Vec::new();
+        for (index, input) in request.patients.into_iter().enumerate() {
+            let prefix = format!("patients[{index}].");
+            let raw_id = input.id.clone().unwrap_or_default();
+            let id_result = parse_uuid(&raw_id, "id");
+            let patient_result = NewPatient::parse(input_from_proto(input));
+            match (id_result, patient_result) {
+                (Ok(id), Ok(patient)) => patients.push((id, patient)),
+                (id_outcome, patient_outcome) => {
+                    let record_errors = [id_outcome.err(), patient_outcome.err()];
+                    for error in record_errors.into_iter().flatten() {
+                        collect_prefixed(&prefix, error, &mut errors);
+                    }
+                }
+            }
+        }
+        if !errors.is_empty() {
+            let detail = format!("{} invalid field(s) in the import", errors.len());
+            return Err(WardError::invalid(detail, errors));
+        }
+        self.service.import_patients(ctx, patients).await
+    }
+}
+
+/// Adds `error`'s field errors under `prefix` (`patients[3].email`), so a batch names each record.
+fn collect_prefixed(prefix: &str, error: WardError, errors: &mut Vec<FieldError>) {
+    for field_error in error.field_errors() {
+        errors.push(FieldError {
+            field: format!("{prefix}{}", field_error.field),
+            message: field_error.message.clone(),
+        });
+    }
+}
+
+#[tonic::async_trait]
+impl PatientService for PatientsGrpcServer {
+    async fn create_patient(
+        &self,
+        request: Request<proto::PatientInput>,
+    ) -> Result<Response<proto::Patient>, Status> {
+        let ctx = caller_from_request(&request, &self.verifier);
+        // `id` is ignored: the module assigns ids; ImportPatients is the call that carries them.
+        let input = input_from_proto(request.into_inner());
+        let result = match NewPatient::parse(input) {
+            Ok(patient) => self.service.create_patient(&ctx, patient).await,
+            Err(error) => Err(error),
+        };
+        respond(&ctx, "CreatePatient", result.map(patient_to_proto))
+    }
+
+    async fn get_patient(
+        &self,
+        request: Request<proto::PatientId>,
+    ) -> Result<Response<proto::Patient>, Status> {
+        let ctx = caller_from_request(&request, &self.verifier);
+        let result = match parse_uuid(&request.get_ref().id, "id") {
+            Ok(id) => self.service.get_patient(&ctx, id).await,
+            Err(error) => Err(error),
+        };
+        respond(&ctx, "GetPatient", result.map(patient_to_proto))
+    }
+
+    async fn list_patients(
+        &self,
+        request: Request<proto::ListPatientsRequest>,
+    ) -> Result<Response<proto::PatientPage>, Status> {
+        let ctx = caller_from_request(&request, &self.verifier);
+        let result = match page_request_from_proto(request.into_inner()) {
+            Ok(page) => self.service.list_patients(&ctx, page).await,
+            Err(error) => Err(error),
+        };
+        respond(&ctx, "ListPatients", result.map(page_to_proto))
+    }
+
+    async fn update_patient(
+        &self,
+        request: Request<proto::UpdatePatientRequest>,
+    ) -> Result<Response<proto::Patient>, Status> {
+        let ctx = caller_from_request(&request, &self.verifier);
+        let message = request.into_inner();
+        // A missing `patient` is an empty input: every required field is reported.
+        let input = input_from_proto(message.patient.unwrap_or_default());
+        let result = match (parse_uuid(&message.id, "id"), PatientChanges::parse(input)) {
+            (Ok(id), Ok(changes)) => self.service.update_patient(&ctx, id, changes).await,
+            (Err(id_error), Ok(_)) => Err(id_error),
+            (Ok(_), Err(input_error)) => Err(input_error),
+            (Err(id_error), Err(input_error)) => {
+                let mut errors = id_error.field_errors().to_vec();
+                errors.extend_from_slice(input_error.field_errors());
+                Err(WardError::invalid(
+                    format!("{id_error}; {input_error}"),
+                    errors,
+                ))
+            }
+        };
+        respond(&ctx, "UpdatePatient", result.map(patient_to_proto))
+    }
+
+    async fn delete_patient(
+        &self,
+        request: Request<proto::PatientId>,
+    ) -> Result<Response<proto::DeletePatientResponse>, Status> {
+        let ctx = caller_from_request(&request, &self.verifier);
+        let result = match parse_uuid(&request.get_ref().id, "id") {
+            Ok(id) => self.service.delete_patient(&ctx, id).await,
+            Err(error) => Err(error),
+        };
+        respond(
+            &ctx,
+            "DeletePatient",
+            result.map(|()| proto::DeletePatientResponse {}),
+        )
+    }
+
+    async fn import_patients(
+        &self,
+        request: Request<proto::ImportPatientsRequest>,
+    ) -> Result<Response<proto::ImportPatientsResponse>, Status> {
+        let ctx = caller_from_request(&request, &self.verifier);
+        let result = self.import(&ctx, request.into_inner()).await;
+        let reply = result.map(|num_imported| proto::ImportPatientsResponse { num_imported });
+        respond(&ctx, "ImportPatients", reply)
+    }
+}

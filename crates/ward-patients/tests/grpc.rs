@@ -1,0 +1,387 @@
+//! The patients module through the network: the real service on a real SQLite file, behind
+//! `PatientsGrpcServer` on a loopback port, called through `PatientsGrpcClient`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, Utc};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use uuid::Uuid;
+use ward_bus::PatientsApi;
+use ward_bus::auth::UserInfo;
+use ward_bus::grpc::connect_peer;
+use ward_bus::outbox::OutboxWaker;
+use ward_bus::patients::{NewPatient, PageRequest, PatientChanges};
+use ward_bus::token::{TokenIssuer, TokenVerifier, generate_key_files};
+use ward_core::config::SecretUrl;
+use ward_core::{CallerContext, ErrorCode, Role, UserRole, WardError};
+use ward_patients::grpc::PATIENTS_SERVICE_NAME;
+use ward_patients::{PatientsGrpcClient, PatientsGrpcServer, PatientsService};
+
+/// A patients service served over gRPC from its own temporary folder, removed when dropped.
+struct TestPeer {
+    folder: PathBuf,
+    issuer: TokenIssuer,
+    verifier: TokenVerifier,
+    address: String,
+    client: PatientsGrpcClient,
+    server_task: JoinHandle<()>,
+}
+
+impl Drop for TestPeer {
+    fn drop(&mut self) {
+        self.server_task.abort();
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
+}
+
+impl TestPeer {
+    async fn start() -> Self {
+        let folder = std::env::temp_dir().join(format!("ward-patients-grpc-{}", Uuid::now_v7()));
+        generate_key_files(&folder.join("auth.key"), &folder.join("auth.pub")).unwrap();
+        let issuer = TokenIssuer::from_file(&folder.join("auth.key")).unwrap();
+        let verifier = TokenVerifier::from_file(&folder.join("auth.pub")).unwrap();
+        let url = SecretUrl::new(format!(
+            "sqlite://{}?mode=rwc",
+            folder.join("patients.db").display()
+        ));
+        let db = ward_bus::db::connect(&url, "patients").await.unwrap();
+        PatientsService::migrate(&db).await.unwrap();
+        let service: Arc<dyn PatientsApi> =
+            Arc::new(PatientsService::new(db, OutboxWaker::default()));
+
+        // Bound first and handed to the server: no port is probed and released.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let local_addr = listener.local_addr().unwrap();
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_service_status(PATIENTS_SERVICE_NAME, tonic_health::ServingStatus::Serving)
+            .await;
+        let grpc_service = PatientsGrpcServer::new(service, verifier.clone()).into_service();
+        let server_task = tokio::spawn(async move {
+            Server::builder()
+                .add_service(health_service)
+                .add_service(grpc_service)
+                .serve_with_incoming(TcpIncoming::from(listener))
+                .await
+                .unwrap();
+        });
+
+        let address = format!("http://{local_addr}");
+        let addresses = vec![address.clone()];
+        let channel = connect_peer(Role::Patients, &addresses).await.unwrap();
+        let client = PatientsGrpcClient::new(channel).with_addresses(&addresses);
+        Self {
+            folder,
+            issuer,
+            verifier,
+            address,
+            client,
+            server_task,
+        }
+    }
+
+    /// A caller holding a real token for `role`, as the gateway would forward it.
+    fn caller(&self, role: UserRole) -> CallerContext {
+        let user = UserInfo {
+            id: Uuid::now_v7(),
+            email: format!("{role}@ward.test"),
+            role,
+        };
+        let session = self.issuer.issue(&user, 600, Utc::now()).unwrap();
+        let principal = self.verifier.verify(&session.token, Utc::now()).unwrap();
+        CallerContext::authenticated(principal, session.token, format!("req-{role}"))
+    }
+}
+
+fn date(raw: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d").unwrap()
+}
+
+fn new_patient(name: &str, email: &str) -> NewPatient {
+    NewPatient {
+        name: name.into(),
+        email: email.into(),
+        address: "123 Main St, Springfield".into(),
+        date_of_birth: date("1985-06-15"),
+        registered_date: date("2024-01-10"),
+    }
+}
+
+#[tokio::test]
+async fn create_get_list_update_delete_through_the_network() {
+    // Arrange
+    let peer = TestPeer::start().await;
+    let clinician = peer.caller(UserRole::Clinician);
+    peer.client.check_ready().await.unwrap();
+
+    // Act: create two, read one, page through both, update, delete.
+    let ada = peer
+        .client
+        .create_patient(&clinician, new_patient("Ada Lovelace", "ada@example.com"))
+        .await
+        .unwrap();
+    let bob = peer
+        .client
+        .create_patient(&clinician, new_patient("Bob Builder", "bob@example.com"))
+        .await
+        .unwrap();
+    let fetched = peer.client.get_patient(&clinician, ada.id).await.unwrap();
+    let first_page = peer
+        .client
+        .list_patients(&clinician, PageRequest::parse(Some(1), None).unwrap())
+        .await
+        .unwrap();
+    let cursor = first_page.next_cursor_opt.clone().unwrap();
+    let second_page = peer
+        .client
+        .list_patients(
+            &clinician,
+            PageRequest::parse(Some(1), Some(&cursor)).unwrap(),
+        )
+        .await
+        .unwrap();
+    let changes = PatientChanges {
+        name: "Ada King".into(),
+        email: "ada.king@example.com".into(),
+        address: "12 St James Sq".into(),
+        date_of_birth: date("1815-12-10"),
+    };
+    let updated = peer
+        .client
+        .update_patient(&clinician, ada.id, changes)
+        .await
+        .unwrap();
+    peer.client
+        .delete_patient(&clinician, bob.id)
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(fetched, ada);
+    assert_eq!(ada.name, "Ada Lovelace");
+    assert_eq!(ada.registered_date, date("2024-01-10"));
+    assert_eq!(first_page.items, vec![ada.clone()]);
+    assert_eq!(second_page.items, vec![bob.clone()]);
+    assert_eq!(updated.name, "Ada King");
+    assert_eq!(updated.date_of_birth, date("1815-12-10"));
+    assert_eq!(updated.registered_date, ada.registered_date);
+    let error = peer
+        .client
+        .get_patient(&clinician, bob.id)
+        .await
+        .unwrap_err();
+    assert_eq!(error, WardError::NotFound("Patient not found".into()));
+}
+
+#[tokio::test]
+async fn error_kinds_survive_the_network() {
+    // Arrange
+    let peer = TestPeer::start().await;
+    let clinician = peer.caller(UserRole::Clinician);
+    peer.client
+        .create_patient(&clinician, new_patient("Ada Lovelace", "ada@example.com"))
+        .await
+        .unwrap();
+
+    // A 404 stays a 404, on every call that names an id.
+    let unknown = Uuid::now_v7();
+    let not_found = peer
+        .client
+        .get_patient(&clinician, unknown)
+        .await
+        .unwrap_err();
+    assert_eq!(not_found.error_code(), ErrorCode::NotFound);
+    let not_found = peer
+        .client
+        .delete_patient(&clinician, unknown)
+        .await
+        .unwrap_err();
+    assert_eq!(not_found.error_code(), ErrorCode::NotFound);
+
+    // A duplicate (ignoring case) stays a conflict, with the reference's message.
+    let duplicate = peer
+        .client
+        .create_patient(&clinician, new_patient("Ada Again", "ADA@example.com"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        duplicate,
+        WardError::AlreadyExists("Email address already exists".into())
+    );
+
+    // A validation failure keeps every field error: the server re-parses what the client sent.
+    let mut invalid = new_patient("x", "not-an-email");
+    invalid.name = "n".repeat(101);
+    let validation = peer
+        .client
+        .create_patient(&clinician, invalid)
+        .await
+        .unwrap_err();
+    let fields: Vec<&str> = validation
+        .field_errors()
+        .iter()
+        .map(|error| error.field.as_str())
+        .collect();
+    assert_eq!(validation.error_code(), ErrorCode::InvalidArgument);
+    assert_eq!(fields, vec!["name", "email"]);
+    assert_eq!(
+        validation.field_errors()[0].message,
+        "Name cannot exceed 100 characters"
+    );
+
+    // A page request out of range is rejected by the server's parser too.
+    let too_big = PageRequest {
+        limit: 501,
+        after_opt: None,
+    };
+    let error = peer
+        .client
+        .list_patients(&clinician, too_big)
+        .await
+        .unwrap_err();
+    assert_eq!(error.field_errors()[0].field, "limit");
+}
+
+#[tokio::test]
+async fn the_remote_module_authorizes_every_call() {
+    // Arrange
+    let peer = TestPeer::start().await;
+    let anonymous = CallerContext::anonymous("req-anonymous");
+    let analyst = peer.caller(UserRole::Analyst);
+    let page = PageRequest::parse(None, None).unwrap();
+
+    // Act
+    let without_token = peer
+        .client
+        .create_patient(&anonymous, new_patient("Ada", "ada@example.com"))
+        .await
+        .unwrap_err();
+    let listing_anonymously = peer
+        .client
+        .list_patients(&anonymous, page.clone())
+        .await
+        .unwrap_err();
+    let as_analyst = peer.client.list_patients(&analyst, page).await.unwrap_err();
+    // The system context never travels: a remote module sees it as anonymous.
+    let as_system = peer
+        .client
+        .import_patients(
+            &CallerContext::system("test"),
+            vec![(Uuid::now_v7(), new_patient("Ada", "ada@example.com"))],
+        )
+        .await
+        .unwrap_err();
+
+    // Assert
+    assert!(
+        matches!(without_token, WardError::Unauthenticated(_)),
+        "{without_token:?}"
+    );
+    assert!(matches!(listing_anonymously, WardError::Unauthenticated(_)));
+    assert!(
+        matches!(as_analyst, WardError::Forbidden(_)),
+        "{as_analyst:?}"
+    );
+    assert!(
+        matches!(as_system, WardError::Unauthenticated(_)),
+        "{as_system:?}"
+    );
+}
+
+#[tokio::test]
+async fn import_keeps_ids_and_skips_known_ones() {
+    // Arrange
+    let peer = TestPeer::start().await;
+    let admin = peer.caller(UserRole::Admin);
+    let (ada_id, bob_id) = (Uuid::now_v7(), Uuid::now_v7());
+    let records = vec![
+        (ada_id, new_patient("Ada", "ada@example.com")),
+        (bob_id, new_patient("Bob", "bob@example.com")),
+    ];
+
+    // Act
+    let num_first = peer
+        .client
+        .import_patients(&admin, records.clone())
+        .await
+        .unwrap();
+    let num_again = peer.client.import_patients(&admin, records).await.unwrap();
+
+    // Assert
+    assert_eq!((num_first, num_again), (2, 0));
+    assert_eq!(
+        peer.client.get_patient(&admin, bob_id).await.unwrap().name,
+        "Bob"
+    );
+}
+
+#[tokio::test]
+async fn a_peer_with_nothing_listening_is_unavailable_quickly() {
+    // Arrange: a port that was just free; nothing listens on it any more.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let local_addr: SocketAddr = listener.local_addr().unwrap();
+    drop(listener);
+    let addresses = vec![format!("http://{local_addr}")];
+    let channel = connect_peer(Role::Patients, &addresses).await.unwrap();
+    let client = PatientsGrpcClient::new(channel).with_addresses(&addresses);
+    let started = Instant::now();
+
+    // Act
+    let readiness = client.check_ready().await.unwrap_err();
+    let call = client
+        .get_patient(&CallerContext::anonymous("req"), Uuid::now_v7())
+        .await
+        .unwrap_err();
+
+    // Assert
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    match readiness {
+        WardError::Unavailable(reason) => {
+            assert!(
+                reason.contains(&format!("patients peer at http://{local_addr}")),
+                "{reason}"
+            )
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert_eq!(call.error_code(), ErrorCode::Unavailable, "{call:?}");
+}
+
+#[tokio::test]
+async fn readiness_names_a_peer_that_does_not_serve_patients() {
+    // Arrange: a live gRPC server whose health service knows nothing of patients.
+    let peer = TestPeer::start().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let local_addr = listener.local_addr().unwrap();
+    let (_reporter, health_service) = tonic_health::server::health_reporter();
+    let other_server = tokio::spawn(async move {
+        let _ = Server::builder()
+            .add_service(health_service)
+            .serve_with_incoming(TcpIncoming::from(listener))
+            .await;
+    });
+    let addresses = vec![format!("http://{local_addr}")];
+    let channel = connect_peer(Role::Patients, &addresses).await.unwrap();
+    let client = PatientsGrpcClient::new(channel).with_addresses(&addresses);
+
+    // Act
+    let error = client.check_ready().await.unwrap_err();
+
+    // Assert
+    assert!(
+        matches!(&error, WardError::Unavailable(reason) if reason.contains("does not serve ward.v1.PatientService")),
+        "{error:?}"
+    );
+    assert!(peer.client.check_ready().await.is_ok(), "{}", peer.address);
+    other_server.abort();
+}
