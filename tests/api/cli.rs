@@ -25,6 +25,11 @@ fn config_prints_the_effective_configuration_redacted() {
             "postgres://ward:hunter2@db:5432/patients",
         )
         .env("WARD_ROLES", "gateway,patients")
+        .env("WARD_EVENTS__BROKERS", "b-1:9092,b-2:9092")
+        .env(
+            "WARD_PEERS__BILLING",
+            "http://billing-a:50051,http://billing-b:50051",
+        )
         .output()
         .unwrap();
     assert!(

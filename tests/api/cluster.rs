@@ -376,15 +376,6 @@ impl Cluster {
             app.kill_hard();
         }
     }
-
-    /// All nodes' logs, for failure messages.
-    pub fn logs(&self) -> String {
-        let mut text = String::new();
-        for (name, app) in &self.nodes {
-            text.push_str(&format!("==== {name}\n{}\n", app.logs()));
-        }
-        text
-    }
 }
 
 /// Where a scenario runs: all five roles in one process, or the split cluster.

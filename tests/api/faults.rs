@@ -35,7 +35,10 @@ async fn all_patient_ids(app: &TestApp, token: &str) -> Vec<String> {
             Some(cursor) => format!("/api/patients?limit=500&cursor={cursor}"),
             None => "/api/patients?limit=500".to_string(),
         };
-        let page: Value = app.get(token, &path).await.json().await.unwrap();
+        let response = app.get(token, &path).await;
+        let status = response.status();
+        let page: Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "{page}");
         for item in page["items"].as_array().unwrap() {
             ids.push(item["id"].as_str().unwrap().to_string());
         }

@@ -89,7 +89,9 @@ pub enum EventBackend {
 #[serde(deny_unknown_fields)]
 pub struct EventsOptions {
     pub backend: EventBackend,
-    /// Kafka bootstrap brokers, `host:port`.
+    /// Kafka bootstrap brokers, `host:port`; a list, or one comma-separated string
+    /// (`WARD_EVENTS__BROKERS=b-1:9092,b-2:9092`).
+    #[serde(deserialize_with = "string_or_list")]
     pub brokers: Vec<String>,
     /// Where the local backend keeps its log.
     pub local_url: SecretUrl,

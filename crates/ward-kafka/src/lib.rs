@@ -7,6 +7,7 @@
 
 mod log;
 pub mod partitioner;
+mod records;
 mod session;
 
 pub use log::KafkaEventLog;

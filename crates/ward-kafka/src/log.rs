@@ -12,10 +12,11 @@ use rskafka::client::partition::{Compression, OffsetAt, PartitionClient};
 use rskafka::record::{Record, RecordAndOffset};
 use tokio::sync::Mutex;
 use tracing::Instrument;
-use ward_bus::events::{EventLog, LogRecord, OutgoingRecord, decode_envelope};
+use ward_bus::events::{EventLog, LogRecord, OutgoingRecord};
 use ward_core::{WardError, WardResult};
 
 use crate::partitioner::partition_for_key;
+use crate::records::{split_by_size, to_log_record, trace_headers};
 use crate::session::{CallError, REQUEST_TIMEOUT, Session, bounded, open_session};
 
 /// Kafka has no push: `wait_for_append` sleeps at most this long before consumers poll again.
@@ -114,14 +115,7 @@ impl KafkaEventLog {
         error: CallError,
     ) -> WardError {
         if error.breaks_session() {
-            let mut session_opt = self.session_opt.lock().await;
-            let is_current = session_opt
-                .as_ref()
-                .is_some_and(|current| current.generation() == session.generation());
-            if is_current {
-                *session_opt = None;
-                tracing::warn!(brokers = %self.brokers_list, topic, "kafka connection lost; reconnecting on next use");
-            }
+            self.forget_session(session).await;
         } else if let Some(partition) = partition_opt {
             session.forget_partition_client(topic, partition).await;
         }
@@ -247,17 +241,18 @@ impl KafkaEventLog {
     async fn produce_partition(
         &self,
         session: &Session,
-        topic: &str,
+        topic_name: String,
         partition: i32,
         records: Vec<Record>,
     ) -> WardResult<()> {
+        let topic = topic_name.as_str();
         // Chunks go one after another, so the partition keeps the input order.
         for chunk in split_by_size(records, PRODUCE_MAX_BYTES) {
             let num_records = chunk.len();
-            let client = session
+            let client_result = session
                 .partition_client(&self.brokers_list, topic, partition)
                 .await;
-            let client = match client {
+            let client = match client_result {
                 Ok(client) => client,
                 Err(error) => {
                     self.forget_session_if(session, &error).await;
@@ -272,7 +267,14 @@ impl KafkaEventLog {
             .await;
             match produced {
                 Ok(offsets) => {
-                    tracing::debug!(topic, partition, num_records, first_offset = ?offsets.first(), "produced");
+                    let first_offset_opt = offsets.first().copied();
+                    tracing::debug!(
+                        topic,
+                        partition,
+                        num_records,
+                        first_offset = ?first_offset_opt,
+                        "produced"
+                    );
                 }
                 Err(error) => {
                     return Err(self
@@ -287,13 +289,23 @@ impl KafkaEventLog {
     /// Drops the session after a failure that already became a [`WardError`] (leader lookup).
     async fn forget_session_if(&self, session: &Session, error: &WardError) {
         if matches!(error, WardError::Unavailable(_)) {
-            let mut session_opt = self.session_opt.lock().await;
-            let is_current = session_opt
-                .as_ref()
-                .is_some_and(|current| current.generation() == session.generation());
-            if is_current {
-                *session_opt = None;
-            }
+            self.forget_session(session).await;
+        }
+    }
+
+    /// Drops `session` so the next call connects afresh, unless a newer one replaced it already.
+    async fn forget_session(&self, session: &Session) {
+        let mut session_opt = self.session_opt.lock().await;
+        let is_current = match session_opt.as_ref() {
+            Some(current) => current.generation() == session.generation(),
+            None => false,
+        };
+        if is_current {
+            *session_opt = None;
+            tracing::warn!(
+                brokers = %self.brokers_list,
+                "kafka connection lost; reconnecting on next use"
+            );
         }
     }
 
@@ -387,13 +399,9 @@ impl EventLog for KafkaEventLog {
         let mut producing = Vec::with_capacity(groups.len());
         for ((topic, partition), group) in groups {
             let span = tracing::debug_span!("kafka.produce", topic = %topic, partition);
-            let session = Arc::clone(&session);
             producing.push(
-                async move {
-                    self.produce_partition(&session, &topic, partition, group)
-                        .await
-                }
-                .instrument(span),
+                self.produce_partition(&session, topic, partition, group)
+                    .instrument(span),
             );
         }
         // Partitions are independent; a failure anywhere fails the append, which the relay
@@ -409,7 +417,11 @@ impl EventLog for KafkaEventLog {
         Ok((0..num_partitions).collect())
     }
 
-    #[tracing::instrument(name = "kafka.fetch", skip(self), fields(topic = %topic, partition))]
+    #[tracing::instrument(
+        name = "kafka.fetch",
+        skip_all,
+        fields(topic = %topic, partition, from_offset)
+    )]
     async fn fetch(
         &self,
         topic: &str,
@@ -482,138 +494,9 @@ impl std::fmt::Debug for KafkaEventLog {
     }
 }
 
-/// The envelope's trace context as Kafka headers, so tools that read headers can follow a
-/// request; a value that is not an envelope gets none (it is still stored as is).
-fn trace_headers(value: &[u8]) -> BTreeMap<String, Vec<u8>> {
-    let mut headers = BTreeMap::new();
-    if let Ok(envelope) = decode_envelope(value) {
-        for (name, header_value) in envelope.trace_context {
-            headers.insert(name, header_value.into_bytes());
-        }
-    }
-    headers
-}
-
-fn to_log_record(topic: &str, partition: i32, record_and_offset: RecordAndOffset) -> LogRecord {
-    let RecordAndOffset { record, offset } = record_and_offset;
-    let key_bytes = record.key.unwrap_or_default();
-    // Ward writes UTF-8 ids; another producer's odd key must not stop the consumer.
-    let key = match String::from_utf8(key_bytes) {
-        Ok(key) => key,
-        Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
-    };
-    LogRecord {
-        topic: topic.to_string(),
-        partition,
-        offset,
-        key,
-        // A null value (a tombstone) is never written by Ward; it reads as empty bytes.
-        value: record.value.unwrap_or_default(),
-    }
-}
-
-/// Splits `records` into consecutive runs of at most about `max_bytes` (at least one record each).
-fn split_by_size(records: Vec<Record>, max_bytes: usize) -> Vec<Vec<Record>> {
-    let mut chunks = Vec::new();
-    let mut current = Vec::new();
-    let mut current_bytes = 0;
-    for record in records {
-        let record_bytes = record.approximate_size();
-        if !current.is_empty() && current_bytes + record_bytes > max_bytes {
-            chunks.push(std::mem::take(&mut current));
-            current_bytes = 0;
-        }
-        current_bytes += record_bytes;
-        current.push(record);
-    }
-    if !current.is_empty() {
-        chunks.push(current);
-    }
-    chunks
-}
-
 #[cfg(test)]
 mod tests {
-    use uuid::Uuid;
-    use ward_bus::events::{PatientDeleted, encode_envelope, envelope};
-
     use super::*;
-
-    fn record(size: usize, tag: u8) -> Record {
-        Record {
-            key: Some(vec![tag]),
-            value: Some(vec![tag; size]),
-            headers: BTreeMap::new(),
-            timestamp: Utc::now(),
-        }
-    }
-
-    #[test]
-    fn split_keeps_order_and_bounds_size() {
-        let records: Vec<Record> = (0..10).map(|tag| record(99, tag)).collect();
-        let chunks = split_by_size(records, 300);
-        assert_eq!(chunks.len(), 4);
-        let tags: Vec<u8> = chunks
-            .iter()
-            .flatten()
-            .map(|record| record.key.as_ref().unwrap()[0])
-            .collect();
-        assert_eq!(tags, (0..10).collect::<Vec<u8>>());
-        assert!(chunks.iter().all(|chunk| chunk.len() <= 3));
-    }
-
-    #[test]
-    fn an_oversized_record_gets_a_chunk_of_its_own() {
-        let chunks = split_by_size(vec![record(10, 0), record(1_000, 1), record(10, 2)], 100);
-        let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
-        assert_eq!(sizes, vec![1, 1, 1]);
-        assert!(split_by_size(Vec::new(), 100).is_empty());
-    }
-
-    #[test]
-    fn trace_context_becomes_headers() {
-        let subject = Uuid::now_v7();
-        let payload = PatientDeleted {
-            patient_id: subject.to_string(),
-        };
-        let bytes = encode_envelope(&envelope(
-            "patients",
-            subject,
-            "req-7",
-            Utc::now(),
-            &payload,
-        ));
-        let headers = trace_headers(&bytes);
-        assert_eq!(
-            headers.get("x-request-id").map(Vec::as_slice),
-            Some(&b"req-7"[..])
-        );
-        assert!(trace_headers(&[0xff, 0xff, 0xff]).is_empty());
-    }
-
-    #[test]
-    fn log_records_keep_offsets_and_bytes() {
-        let kafka_record = RecordAndOffset {
-            record: Record {
-                key: Some(b"patient-1".to_vec()),
-                value: Some(vec![1, 2, 3]),
-                headers: BTreeMap::new(),
-                timestamp: Utc::now(),
-            },
-            offset: 41,
-        };
-        let log_record = to_log_record("ward.patients.v1", 3, kafka_record);
-        assert_eq!(
-            log_record,
-            LogRecord {
-                topic: "ward.patients.v1".into(),
-                partition: 3,
-                offset: 41,
-                key: "patient-1".into(),
-                value: vec![1, 2, 3],
-            }
-        );
-    }
 
     #[test]
     fn lazy_log_names_its_backend() {

@@ -2,8 +2,8 @@
 //!
 //! rskafka retries a broken connection by itself but, left with its defaults, forever; Ward needs
 //! every call to end (a relay or a readiness probe must be able to report "unavailable"), so the
-//! client gets a retry deadline, every call a timeout, and a failed connection is thrown away whole:
-//! the next call connects afresh, which is how a process rides out a broker restart.
+//! client gets a retry deadline, every call a timeout, and a failed connection is thrown away
+//! whole: the next call connects afresh, which is how a process rides out a broker restart.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -202,15 +202,33 @@ fn probe(services: &Services, role: Role) -> ReadyCheck {
     })
 }
 
-/// Opens the configured event log.
+/// Opens the configured event log. A Kafka broker that is down does not fail start-up: the log
+/// connects on first use, and readiness says it waits for the brokers.
 pub async fn open_event_log(config: &Config) -> WardResult<EventLogHandle> {
     match config.events.backend {
         EventBackend::Local => {
             let log = LocalEventLog::open(&config.events.local_url).await?;
             Ok(Arc::new(log))
         }
-        EventBackend::Kafka => Err(WardError::Unavailable(
-            "events.backend = \"kafka\" is not in this build yet; use \"local\"".into(),
+        EventBackend::Kafka => Ok(Arc::new(ward_kafka::KafkaEventLog::connect_lazy(
+            &config.events.brokers,
+            config.events.partitions,
+            config.events.replication_factor,
+        ))),
+    }
+}
+
+/// Opens the event log for `ward migrate`, which should fail at once when the brokers are away.
+async fn open_event_log_now(config: &Config) -> WardResult<EventLogHandle> {
+    match config.events.backend {
+        EventBackend::Local => open_event_log(config).await,
+        EventBackend::Kafka => Ok(Arc::new(
+            ward_kafka::KafkaEventLog::connect(
+                &config.events.brokers,
+                config.events.partitions,
+                config.events.replication_factor,
+            )
+            .await?,
         )),
     }
 }
@@ -273,7 +291,7 @@ pub async fn migrate(config: &Config) -> WardResult<Vec<String>> {
         .iter()
         .any(|role| matches!(role, Role::Patients | Role::Billing | Role::Analytics));
     if needs_log {
-        let log = open_event_log(config).await?;
+        let log = open_event_log_now(config).await?;
         log.ensure_topics(&ALL_TOPICS).await?;
         done.push(format!(
             "event log ({}): topics {}",
