@@ -116,7 +116,11 @@ start() {
       WARD_SERVER__HTTP_ADDR="$http_addr" \
       nohup "$bin" serve --roles "$role" "${extra[@]}" >>"$dir/$role.log" 2>&1) &
     echo $! >"$dir/$role.pid"
-    echo "started $role (pid $(cat "$dir/$role.pid"), gRPC 127.0.0.1:${grpc_port[$role]}, ops 127.0.0.1:${ops_port[$role]})"
+    if [[ "$role" == gateway ]]; then
+      echo "started $role (pid $(cat "$dir/$role.pid"), http 127.0.0.1:8080, ops 127.0.0.1:${ops_port[$role]})"
+    else
+      echo "started $role (pid $(cat "$dir/$role.pid"), gRPC 127.0.0.1:${grpc_port[$role]}, ops 127.0.0.1:${ops_port[$role]})"
+    fi
   done
   for role in "${roles[@]}"; do
     wait_ready "$role" "${ops_port[$role]}"

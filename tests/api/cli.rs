@@ -201,3 +201,23 @@ fn production_never_generates_a_signing_key() {
     assert!(stderr.contains("auth.private_key_file"), "{stderr}");
     assert!(!dir.path.join("data/keys").exists(), "no key was generated");
 }
+
+#[test]
+fn scripts_own_ward_variables_are_not_settings_but_typos_in_sections_fail() {
+    let dir = Workdir::new();
+    let output = ward_command(&dir.path, &["config"])
+        .env("WARD_BIN", "/usr/bin/ward")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = ward_command(&dir.path, &["config"])
+        .env("WARD_SERVER__HTTP_ADR", "0.0.0.0:1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("http_adr"));
+}

@@ -64,7 +64,7 @@ pub fn ward_command(dir: &Path, args: &[&str]) -> Command {
         .env("WARD_SERVER__OPS_ADDR", "127.0.0.1:0")
         .env("WARD_SERVER__GRPC_ADDR", "127.0.0.1:0")
         .env("WARD_LOG__FORMAT", "json")
-        .env("WARD_LOG__FILTER", "info,sqlx=warn")
+        .env("WARD_LOG__FILTER", "info,sqlx=warn,rskafka=warn")
         .env("WARD_EVENTS__POLL_INTERVAL_MILLIS", "100");
     for (key, _) in std::env::vars() {
         let is_inherited_ward_setting = key.starts_with("WARD_")

@@ -13,6 +13,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::role::{Role, parse_roles};
 
+/// The top-level keys of [`Config`]; environment variables are read only under these.
+const TOP_LEVEL_KEYS: [&str; 8] = [
+    "profile", "roles", "server", "database", "events", "peers", "auth", "log",
+];
+
 /// The project file read when present; relative to the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "config/ward.toml";
 
@@ -206,7 +211,7 @@ impl Default for Config {
             },
             log: LogOptions {
                 format: LogFormat::Pretty,
-                filter: "info,sqlx=warn".into(),
+                filter: "info,sqlx=warn,rskafka=warn".into(),
             },
         }
     }
@@ -368,7 +373,15 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         // WARD_CONFIG names the file above; it is not a key.
-        figment = figment.merge(Env::prefixed("WARD_").split("__").ignore(&["config"]));
+        // Only variables naming a known section are configuration: `WARD_CONFIG` names the file
+        // above, and scripts' own `WARD_*` variables (WARD_BIN, ...) are not keys. A typo inside a
+        // section (`WARD_SERVER__HTTP_ADR`) still fails, as an unknown field.
+        figment = figment.merge(Env::prefixed("WARD_").split("__").filter(|key| {
+            let section = key.as_str().split('.').next().unwrap_or_default();
+            TOP_LEVEL_KEYS
+                .iter()
+                .any(|known| known.eq_ignore_ascii_case(section))
+        }));
         for (key, value) in &sources.overrides {
             figment = figment.merge(Serialized::default(key, value));
         }
@@ -575,7 +588,7 @@ mod tests {
 
     #[test]
     fn filter_syntax_accepts_common_filters() {
-        for ok in ["info", "info,sqlx=warn", "ward=debug", "ward"] {
+        for ok in ["info", "info,sqlx=warn,rskafka=warn", "ward=debug", "ward"] {
             assert!(ok.parse::<FilterSyntax>().is_ok(), "{ok}");
         }
         assert!("ward=loud".parse::<FilterSyntax>().is_err());

@@ -86,7 +86,10 @@ pub async fn build_node(config: &Config, roles: &[Role]) -> WardResult<Node> {
         Arc::new(AuthService::open(db, issuer, config.auth.access_token_ttl_secs).await?)
     } else {
         match peer_channel(config, Role::Auth).await? {
-            Some(channel) => Arc::new(ward_auth::AuthGrpcClient::new(channel)),
+            Some(channel) => Arc::new(
+                ward_auth::AuthGrpcClient::new(channel)
+                    .with_addresses(config.peers.for_role(Role::Auth)),
+            ),
             None => Arc::new(MissingPeer::new(Role::Auth)),
         }
     };
@@ -101,7 +104,10 @@ pub async fn build_node(config: &Config, roles: &[Role]) -> WardResult<Node> {
             Arc::new(service)
         }
         _ => match peer_channel(config, Role::Patients).await? {
-            Some(channel) => Arc::new(ward_patients::PatientsGrpcClient::new(channel)),
+            Some(channel) => Arc::new(
+                ward_patients::PatientsGrpcClient::new(channel)
+                    .with_addresses(config.peers.for_role(Role::Patients)),
+            ),
             None => Arc::new(MissingPeer::new(Role::Patients)),
         },
     };
@@ -118,7 +124,10 @@ pub async fn build_node(config: &Config, roles: &[Role]) -> WardResult<Node> {
             Arc::new(ward_billing::BillingService::new(db, waker))
         }
         _ => match peer_channel(config, Role::Billing).await? {
-            Some(channel) => Arc::new(ward_billing::BillingGrpcClient::new(channel)),
+            Some(channel) => Arc::new(
+                ward_billing::BillingGrpcClient::new(channel)
+                    .with_addresses(config.peers.for_role(Role::Billing)),
+            ),
             None => Arc::new(MissingPeer::new(Role::Billing)),
         },
     };
@@ -131,7 +140,10 @@ pub async fn build_node(config: &Config, roles: &[Role]) -> WardResult<Node> {
             Arc::new(ward_analytics::AnalyticsService::new(db))
         }
         _ => match peer_channel(config, Role::Analytics).await? {
-            Some(channel) => Arc::new(ward_analytics::AnalyticsGrpcClient::new(channel)),
+            Some(channel) => Arc::new(
+                ward_analytics::AnalyticsGrpcClient::new(channel)
+                    .with_addresses(config.peers.for_role(Role::Analytics)),
+            ),
             None => Arc::new(MissingPeer::new(Role::Analytics)),
         },
     };
