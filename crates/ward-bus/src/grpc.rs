@@ -6,6 +6,7 @@
 //! client decodes it, so a `NotFound` stays a `NotFound` however many hops it makes. Statuses
 //! without that entry (a proxy, a dead peer, a deadline) map by code.
 
+use std::error::Error as _;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
@@ -361,6 +362,67 @@ fn peer_endpoint(setting: &str, address: &str) -> WardResult<Endpoint> {
         .timeout(REQUEST_TIMEOUT))
 }
 
+/// The pauses before the second and third attempt of [`call_with_reconnect`]: short, as a
+/// restarted peer usually accepts again at once; the longer second one gives a peer still
+/// starting a little more time.
+const RECONNECT_DELAYS: [Duration; 2] = [Duration::from_millis(50), Duration::from_millis(250)];
+
+/// Tells whether `status` means the request never reached a server: the channel failed to open a
+/// connection for it.
+///
+/// True only for a transport-made `Unavailable` whose source chain holds tonic's
+/// [`tonic::ConnectError`], the marker its connector puts on every failure to connect (refused,
+/// timed out, unresolvable). A status a server answered with never has a source, and a Ward
+/// server's carries `ward-error-bin`, so neither counts, whatever its code: a call the server may
+/// have acted on is never retried.
+pub fn is_connect_failure(status: &Status) -> bool {
+    if status.code() != Code::Unavailable || status.metadata().get_bin(ERROR_METADATA_KEY).is_some()
+    {
+        return false;
+    }
+    let mut source_opt = status.source();
+    while let Some(source) = source_opt {
+        if source.downcast_ref::<tonic::ConnectError>().is_some() {
+            return true;
+        }
+        source_opt = source.source();
+    }
+    false
+}
+
+/// Runs `attempt` (one call to a peer) up to three times, again only after a connect failure
+/// ([`is_connect_failure`]), pausing 50 ms and then 250 ms; otherwise returns its first answer,
+/// and after three connect failures the last one.
+///
+/// Safe for calls that are not idempotent: a connect failure means no byte of the request was
+/// sent, so no server can have acted on it. It matters after a peer restarts: the channel
+/// reconnects lazily and hands the failure of a connect attempt made while the peer was down to
+/// the next call, which would otherwise fail although the peer is back.
+pub async fn call_with_reconnect<T, F, Fut>(mut attempt: F) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
+{
+    let mut delays = RECONNECT_DELAYS.iter();
+    loop {
+        let status = match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(status) => status,
+        };
+        if !is_connect_failure(&status) {
+            return Err(status);
+        }
+        let Some(delay) = delays.next() else {
+            return Err(status);
+        };
+        tracing::debug!(
+            status_message = status.message(),
+            "peer connection failed before the request was sent; trying again"
+        );
+        tokio::time::sleep(*delay).await;
+    }
+}
+
 /// Describes a role's peers for error messages: "patients peer at http://a:50051, http://b:50051".
 pub fn peer_description(role: Role, addresses: &[String]) -> String {
     if addresses.is_empty() {
@@ -443,6 +505,8 @@ pub fn malformed_reply(peer: &str, error: WardError) -> WardError {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use chrono::TimeZone;
     use ward_core::UserRole;
 
@@ -704,6 +768,125 @@ mod tests {
             "http://127.0.0.1:2".to_string(),
         ];
         assert!(connect_peer(Role::Auth, &addresses).await.is_ok());
+    }
+
+    /// The status a call gets from a lazy channel to a port nobody listens on.
+    async fn real_connect_failure() -> Status {
+        let channel = Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
+        let request = HealthCheckRequest {
+            service: String::new(),
+        };
+        HealthClient::new(channel)
+            .check(request)
+            .await
+            .expect_err("nothing listens on port 1")
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_failure() {
+        let status = real_connect_failure().await;
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(is_connect_failure(&status), "{status:?}");
+
+        // The balanced channel the modules use reports it the same way.
+        let addresses = vec!["http://127.0.0.1:1".to_string()];
+        let channel = connect_peer(Role::Patients, &addresses).await.unwrap();
+        let request = HealthCheckRequest {
+            service: String::new(),
+        };
+        let status = HealthClient::new(channel).check(request).await.unwrap_err();
+        assert!(is_connect_failure(&status), "{status:?}");
+    }
+
+    #[test]
+    fn statuses_a_server_answers_are_not_connect_failures() {
+        let from_module = status_from_error(&WardError::Unavailable("database down".into()));
+        assert!(!is_connect_failure(&from_module));
+        assert!(!is_connect_failure(&Status::unavailable("x")));
+        assert!(!is_connect_failure(&Status::internal("tcp connect error")));
+    }
+
+    #[tokio::test]
+    async fn a_connect_failure_is_retried_until_the_call_succeeds() {
+        let attempts = AtomicUsize::new(0);
+        let result = call_with_reconnect(|| {
+            let attempt = attempts.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if attempt == 0 {
+                    Err(real_connect_failure().await)
+                } else {
+                    Ok(attempt)
+                }
+            }
+        })
+        .await;
+        assert_eq!(result.unwrap(), 1);
+        assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn retries_stop_after_three_connect_failures() {
+        let attempts = AtomicUsize::new(0);
+        let result: Result<(), Status> = call_with_reconnect(|| {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            async { Err(real_connect_failure().await) }
+        })
+        .await;
+        assert!(is_connect_failure(&result.unwrap_err()));
+        assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_status_from_a_server_is_not_retried() {
+        let attempts = AtomicUsize::new(0);
+        let result: Result<(), Status> = call_with_reconnect(|| {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            async { Err(status_from_error(&WardError::Unavailable("db down".into()))) }
+        })
+        .await;
+        assert_eq!(result.unwrap_err().code(), Code::Unavailable);
+        assert_eq!(attempts.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_peer_restarted_on_its_port_is_reached_again() {
+        // Arrange: a port that refuses, then a health server on it, as after a restart.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let address = format!("http://127.0.0.1:{port}");
+        let channel = connect_peer(Role::Patients, &[address]).await.unwrap();
+        let check = || {
+            let mut health = HealthClient::new(channel.clone());
+            async move {
+                let request = HealthCheckRequest {
+                    service: String::new(),
+                };
+                health.check(request).await
+            }
+        };
+        let down = check().await.unwrap_err();
+        assert!(is_connect_failure(&down), "{down:?}");
+        let incoming =
+            tonic::transport::server::TcpIncoming::bind(([127, 0, 0, 1], port).into()).unwrap();
+        let (_reporter, health_service) = tonic_health::server::health_reporter();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(health_service)
+                .serve_with_incoming(incoming),
+        );
+
+        // Act
+        let answer = call_with_reconnect(check).await;
+
+        // Assert
+        assert_eq!(
+            answer.unwrap().into_inner().status(),
+            ServingStatus::Serving
+        );
+        server.abort();
     }
 
     #[test]

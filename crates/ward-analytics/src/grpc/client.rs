@@ -5,7 +5,8 @@ use tonic::transport::Channel;
 use ward_bus::AnalyticsApi;
 use ward_bus::analytics::Summary;
 use ward_bus::grpc::{
-    check_serving, error_from_peer_status, malformed_reply, outgoing_request, peer_description,
+    call_with_reconnect, check_serving, error_from_peer_status, malformed_reply, outgoing_request,
+    peer_description,
 };
 use ward_core::{CallerContext, Role, WardResult};
 use ward_proto::v1 as proto;
@@ -16,7 +17,9 @@ use super::{ANALYTICS_SERVICE_NAME, summary_from_proto};
 /// Calls a remote analytics role over a (balanced, lazily connected) gRPC channel.
 ///
 /// The caller's token and request id travel in metadata; the remote module authorizes the call
-/// itself. Errors come back with their kind intact (see [`ward_bus::grpc`]).
+/// itself. Errors come back with their kind intact (see [`ward_bus::grpc`]). A call whose
+/// connection failed before it was sent is tried again (see [`call_with_reconnect`]), so a peer
+/// restarted on its port answers the next call.
 #[derive(Debug, Clone)]
 pub struct AnalyticsGrpcClient {
     channel: Channel,
@@ -43,11 +46,13 @@ impl AnalyticsGrpcClient {
 #[async_trait]
 impl AnalyticsApi for AnalyticsGrpcClient {
     async fn summary(&self, ctx: &CallerContext) -> WardResult<Summary> {
-        let mut client = AnalyticsServiceClient::new(self.channel.clone());
-        let response = client
-            .get_summary(outgoing_request(proto::SummaryRequest {}, ctx))
-            .await
-            .map_err(|status| error_from_peer_status(&status, &self.peer))?;
+        let response = call_with_reconnect(|| {
+            let mut client = AnalyticsServiceClient::new(self.channel.clone());
+            let request = outgoing_request(proto::SummaryRequest {}, ctx);
+            async move { client.get_summary(request).await }
+        })
+        .await
+        .map_err(|status| error_from_peer_status(&status, &self.peer))?;
         summary_from_proto(response.into_inner())
             .map_err(|error| malformed_reply(&self.peer, error))
     }

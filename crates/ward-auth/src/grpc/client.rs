@@ -6,7 +6,8 @@ use tonic::transport::Channel;
 use ward_bus::AuthApi;
 use ward_bus::auth::{NewUser, Session, UserInfo};
 use ward_bus::grpc::{
-    check_serving, error_from_peer_status, malformed_reply, outgoing_request, peer_description,
+    call_with_reconnect, check_serving, error_from_peer_status, malformed_reply, outgoing_request,
+    peer_description,
 };
 use ward_core::{CallerContext, Role, WardError, WardResult};
 use ward_proto::v1 as proto;
@@ -17,7 +18,9 @@ use super::{AUTH_SERVICE_NAME, session_from_proto, user_from_proto};
 /// Calls a remote auth role over a (balanced, lazily connected) gRPC channel.
 ///
 /// The caller's token and request id travel in metadata; the remote module authorizes the call
-/// itself. Errors come back with their kind intact (see [`ward_bus::grpc`]).
+/// itself. Errors come back with their kind intact (see [`ward_bus::grpc`]). A call whose
+/// connection failed before it was sent is tried again (see [`call_with_reconnect`]), so a peer
+/// restarted on its port answers the next call.
 #[derive(Debug, Clone)]
 pub struct AuthGrpcClient {
     channel: Channel,
@@ -60,21 +63,26 @@ impl AuthApi for AuthGrpcClient {
             email: email.to_string(),
             password: password.to_string(),
         };
-        let response = self
-            .client()
-            .login(outgoing_request(message, ctx))
-            .await
-            .map_err(|status| self.error(status))?;
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.login(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
         session_from_proto(response.into_inner())
             .map_err(|error| malformed_reply(&self.peer, error))
     }
 
     async fn me(&self, ctx: &CallerContext) -> WardResult<UserInfo> {
-        let response = self
-            .client()
-            .me(outgoing_request(proto::MeRequest {}, ctx))
-            .await
-            .map_err(|status| self.error(status))?;
+        let message = proto::MeRequest {};
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.me(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
         self.user_reply(response.into_inner())
     }
 
@@ -84,11 +92,13 @@ impl AuthApi for AuthGrpcClient {
             password: user.password,
             role: user.role.as_str().to_string(),
         };
-        let response = self
-            .client()
-            .create_user(outgoing_request(message, ctx))
-            .await
-            .map_err(|status| self.error(status))?;
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.create_user(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
         self.user_reply(response.into_inner())
     }
 

@@ -7,7 +7,8 @@ use uuid::Uuid;
 use ward_bus::BillingApi;
 use ward_bus::billing::{BillingAccount, OpenAccountRequest};
 use ward_bus::grpc::{
-    check_serving, error_from_peer_status, malformed_reply, outgoing_request, peer_description,
+    call_with_reconnect, check_serving, error_from_peer_status, malformed_reply, outgoing_request,
+    peer_description,
 };
 use ward_core::{CallerContext, Role, WardError, WardResult};
 use ward_proto::v1 as proto;
@@ -18,7 +19,9 @@ use super::{BILLING_SERVICE_NAME, account_from_proto, account_from_response};
 /// Calls a remote billing role over a (balanced, lazily connected) gRPC channel.
 ///
 /// The caller's token and request id travel in metadata; the remote module authorizes the call
-/// itself. Errors come back with their kind intact (see [`ward_bus::grpc`]).
+/// itself. Errors come back with their kind intact (see [`ward_bus::grpc`]). A call whose
+/// connection failed before it was sent is tried again (see [`call_with_reconnect`]), so a peer
+/// restarted on its port answers the next call.
 #[derive(Debug, Clone)]
 pub struct BillingGrpcClient {
     channel: Channel,
@@ -62,11 +65,13 @@ impl BillingApi for BillingGrpcClient {
             name: request.name,
             email: request.email,
         };
-        let response = self
-            .client()
-            .create_billing_account(outgoing_request(message, ctx))
-            .await
-            .map_err(|status| self.error(status))?;
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.create_billing_account(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
         account_from_response(response.get_ref())
             .map_err(|error| malformed_reply(&self.peer, error))
     }
@@ -79,11 +84,13 @@ impl BillingApi for BillingGrpcClient {
         let message = proto::GetAccountByPatientRequest {
             patient_id: patient_id.to_string(),
         };
-        let response = self
-            .client()
-            .get_account_by_patient(outgoing_request(message, ctx))
-            .await
-            .map_err(|status| self.error(status))?;
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.get_account_by_patient(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
         account_from_proto(response.get_ref()).map_err(|error| malformed_reply(&self.peer, error))
     }
 

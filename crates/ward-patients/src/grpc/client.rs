@@ -6,7 +6,8 @@ use tonic::transport::Channel;
 use uuid::Uuid;
 use ward_bus::PatientsApi;
 use ward_bus::grpc::{
-    check_serving, error_from_peer_status, malformed_reply, outgoing_request, peer_description,
+    call_with_reconnect, check_serving, error_from_peer_status, malformed_reply, outgoing_request,
+    peer_description,
 };
 use ward_bus::patients::{NewPatient, PageRequest, Patient, PatientChanges, PatientPage};
 use ward_core::{CallerContext, Role, WardError, WardResult};
@@ -21,7 +22,9 @@ use super::{
 /// Calls a remote patients role over a (balanced, lazily connected) gRPC channel.
 ///
 /// The caller's token and request id travel in metadata; the remote module authorizes the call
-/// itself. Errors come back with their kind intact (see [`ward_bus::grpc`]).
+/// itself. Errors come back with their kind intact (see [`ward_bus::grpc`]). A call whose
+/// connection failed before it was sent is tried again (see [`call_with_reconnect`]), so a peer
+/// restarted on its port answers the next call.
 #[derive(Debug, Clone)]
 pub struct PatientsGrpcClient {
     channel: Channel,
@@ -64,22 +67,26 @@ impl PatientsApi for PatientsGrpcClient {
         ctx: &CallerContext,
         patient: NewPatient,
     ) -> WardResult<Patient> {
-        let request = outgoing_request(new_patient_to_proto(patient, None), ctx);
-        let response = self
-            .client()
-            .create_patient(request)
-            .await
-            .map_err(|status| self.error(status))?;
+        let message = new_patient_to_proto(patient, None);
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.create_patient(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
         self.patient_reply(response.into_inner())
     }
 
     async fn get_patient(&self, ctx: &CallerContext, id: Uuid) -> WardResult<Patient> {
         let message = proto::PatientId { id: id.to_string() };
-        let response = self
-            .client()
-            .get_patient(outgoing_request(message, ctx))
-            .await
-            .map_err(|status| self.error(status))?;
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.get_patient(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
         self.patient_reply(response.into_inner())
     }
 
@@ -88,12 +95,14 @@ impl PatientsApi for PatientsGrpcClient {
         ctx: &CallerContext,
         page: PageRequest,
     ) -> WardResult<PatientPage> {
-        let request = outgoing_request(page_request_to_proto(page), ctx);
-        let response = self
-            .client()
-            .list_patients(request)
-            .await
-            .map_err(|status| self.error(status))?;
+        let message = page_request_to_proto(page);
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.list_patients(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
         page_from_proto(response.into_inner()).map_err(|error| malformed_reply(&self.peer, error))
     }
 
@@ -107,20 +116,25 @@ impl PatientsApi for PatientsGrpcClient {
             id: id.to_string(),
             patient: Some(changes_to_proto(changes)),
         };
-        let response = self
-            .client()
-            .update_patient(outgoing_request(message, ctx))
-            .await
-            .map_err(|status| self.error(status))?;
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.update_patient(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
         self.patient_reply(response.into_inner())
     }
 
     async fn delete_patient(&self, ctx: &CallerContext, id: Uuid) -> WardResult<()> {
         let message = proto::PatientId { id: id.to_string() };
-        self.client()
-            .delete_patient(outgoing_request(message, ctx))
-            .await
-            .map_err(|status| self.error(status))?;
+        call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.delete_patient(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
         Ok(())
     }
 
@@ -134,11 +148,13 @@ impl PatientsApi for PatientsGrpcClient {
             inputs.push(new_patient_to_proto(patient, Some(id)));
         }
         let message = proto::ImportPatientsRequest { patients: inputs };
-        let response = self
-            .client()
-            .import_patients(outgoing_request(message, ctx))
-            .await
-            .map_err(|status| self.error(status))?;
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.import_patients(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
         Ok(response.into_inner().num_imported)
     }
 
