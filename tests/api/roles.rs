@@ -79,7 +79,10 @@ async fn a_gateway_without_peers_stays_live_not_ready_and_says_why() {
                 let ready = app.client.get(url).send().await.ok()?;
                 assert_eq!(ready.status(), 503);
                 let text = ready.text().await.ok()?;
-                text.contains("peers.auth").then_some(text)
+                let names_every_peer = ["auth", "patients", "billing", "analytics"]
+                    .iter()
+                    .all(|peer| text.contains(&format!("peers.{peer}")));
+                names_every_peer.then_some(text)
             },
         )
         .await;

@@ -1,38 +1,31 @@
 //! The analytics module through the network: the real service and consumer on real SQLite files,
 //! behind `AnalyticsGrpcServer` on a loopback port, called through `AnalyticsGrpcClient`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{NaiveDate, Utc};
 use sea_orm::DatabaseConnection;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
+use tonic::service::Routes;
 use uuid::Uuid;
 use ward_analytics::grpc::ANALYTICS_SERVICE_NAME;
 use ward_analytics::{AnalyticsGrpcClient, AnalyticsGrpcServer, AnalyticsService, events_consumer};
 use ward_bus::AnalyticsApi;
 use ward_bus::analytics::DailyCount;
-use ward_bus::auth::UserInfo;
 use ward_bus::events::{
     BILLING_TOPIC, BillingAccountOpened, EventLogHandle, OutgoingRecord, PATIENTS_TOPIC,
     PatientRegistered, encode_envelope, envelope,
 };
 use ward_bus::grpc::connect_peer;
 use ward_bus::local_log::LocalEventLog;
-use ward_bus::token::{TokenIssuer, TokenVerifier, generate_key_files};
-use ward_core::config::SecretUrl;
-use ward_core::{CallerContext, ErrorCode, Role, UserRole};
+use ward_bus::testsuite::{TestKeys, serve_on_loopback, sqlite_in, sqlite_url};
+use ward_core::{ErrorCode, Role, UserRole};
 
 /// An analytics service served over gRPC from its own temporary folder, removed when dropped.
 struct TestPeer {
-    folder: PathBuf,
+    keys: TestKeys,
     db: DatabaseConnection,
     log: EventLogHandle,
-    issuer: TokenIssuer,
-    verifier: TokenVerifier,
     client: AnalyticsGrpcClient,
     server_task: JoinHandle<()>,
 }
@@ -40,72 +33,35 @@ struct TestPeer {
 impl Drop for TestPeer {
     fn drop(&mut self) {
         self.server_task.abort();
-        let _ = std::fs::remove_dir_all(&self.folder);
     }
-}
-
-fn sqlite_url(path: &std::path::Path) -> SecretUrl {
-    SecretUrl::new(format!("sqlite://{}?mode=rwc", path.display()))
 }
 
 impl TestPeer {
     async fn start() -> Self {
-        let folder = std::env::temp_dir().join(format!("ward-analytics-grpc-{}", Uuid::now_v7()));
-        generate_key_files(&folder.join("auth.key"), &folder.join("auth.pub")).unwrap();
-        let issuer = TokenIssuer::from_file(&folder.join("auth.key")).unwrap();
-        let verifier = TokenVerifier::from_file(&folder.join("auth.pub")).unwrap();
-        let db = ward_bus::db::connect(&sqlite_url(&folder.join("analytics.db")), "analytics")
-            .await
-            .unwrap();
+        let keys = TestKeys::generate("analytics-grpc");
+        let db = sqlite_in(keys.folder(), "analytics").await;
         AnalyticsService::migrate(&db).await.unwrap();
         let log: EventLogHandle = Arc::new(
-            LocalEventLog::open(&sqlite_url(&folder.join("events.db")))
+            LocalEventLog::open(&sqlite_url(keys.folder(), "events"))
                 .await
                 .unwrap(),
         );
         let service: Arc<dyn AnalyticsApi> = Arc::new(AnalyticsService::new(db.clone()));
+        let grpc_service =
+            AnalyticsGrpcServer::new(service, keys.verifier().clone()).into_service();
+        let (address, server_task) =
+            serve_on_loopback(Routes::new(grpc_service), &[ANALYTICS_SERVICE_NAME]).await;
 
-        // Bound first and handed to the server: no port is probed and released.
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let local_addr = listener.local_addr().unwrap();
-        let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_service_status(ANALYTICS_SERVICE_NAME, tonic_health::ServingStatus::Serving)
-            .await;
-        let grpc_service = AnalyticsGrpcServer::new(service, verifier.clone()).into_service();
-        let server_task = tokio::spawn(async move {
-            Server::builder()
-                .add_service(health_service)
-                .add_service(grpc_service)
-                .serve_with_incoming(TcpIncoming::from(listener))
-                .await
-                .unwrap();
-        });
-
-        let addresses = vec![format!("http://{local_addr}")];
+        let addresses = vec![address];
         let channel = connect_peer(Role::Analytics, &addresses).await.unwrap();
         let client = AnalyticsGrpcClient::new(channel).with_addresses(&addresses);
         Self {
-            folder,
+            keys,
             db,
             log,
-            issuer,
-            verifier,
             client,
             server_task,
         }
-    }
-
-    /// A caller holding a real token for `role`, as the gateway would forward it.
-    fn caller(&self, role: UserRole) -> CallerContext {
-        let user = UserInfo {
-            id: Uuid::now_v7(),
-            email: format!("{role}@ward.test"),
-            role,
-        };
-        let session = self.issuer.issue(&user, 600, Utc::now()).unwrap();
-        let principal = self.verifier.verify(&session.token, Utc::now()).unwrap();
-        CallerContext::authenticated(principal, session.token, format!("req-{role}"))
     }
 }
 
@@ -157,7 +113,7 @@ async fn the_summary_arrives_whole_through_the_network() {
     // Act
     let summary = peer
         .client
-        .summary(&peer.caller(UserRole::Analyst))
+        .summary(&peer.keys.caller(UserRole::Analyst))
         .await
         .unwrap();
 
@@ -197,12 +153,12 @@ async fn figures_need_the_analytics_right_remotely_too() {
     // Act
     let anonymous = peer
         .client
-        .summary(&CallerContext::anonymous("req-anonymous"))
+        .summary(&peer.keys.anonymous())
         .await
         .unwrap_err();
     let clinician = peer
         .client
-        .summary(&peer.caller(UserRole::Clinician))
+        .summary(&peer.keys.caller(UserRole::Clinician))
         .await
         .unwrap_err();
 

@@ -1,22 +1,17 @@
 //! The auth module through the network: the real service on a real SQLite file, behind
 //! `AuthGrpcServer` on a loopback port, called through `AuthGrpcClient`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::Utc;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
-use uuid::Uuid;
+use tonic::service::Routes;
 use ward_auth::grpc::AUTH_SERVICE_NAME;
 use ward_auth::{AuthGrpcClient, AuthGrpcServer, AuthService};
 use ward_bus::AuthApi;
 use ward_bus::auth::{NewUser, Session};
 use ward_bus::grpc::{connect_peer, error_from_status, outgoing_request};
-use ward_bus::token::{TokenIssuer, TokenVerifier, generate_key_files};
-use ward_core::config::SecretUrl;
+use ward_bus::testsuite::{TestKeys, serve_on_loopback, sqlite_in};
 use ward_core::{CallerContext, ErrorCode, Role, UserRole, WardError};
 use ward_proto::v1 as proto;
 use ward_proto::v1::auth_service_client::AuthServiceClient;
@@ -27,8 +22,7 @@ const ADMIN_EMAIL: &str = "admin@ward.test";
 /// An auth service served over gRPC from its own temporary folder, removed when dropped. It
 /// holds one admin, created in-process: the system context never travels over the network.
 struct TestPeer {
-    folder: PathBuf,
-    verifier: TokenVerifier,
+    keys: TestKeys,
     address: String,
     client: AuthGrpcClient,
     server_task: JoinHandle<()>,
@@ -37,23 +31,17 @@ struct TestPeer {
 impl Drop for TestPeer {
     fn drop(&mut self) {
         self.server_task.abort();
-        let _ = std::fs::remove_dir_all(&self.folder);
     }
 }
 
 impl TestPeer {
     async fn start() -> Self {
-        let folder = std::env::temp_dir().join(format!("ward-auth-grpc-{}", Uuid::now_v7()));
-        generate_key_files(&folder.join("auth.key"), &folder.join("auth.pub")).unwrap();
-        let issuer = TokenIssuer::from_file(&folder.join("auth.key")).unwrap();
-        let verifier = TokenVerifier::from_file(&folder.join("auth.pub")).unwrap();
-        let url = SecretUrl::new(format!(
-            "sqlite://{}?mode=rwc",
-            folder.join("auth.db").display()
-        ));
-        let db = ward_bus::db::connect(&url, "auth").await.unwrap();
+        let keys = TestKeys::generate("auth-grpc");
+        let db = sqlite_in(keys.folder(), "auth").await;
         AuthService::migrate(&db).await.unwrap();
-        let service = AuthService::open(db, issuer, 900).await.unwrap();
+        let service = AuthService::open(db, keys.issuer().clone(), 900)
+            .await
+            .unwrap();
         service
             .create_user(
                 &CallerContext::system("test"),
@@ -62,31 +50,15 @@ impl TestPeer {
             .await
             .unwrap();
         let service: Arc<dyn AuthApi> = Arc::new(service);
+        let grpc_service = AuthGrpcServer::new(service, keys.verifier().clone()).into_service();
+        let (address, server_task) =
+            serve_on_loopback(Routes::new(grpc_service), &[AUTH_SERVICE_NAME]).await;
 
-        // Bound first and handed to the server: no port is probed and released.
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let local_addr = listener.local_addr().unwrap();
-        let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_service_status(AUTH_SERVICE_NAME, tonic_health::ServingStatus::Serving)
-            .await;
-        let grpc_service = AuthGrpcServer::new(service, verifier.clone()).into_service();
-        let server_task = tokio::spawn(async move {
-            Server::builder()
-                .add_service(health_service)
-                .add_service(grpc_service)
-                .serve_with_incoming(TcpIncoming::from(listener))
-                .await
-                .unwrap();
-        });
-
-        let address = format!("http://{local_addr}");
         let addresses = vec![address.clone()];
         let channel = connect_peer(Role::Auth, &addresses).await.unwrap();
         let client = AuthGrpcClient::new(channel).with_addresses(&addresses);
         Self {
-            folder,
-            verifier,
+            keys,
             address,
             client,
             server_task,
@@ -101,7 +73,11 @@ impl TestPeer {
             .login(&anonymous, email, PASSWORD)
             .await
             .unwrap();
-        let principal = self.verifier.verify(&session.token, Utc::now()).unwrap();
+        let principal = self
+            .keys
+            .verifier()
+            .verify(&session.token, Utc::now())
+            .unwrap();
         let ctx = CallerContext::authenticated(principal, session.token.clone(), "req-caller");
         (session, ctx)
     }
@@ -145,7 +121,7 @@ async fn failures_keep_their_kind_through_the_network() {
     // Arrange
     let peer = TestPeer::start().await;
     let (_, admin) = peer.login(ADMIN_EMAIL).await;
-    let anonymous = CallerContext::anonymous("req-anonymous");
+    let anonymous = peer.keys.anonymous();
     peer.client
         .create_user(&admin, new_user("clara@example.com", UserRole::Clinician))
         .await

@@ -1,33 +1,25 @@
 //! The billing module through the network: the real service on a real SQLite file, behind
 //! `BillingGrpcServer` on a loopback port, called through `BillingGrpcClient`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use chrono::Utc;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
+use tonic::service::Routes;
 use uuid::Uuid;
 use ward_billing::grpc::BILLING_SERVICE_NAME;
 use ward_billing::{BillingGrpcClient, BillingGrpcServer, BillingService};
 use ward_bus::BillingApi;
-use ward_bus::auth::UserInfo;
 use ward_bus::billing::{AccountStatus, OpenAccountRequest};
 use ward_bus::grpc::connect_peer;
 use ward_bus::outbox::OutboxWaker;
-use ward_bus::token::{TokenIssuer, TokenVerifier, generate_key_files};
-use ward_core::config::SecretUrl;
-use ward_core::{CallerContext, ErrorCode, Role, UserRole, WardError};
+use ward_bus::testsuite::{TestKeys, serve_on_loopback, sqlite_in};
+use ward_core::{ErrorCode, Role, UserRole, WardError};
 use ward_proto::v1 as proto;
 use ward_proto::v1::billing_service_client::BillingServiceClient;
 
 /// A billing service served over gRPC from its own temporary folder, removed when dropped.
 struct TestPeer {
-    folder: PathBuf,
-    issuer: TokenIssuer,
-    verifier: TokenVerifier,
+    keys: TestKeys,
     address: String,
     client: BillingGrpcClient,
     server_task: JoinHandle<()>,
@@ -36,66 +28,29 @@ struct TestPeer {
 impl Drop for TestPeer {
     fn drop(&mut self) {
         self.server_task.abort();
-        let _ = std::fs::remove_dir_all(&self.folder);
     }
 }
 
 impl TestPeer {
     async fn start() -> Self {
-        let folder = std::env::temp_dir().join(format!("ward-billing-grpc-{}", Uuid::now_v7()));
-        generate_key_files(&folder.join("auth.key"), &folder.join("auth.pub")).unwrap();
-        let issuer = TokenIssuer::from_file(&folder.join("auth.key")).unwrap();
-        let verifier = TokenVerifier::from_file(&folder.join("auth.pub")).unwrap();
-        let url = SecretUrl::new(format!(
-            "sqlite://{}?mode=rwc",
-            folder.join("billing.db").display()
-        ));
-        let db = ward_bus::db::connect(&url, "billing").await.unwrap();
+        let keys = TestKeys::generate("billing-grpc");
+        let db = sqlite_in(keys.folder(), "billing").await;
         BillingService::migrate(&db).await.unwrap();
         let service: Arc<dyn BillingApi> =
             Arc::new(BillingService::new(db, OutboxWaker::default()));
+        let grpc_service = BillingGrpcServer::new(service, keys.verifier().clone()).into_service();
+        let (address, server_task) =
+            serve_on_loopback(Routes::new(grpc_service), &[BILLING_SERVICE_NAME]).await;
 
-        // Bound first and handed to the server: no port is probed and released.
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let local_addr = listener.local_addr().unwrap();
-        let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_service_status(BILLING_SERVICE_NAME, tonic_health::ServingStatus::Serving)
-            .await;
-        let grpc_service = BillingGrpcServer::new(service, verifier.clone()).into_service();
-        let server_task = tokio::spawn(async move {
-            Server::builder()
-                .add_service(health_service)
-                .add_service(grpc_service)
-                .serve_with_incoming(TcpIncoming::from(listener))
-                .await
-                .unwrap();
-        });
-
-        let address = format!("http://{local_addr}");
         let addresses = vec![address.clone()];
         let channel = connect_peer(Role::Billing, &addresses).await.unwrap();
         let client = BillingGrpcClient::new(channel).with_addresses(&addresses);
         Self {
-            folder,
-            issuer,
-            verifier,
+            keys,
             address,
             client,
             server_task,
         }
-    }
-
-    /// A caller holding a real token for `role`, as the gateway would forward it.
-    fn caller(&self, role: UserRole) -> CallerContext {
-        let user = UserInfo {
-            id: Uuid::now_v7(),
-            email: format!("{role}@ward.test"),
-            role,
-        };
-        let session = self.issuer.issue(&user, 600, Utc::now()).unwrap();
-        let principal = self.verifier.verify(&session.token, Utc::now()).unwrap();
-        CallerContext::authenticated(principal, session.token, format!("req-{role}"))
     }
 }
 
@@ -111,7 +66,7 @@ fn open_request(patient_id: Uuid) -> OpenAccountRequest {
 async fn create_billing_account_is_idempotent_through_the_network() {
     // Arrange
     let peer = TestPeer::start().await;
-    let billing = peer.caller(UserRole::Billing);
+    let billing = peer.keys.caller(UserRole::Billing);
     let patient_id = Uuid::now_v7();
     peer.client.check_ready().await.unwrap();
 
@@ -144,7 +99,7 @@ async fn create_billing_account_is_idempotent_through_the_network() {
 async fn the_reference_contract_answers_account_id_and_active() {
     // Arrange: a plain generated client, as a reference-platform caller would use.
     let peer = TestPeer::start().await;
-    let billing = peer.caller(UserRole::Billing);
+    let billing = peer.keys.caller(UserRole::Billing);
     let mut raw_client = BillingServiceClient::connect(peer.address.clone())
         .await
         .unwrap();
@@ -183,9 +138,9 @@ async fn the_reference_contract_answers_account_id_and_active() {
 async fn errors_and_rights_survive_the_network() {
     // Arrange
     let peer = TestPeer::start().await;
-    let clinician = peer.caller(UserRole::Clinician);
-    let analyst = peer.caller(UserRole::Analyst);
-    let anonymous = CallerContext::anonymous("req-anonymous");
+    let clinician = peer.keys.caller(UserRole::Clinician);
+    let analyst = peer.keys.caller(UserRole::Analyst);
+    let anonymous = peer.keys.anonymous();
 
     // Act
     let not_found = peer
@@ -223,7 +178,7 @@ async fn errors_and_rights_survive_the_network() {
 async fn a_malformed_patient_id_is_invalid_and_named() {
     // Arrange
     let peer = TestPeer::start().await;
-    let billing = peer.caller(UserRole::Billing);
+    let billing = peer.keys.caller(UserRole::Billing);
     let mut raw_client = BillingServiceClient::connect(peer.address.clone())
         .await
         .unwrap();

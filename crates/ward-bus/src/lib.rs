@@ -15,6 +15,8 @@ pub mod local_log;
 pub mod outbox;
 pub mod patients;
 pub mod services;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
 pub mod token;
 
 pub use analytics::{AnalyticsApi, AnalyticsClient};

@@ -2,32 +2,26 @@
 //! `PatientsGrpcServer` on a loopback port, called through `PatientsGrpcClient`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
+use tonic::service::Routes;
 use uuid::Uuid;
 use ward_bus::PatientsApi;
-use ward_bus::auth::UserInfo;
 use ward_bus::grpc::connect_peer;
 use ward_bus::outbox::OutboxWaker;
 use ward_bus::patients::{NewPatient, PageRequest, PatientChanges};
-use ward_bus::token::{TokenIssuer, TokenVerifier, generate_key_files};
-use ward_core::config::SecretUrl;
+use ward_bus::testsuite::{TestKeys, serve_on_loopback, sqlite_in};
 use ward_core::{CallerContext, ErrorCode, Role, UserRole, WardError};
 use ward_patients::grpc::PATIENTS_SERVICE_NAME;
 use ward_patients::{PatientsGrpcClient, PatientsGrpcServer, PatientsService};
 
 /// A patients service served over gRPC from its own temporary folder, removed when dropped.
 struct TestPeer {
-    folder: PathBuf,
-    issuer: TokenIssuer,
-    verifier: TokenVerifier,
+    keys: TestKeys,
     address: String,
     client: PatientsGrpcClient,
     server_task: JoinHandle<()>,
@@ -36,66 +30,29 @@ struct TestPeer {
 impl Drop for TestPeer {
     fn drop(&mut self) {
         self.server_task.abort();
-        let _ = std::fs::remove_dir_all(&self.folder);
     }
 }
 
 impl TestPeer {
     async fn start() -> Self {
-        let folder = std::env::temp_dir().join(format!("ward-patients-grpc-{}", Uuid::now_v7()));
-        generate_key_files(&folder.join("auth.key"), &folder.join("auth.pub")).unwrap();
-        let issuer = TokenIssuer::from_file(&folder.join("auth.key")).unwrap();
-        let verifier = TokenVerifier::from_file(&folder.join("auth.pub")).unwrap();
-        let url = SecretUrl::new(format!(
-            "sqlite://{}?mode=rwc",
-            folder.join("patients.db").display()
-        ));
-        let db = ward_bus::db::connect(&url, "patients").await.unwrap();
+        let keys = TestKeys::generate("patients-grpc");
+        let db = sqlite_in(keys.folder(), "patients").await;
         PatientsService::migrate(&db).await.unwrap();
         let service: Arc<dyn PatientsApi> =
             Arc::new(PatientsService::new(db, OutboxWaker::default()));
+        let grpc_service = PatientsGrpcServer::new(service, keys.verifier().clone()).into_service();
+        let (address, server_task) =
+            serve_on_loopback(Routes::new(grpc_service), &[PATIENTS_SERVICE_NAME]).await;
 
-        // Bound first and handed to the server: no port is probed and released.
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let local_addr = listener.local_addr().unwrap();
-        let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_service_status(PATIENTS_SERVICE_NAME, tonic_health::ServingStatus::Serving)
-            .await;
-        let grpc_service = PatientsGrpcServer::new(service, verifier.clone()).into_service();
-        let server_task = tokio::spawn(async move {
-            Server::builder()
-                .add_service(health_service)
-                .add_service(grpc_service)
-                .serve_with_incoming(TcpIncoming::from(listener))
-                .await
-                .unwrap();
-        });
-
-        let address = format!("http://{local_addr}");
         let addresses = vec![address.clone()];
         let channel = connect_peer(Role::Patients, &addresses).await.unwrap();
         let client = PatientsGrpcClient::new(channel).with_addresses(&addresses);
         Self {
-            folder,
-            issuer,
-            verifier,
+            keys,
             address,
             client,
             server_task,
         }
-    }
-
-    /// A caller holding a real token for `role`, as the gateway would forward it.
-    fn caller(&self, role: UserRole) -> CallerContext {
-        let user = UserInfo {
-            id: Uuid::now_v7(),
-            email: format!("{role}@ward.test"),
-            role,
-        };
-        let session = self.issuer.issue(&user, 600, Utc::now()).unwrap();
-        let principal = self.verifier.verify(&session.token, Utc::now()).unwrap();
-        CallerContext::authenticated(principal, session.token, format!("req-{role}"))
     }
 }
 
@@ -117,7 +74,7 @@ fn new_patient(name: &str, email: &str) -> NewPatient {
 async fn create_get_list_update_delete_through_the_network() {
     // Arrange
     let peer = TestPeer::start().await;
-    let clinician = peer.caller(UserRole::Clinician);
+    let clinician = peer.keys.caller(UserRole::Clinician);
     peer.client.check_ready().await.unwrap();
 
     // Act: create two, read one, page through both, update, delete.
@@ -183,7 +140,7 @@ async fn create_get_list_update_delete_through_the_network() {
 async fn error_kinds_survive_the_network() {
     // Arrange
     let peer = TestPeer::start().await;
-    let clinician = peer.caller(UserRole::Clinician);
+    let clinician = peer.keys.caller(UserRole::Clinician);
     peer.client
         .create_patient(&clinician, new_patient("Ada Lovelace", "ada@example.com"))
         .await
@@ -252,8 +209,8 @@ async fn error_kinds_survive_the_network() {
 async fn the_remote_module_authorizes_every_call() {
     // Arrange
     let peer = TestPeer::start().await;
-    let anonymous = CallerContext::anonymous("req-anonymous");
-    let analyst = peer.caller(UserRole::Analyst);
+    let anonymous = peer.keys.anonymous();
+    let analyst = peer.keys.caller(UserRole::Analyst);
     let page = PageRequest::parse(None, None).unwrap();
 
     // Act
@@ -298,7 +255,7 @@ async fn the_remote_module_authorizes_every_call() {
 async fn import_keeps_ids_and_skips_known_ones() {
     // Arrange
     let peer = TestPeer::start().await;
-    let admin = peer.caller(UserRole::Admin);
+    let admin = peer.keys.caller(UserRole::Admin);
     let (ada_id, bob_id) = (Uuid::now_v7(), Uuid::now_v7());
     let records = vec![
         (ada_id, new_patient("Ada", "ada@example.com")),
@@ -361,16 +318,8 @@ async fn a_peer_with_nothing_listening_is_unavailable_quickly() {
 async fn readiness_names_a_peer_that_does_not_serve_patients() {
     // Arrange: a live gRPC server whose health service knows nothing of patients.
     let peer = TestPeer::start().await;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let local_addr = listener.local_addr().unwrap();
-    let (_reporter, health_service) = tonic_health::server::health_reporter();
-    let other_server = tokio::spawn(async move {
-        let _ = Server::builder()
-            .add_service(health_service)
-            .serve_with_incoming(TcpIncoming::from(listener))
-            .await;
-    });
-    let addresses = vec![format!("http://{local_addr}")];
+    let (other_address, other_server) = serve_on_loopback(Routes::default(), &[]).await;
+    let addresses = vec![other_address];
     let channel = connect_peer(Role::Patients, &addresses).await.unwrap();
     let client = PatientsGrpcClient::new(channel).with_addresses(&addresses);
 
