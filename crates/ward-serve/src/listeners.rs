@@ -138,9 +138,9 @@ pub async fn serve(config: Config, options: ServeOptions) -> WardResult<()> {
     }
     cancel.cancel();
     if let Some(grpc_task) = grpc_task_opt {
-        match tokio::time::timeout(Duration::from_secs(grace_secs), grpc_task).await {
-            Ok(Ok(Err(error))) => tracing::warn!(%error, "the gRPC server stopped with an error"),
-            Ok(Ok(Ok(()))) | Ok(Err(_)) | Err(_) => {}
+        let grace = Duration::from_secs(grace_secs);
+        if let Ok(Ok(Err(error))) = tokio::time::timeout(grace, grpc_task).await {
+            tracing::warn!(%error, "the gRPC server stopped with an error");
         }
     }
     for handle in worker_handles {

@@ -67,7 +67,7 @@ async fn serves_health_reflection_and_the_local_module_until_cancelled() {
     let address = format!("http://{}", listener.local_addr().unwrap());
     let cancel = CancellationToken::new();
     let server = tokio::spawn(serve_grpc(listener, local, verifier, cancel.clone()));
-    let channel = connect_peer(Role::Patients, &[address.clone()])
+    let channel = connect_peer(Role::Patients, std::slice::from_ref(&address))
         .await
         .unwrap();
 

@@ -78,7 +78,7 @@ impl AuthApi for AuthGrpcClient {
         let message = proto::MeRequest {};
         let response = call_with_reconnect(|| {
             let mut client = self.client();
-            let request = outgoing_request(message.clone(), ctx);
+            let request = outgoing_request(message, ctx);
             async move { client.me(request).await }
         })
         .await
