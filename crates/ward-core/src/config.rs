@@ -55,6 +55,10 @@ pub struct ServerOptions {
     pub ops_addr: SocketAddr,
     /// Seconds to let in-flight requests finish on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Browser origins allowed to call the public API (CORS), e.g. `https://clinic.example`;
+    /// empty (the default) allows none. A list or one comma-separated string.
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// One database URL per module; `sqlite://...` embedded, `postgres://...` in production.
@@ -185,6 +189,7 @@ impl Default for Config {
                 grpc_addr: SocketAddr::from(([0, 0, 0, 0], 50051)),
                 ops_addr: SocketAddr::from(([0, 0, 0, 0], 9090)),
                 shutdown_grace_secs: 10,
+                cors_allowed_origins: Vec::new(),
             },
             database: DatabaseOptions {
                 auth: SecretUrl::new("sqlite://data/auth.db?mode=rwc"),
@@ -408,6 +413,19 @@ impl Config {
                     &format!("database.{role}"),
                     url.redacted(),
                     "must start with sqlite:, postgres:// or postgresql://",
+                ));
+            }
+        }
+        for origin in &self.server.cors_allowed_origins {
+            let trimmed = origin.trim_end_matches('/');
+            let is_origin = (trimmed.starts_with("https://") || trimmed.starts_with("http://"))
+                && !trimmed.contains(['?', '#', '*'])
+                && trimmed.matches('/').count() == 2;
+            if !is_origin {
+                return Err(fail(
+                    "server.cors_allowed_origins",
+                    origin.clone(),
+                    "an origin is scheme://host[:port], such as https://clinic.example (no path, no wildcard)",
                 ));
             }
         }
