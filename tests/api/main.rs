@@ -8,3 +8,4 @@ mod faults;
 mod helpers;
 mod reference;
 mod roles;
+mod secrets;
