@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use sea_orm::{
-    ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Schema,
+    ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Schema, TransactionTrait,
 };
 use sea_orm_migration::{MigrationName, MigrationTrait, SchemaManager};
 use tokio::sync::Notify;
@@ -135,10 +135,36 @@ impl OutboxRelay {
 
     /// Sends one batch; returns how many events moved.
     pub async fn relay_once(&self) -> WardResult<usize> {
-        let rows = entity::Entity::find()
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            // Several instances of a module may share one PostgreSQL outbox. Rows are locked
+            // (FOR UPDATE, waiting rather than skipping, so events keep their order) from the read
+            // until they are deleted, so each event leaves once.
+            let txn = self
+                .db
+                .begin()
+                .await
+                .map_err(|error| db_error("starting an outbox batch", error))?;
+            let num_moved = self.relay_batch(&txn, true).await?;
+            txn.commit()
+                .await
+                .map_err(|error| db_error("committing an outbox batch", error))?;
+            Ok(num_moved)
+        } else {
+            // SQLite has one writer per file: holding its lock across an append that waits for a
+            // broker would stall every registration, so the rows are read, sent, then deleted.
+            self.relay_batch(&self.db, false).await
+        }
+    }
+
+    async fn relay_batch<C: ConnectionTrait>(&self, db: &C, lock_rows: bool) -> WardResult<usize> {
+        let mut query = entity::Entity::find()
             .order_by_asc(entity::Column::Seq)
-            .limit(BATCH_SIZE)
-            .all(&self.db)
+            .limit(BATCH_SIZE);
+        if lock_rows {
+            query = query.lock_exclusive();
+        }
+        let rows = query
+            .all(db)
             .await
             .map_err(|error| db_error("reading the outbox", error))?;
         if rows.is_empty() {
@@ -159,7 +185,7 @@ impl OutboxRelay {
         self.log.append(records).await?;
         entity::Entity::delete_many()
             .filter(entity::Column::Seq.is_in(sent_seqs))
-            .exec(&self.db)
+            .exec(db)
             .await
             .map_err(|error| db_error("clearing the outbox", error))?;
         tracing::debug!(

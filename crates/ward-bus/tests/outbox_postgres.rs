@@ -1,0 +1,81 @@
+//! Two relays sharing one PostgreSQL outbox (two instances of a module) send every event exactly
+//! once and in order. Needs PostgreSQL (WARD_TEST_POSTGRES_URL, default the local server).
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use sea_orm::{ConnectionTrait, Database};
+use sea_orm_migration::{MigrationTrait, MigratorTrait};
+use uuid::Uuid;
+use ward_bus::events::{EventLog, PATIENTS_TOPIC, PatientDeleted, decode_envelope, envelope};
+use ward_bus::local_log::LocalEventLog;
+use ward_bus::outbox::{OutboxMigration, OutboxRelay, enqueue, pending};
+use ward_core::config::SecretUrl;
+
+struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(OutboxMigration)]
+    }
+}
+
+const NUM_EVENTS: usize = 300;
+
+#[tokio::test]
+async fn two_relays_send_each_event_once_in_order() {
+    // Arrange: a fresh PostgreSQL database with 300 events in its outbox.
+    let base = std::env::var("WARD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let name = format!("ward_outbox_{}", Uuid::now_v7().simple());
+    let admin = Database::connect(format!("{base}/postgres"))
+        .await
+        .unwrap_or_else(|error| panic!("PostgreSQL is required for this test ({base}): {error}"));
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let url = SecretUrl::new(format!("{base}/{name}"));
+    let db = ward_bus::db::connect(&url, "outbox").await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    let mut sent_ids = Vec::new();
+    for _ in 0..NUM_EVENTS {
+        let subject = Uuid::now_v7();
+        let payload = PatientDeleted {
+            patient_id: subject.to_string(),
+        };
+        let event = envelope("patients", subject, "test", Utc::now(), &payload);
+        sent_ids.push(event.event_id.clone());
+        enqueue(&db, PATIENTS_TOPIC, &event).await.unwrap();
+    }
+    let folder = std::env::temp_dir().join(format!("ward-outbox-{}", Uuid::now_v7()));
+    let log_url = SecretUrl::new(format!(
+        "sqlite://{}?mode=rwc",
+        folder.join("events.db").display()
+    ));
+    let log: Arc<dyn EventLog> = Arc::new(LocalEventLog::open(&log_url).await.unwrap());
+
+    // Act: two relays drain the outbox concurrently.
+    let drain = |relay: OutboxRelay| async move { while relay.relay_once().await.unwrap() > 0 {} };
+    let first = OutboxRelay::new("patients", db.clone(), log.clone());
+    let second = OutboxRelay::new("patients", db.clone(), log.clone());
+    tokio::join!(drain(first), drain(second));
+
+    // Assert: the outbox is empty and the log holds each event once, in enqueue order.
+    assert_eq!(pending(&db).await.unwrap(), 0);
+    let records = log
+        .fetch(PATIENTS_TOPIC, 0, 0, NUM_EVENTS * 2)
+        .await
+        .unwrap();
+    let received: Vec<String> = records
+        .iter()
+        .map(|record| decode_envelope(&record.value).unwrap().event_id)
+        .collect();
+    assert_eq!(received, sent_ids);
+
+    db.close().await.unwrap();
+    let _ = admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await;
+    let _ = std::fs::remove_dir_all(folder);
+}
