@@ -168,6 +168,15 @@ async fn the_demo_list_and_a_full_crud_cycle(app: &TestApp) {
     assert_eq!(updated["email"], "ada.king@example.com");
     assert_eq!(updated["registeredDate"], "2024-03-01");
 
+    // A GET-edit-PUT round trip carries the record's own id: fine; another patient's id is not.
+    let mut round_trip = updated.clone();
+    round_trip["address"] = json!("2 New Road, Springfield");
+    let response = app.put(&token, &location, &round_trip).await;
+    assert_eq!(response.status(), 200);
+    round_trip["id"] = json!(JOHN_DOE_ID);
+    let body = problem(app.put(&token, &location, &round_trip).await, 400).await;
+    assert_eq!(field_messages(&body)[0].0, "id");
+
     // Delete: 204, then 404 everywhere (the reference answered 204 for unknown ids).
     assert_eq!(app.delete(&token, &location).await.status(), 204);
     let gone = problem(app.get(&token, &location).await, 404).await;

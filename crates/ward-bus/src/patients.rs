@@ -224,11 +224,29 @@ fn required_text(raw_opt: Option<String>) -> Option<String> {
         .filter(|text| !text.is_empty())
 }
 
+/// Rejects NUL and other control characters (Unicode `Cc`) inside a trimmed text: they corrupt
+/// logs, CSV exports and C-string consumers, and no name, email or address needs one. Format
+/// characters such as right-to-left marks or zero-width joiners are `Cf`, so names that need
+/// them pass.
+fn has_no_control_chars(text: &str, field: &str, errors: &mut Vec<FieldError>) -> bool {
+    if text.chars().any(char::is_control) {
+        errors.push(field_error(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
+        return false;
+    }
+    true
+}
+
 fn parse_name(raw_opt: Option<String>, errors: &mut Vec<FieldError>) -> Option<String> {
     let Some(name) = required_text(raw_opt) else {
         errors.push(field_error("name", "Name is required"));
         return None;
     };
+    if !has_no_control_chars(&name, "name", errors) {
+        return None;
+    }
     if name.chars().count() > NAME_MAX_CHARS {
         errors.push(field_error("name", "Name cannot exceed 100 characters"));
         return None;
@@ -241,6 +259,9 @@ fn parse_email(raw_opt: Option<String>, errors: &mut Vec<FieldError>) -> Option<
         errors.push(field_error("email", "Email is required"));
         return None;
     };
+    if !has_no_control_chars(&email, "email", errors) {
+        return None;
+    }
     let is_too_long = email.chars().count() > EMAIL_MAX_CHARS;
     // Plain addresses only: no display names ("Jo <jo@x>"), as a clinic's mail merge expects.
     let is_plain_address = !email.contains(['<', '>', ' ']);
@@ -256,6 +277,9 @@ fn parse_address(raw_opt: Option<String>, errors: &mut Vec<FieldError>) -> Optio
         errors.push(field_error("address", "Address is required"));
         return None;
     };
+    if !has_no_control_chars(&address, "address", errors) {
+        return None;
+    }
     if address.chars().count() > ADDRESS_MAX_CHARS {
         errors.push(field_error(
             "address",
@@ -410,6 +434,50 @@ mod tests {
         let found = messages(NewPatient::parse(input).unwrap_err());
         assert_eq!(found[0], ("name".into(), "Name is required".into()));
         assert_eq!(found[1].0, "dateOfBirth");
+    }
+
+    #[test]
+    fn control_characters_are_rejected_naming_each_field() {
+        let mut input = valid_input();
+        input.name = Some("John\0Doe".into());
+        input.email = Some("john\u{7}@example.com".into());
+        input.address = Some("123 Main St\u{1b}[2J".into());
+        let found = messages(NewPatient::parse(input).unwrap_err());
+        assert_eq!(
+            found,
+            vec![
+                (
+                    "name".into(),
+                    "name must not contain control characters".into()
+                ),
+                (
+                    "email".into(),
+                    "email must not contain control characters".into()
+                ),
+                (
+                    "address".into(),
+                    "address must not contain control characters".into()
+                ),
+            ]
+        );
+        let mut changes = valid_input();
+        changes.name = Some("Jo\u{85}hn".into());
+        assert!(PatientChanges::parse(changes).is_err());
+    }
+
+    #[test]
+    fn surrounding_whitespace_is_trimmed_before_the_control_character_check() {
+        let mut input = valid_input();
+        input.name = Some("\tJohn Doe\n".into());
+        assert_eq!(NewPatient::parse(input).unwrap().name, "John Doe");
+    }
+
+    #[test]
+    fn bidi_and_zero_width_characters_are_data() {
+        let mut input = valid_input();
+        let name = "\u{202e}eoD nhoJ\u{200b}\u{200d}\u{feff}";
+        input.name = Some(name.into());
+        assert_eq!(NewPatient::parse(input).unwrap().name, name);
     }
 
     #[test]

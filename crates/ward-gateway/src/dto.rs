@@ -22,7 +22,7 @@ use ward_bus::patients::{
 };
 use ward_core::{FieldError, Principal, UserRole, WardResult};
 
-use self::fields::{field_error, invalid, required, text_field, with_type_errors};
+use self::fields::{field_error, invalid, required, text_field, unknown_fields, with_type_errors};
 
 /// `POST /auth/login`. No `Debug`: it holds a password.
 #[derive(Deserialize, ToSchema)]
@@ -32,6 +32,10 @@ pub(crate) struct LoginBody {
     email: Option<Value>,
     #[schema(value_type = String, format = Password, example = "password123")]
     password: Option<Value>,
+    /// Any other member: a 400 naming it.
+    #[serde(flatten)]
+    #[schema(ignore)]
+    unknown: BTreeMap<String, Value>,
 }
 
 /// Credentials read from a [`LoginBody`].
@@ -56,6 +60,7 @@ impl LoginBody {
         let password_text_opt = text_field(self.password, "password", &mut errors);
         let email_opt = required(email_text_opt, "email", &mut errors);
         let password_opt = required(password_text_opt, "password", &mut errors);
+        unknown_fields(&self.unknown, &mut errors);
         match (email_opt, password_opt) {
             (Some(email), Some(password)) if errors.is_empty() => {
                 Ok(Credentials { email, password })
@@ -165,6 +170,10 @@ pub(crate) struct PatientBody {
     /// Required on create, ignored on update.
     #[schema(value_type = Option<String>, format = Date, example = "2024-01-10")]
     registered_date: Option<Value>,
+    /// Any other member: a 400 naming it (`id` is allowed on `PUT` when it matches the path).
+    #[serde(flatten)]
+    #[schema(ignore)]
+    unknown: BTreeMap<String, Value>,
 }
 
 impl PatientBody {
@@ -173,8 +182,20 @@ impl PatientBody {
         with_type_errors(NewPatient::parse(input), type_errors)
     }
 
-    pub(crate) fn into_changes(self) -> WardResult<PatientChanges> {
-        let (input, type_errors) = self.into_input();
+    /// A `PUT` body may carry the record's own `id` (a client that GETs, edits and PUTs the
+    /// document back); it must then name the patient in the path.
+    pub(crate) fn into_changes(mut self, path_id: uuid::Uuid) -> WardResult<PatientChanges> {
+        let id_opt = self.unknown.remove("id");
+        let (input, mut type_errors) = self.into_input();
+        if let Some(id) = id_opt {
+            let matches_path = id
+                .as_str()
+                .and_then(|raw| uuid::Uuid::parse_str(raw).ok())
+                .is_some_and(|body_id| body_id == path_id);
+            if !matches_path {
+                type_errors.push(field_error("id", "id must match the patient in the path"));
+            }
+        }
         with_type_errors(PatientChanges::parse(input), type_errors)
     }
 
@@ -187,6 +208,7 @@ impl PatientBody {
             date_of_birth: text_field(self.date_of_birth, "dateOfBirth", &mut type_errors),
             registered_date: text_field(self.registered_date, "registeredDate", &mut type_errors),
         };
+        unknown_fields(&self.unknown, &mut type_errors);
         (input, type_errors)
     }
 }
@@ -430,11 +452,37 @@ mod tests {
             "email": "john.doe@example.com",
             "address": "123 Main St, Springfield",
             "dateOfBirth": "1985-06-15",
-            "registeredDate": "2024-01-10",
-            "id": "ignored"
+            "registeredDate": "2024-01-10"
         }));
         let patient = body.into_new_patient().unwrap();
         assert_eq!(patient.name, "John Doe");
+    }
+
+    #[test]
+    fn unknown_fields_are_named_after_the_other_failures() {
+        let body = patient_body(json!({
+            "name": "John Doe",
+            "email": "nope",
+            "address": "123 Main St",
+            "dateOfBirth": "1985-06-15",
+            "registeredDate": "2024-01-10",
+            "id": "0190c5b2-7d4e-7cc1-9a51-3f0a8c2d9e11",
+            "isAdmin": true
+        }));
+        let error = body.into_new_patient().unwrap_err();
+        assert_eq!(
+            fields(&error),
+            vec![
+                ("email", "Email should be valid"),
+                ("id", "unknown field"),
+                ("isAdmin", "unknown field"),
+            ]
+        );
+        let login: LoginBody =
+            serde_json::from_value(json!({"email": "a@b.c", "password": "x", "role": "admin"}))
+                .unwrap();
+        let error = login.into_credentials().unwrap_err();
+        assert_eq!(fields(&error), vec![("role", "unknown field")]);
     }
 
     #[test]
@@ -467,7 +515,7 @@ mod tests {
             "dateOfBirth": "1985-06-15",
             "registeredDate": 20240110
         }));
-        let error = body.into_changes().unwrap_err();
+        let error = body.into_changes(uuid::Uuid::nil()).unwrap_err();
         assert_eq!(
             fields(&error),
             vec![("registeredDate", "registeredDate must be a string")]

@@ -11,15 +11,19 @@
 
 mod caller;
 mod dto;
+mod json;
 mod metrics;
 mod openapi;
 mod problem;
 mod request_id;
 mod routes;
+mod security;
 
 use std::sync::Arc;
 
-use actix_web::middleware::from_fn;
+use actix_web::body::BoxBody;
+use actix_web::dev::ServiceRequest;
+use actix_web::middleware::{Next, from_fn};
 use actix_web::web::{self, ServiceConfig};
 use chrono::{DateTime, Utc};
 use ward_bus::health::Health;
@@ -29,6 +33,7 @@ use ward_core::{Principal, WardResult};
 pub use crate::openapi::openapi;
 pub use crate::problem::{ApiError, PROBLEM_CONTENT_TYPE, Problem, ProblemFieldError};
 pub use crate::request_id::{REQUEST_ID_HEADER, RequestId};
+pub use crate::security::GatewayOptions;
 
 /// The largest JSON body the API reads; patient records are far smaller.
 pub const JSON_BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -66,30 +71,41 @@ impl From<Services> for ApiBackends {
 /// Returns the configuration of the public listener: every `/auth/**` and `/api/**` route,
 /// `/livez`, `/readyz`, `/metrics`, `/openapi.json` and `/docs`.
 ///
-/// Everything is mounted in one catch-all scope so that the request-id middleware and the
-/// problem+json 404 cover unknown paths too. Mount it last (or alone) in its `App`: services
-/// registered after it are never reached.
+/// Everything is mounted in one catch-all scope so that the request-id and security-header
+/// middleware and the problem+json 404 cover unknown paths too. Mount it last (or alone) in its
+/// `App`: services registered after it are never reached. `options` carries the CORS allow-list.
 pub fn api_config(
     services: Services,
     health: Health,
+    options: GatewayOptions,
 ) -> impl Fn(&mut ServiceConfig) + Clone + Send + 'static {
-    api_config_with_backends(ApiBackends::from(services), health)
+    api_config_with_backends(ApiBackends::from(services), health, options)
 }
 
 /// Same as [`api_config`], over explicit [`ApiBackends`].
 pub fn api_config_with_backends(
     backends: ApiBackends,
     health: Health,
+    options: GatewayOptions,
 ) -> impl Fn(&mut ServiceConfig) + Clone + Send + 'static {
     let backends = web::Data::new(backends);
     let health = web::Data::new(health);
+    let cors_policy = security::CorsPolicy::new(&options);
     move |cfg: &mut ServiceConfig| {
+        let cors_policy = cors_policy.clone();
+        // The security middleware is inner so that its preflight answers still get a request id
+        // and are counted; it gets the policy by closure because scope data is not yet attached
+        // to the request when a scope's middleware runs.
+        let secure = from_fn(move |request: ServiceRequest, next: Next<BoxBody>| {
+            security::secure_response(cors_policy.clone(), request, next)
+        });
         let scope = web::scope("")
             .app_data(backends.clone())
             .app_data(health.clone())
             .app_data(problem::json_config(JSON_BODY_LIMIT_BYTES))
             .app_data(problem::path_config())
             .app_data(problem::query_config())
+            .wrap(secure)
             .wrap(from_fn(request_id::track_api_request))
             .configure(routes::api_routes)
             .configure(routes::health_routes)

@@ -39,6 +39,11 @@ pub(crate) struct Conflict(#[allow(dead_code)] Problem);
 #[response(content_type = "application/problem+json")]
 pub(crate) struct PayloadTooLarge(#[allow(dead_code)] Problem);
 
+/// The body is not declared as JSON: send `Content-Type: application/json`.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub(crate) struct UnsupportedMediaType(#[allow(dead_code)] Problem);
+
 /// A module this operation needs cannot be reached now; retrying later may work.
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
@@ -77,6 +82,7 @@ pub(crate) struct ServiceUnavailable(#[allow(dead_code)] Problem);
             NotFound,
             Conflict,
             PayloadTooLarge,
+            UnsupportedMediaType,
             ServiceUnavailable
         )
     ),

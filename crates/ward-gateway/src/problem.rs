@@ -79,6 +79,9 @@ pub enum ApiError {
     PayloadTooLarge { limit_bytes: usize },
     /// The path exists but not with this method (405). HTTP-only.
     MethodNotAllowed { allow: &'static str },
+    /// The body is not declared as JSON (415); `found_opt` is the declared media type, if any.
+    /// HTTP-only.
+    UnsupportedMediaType { found_opt: Option<String> },
 }
 
 impl From<WardError> for ApiError {
@@ -98,6 +101,15 @@ impl fmt::Display for ApiError {
                 )
             }
             Self::MethodNotAllowed { allow } => write!(f, "this path accepts only {allow}"),
+            Self::UnsupportedMediaType { found_opt } => {
+                f.write_str(
+                    "the request body must be JSON, sent with Content-Type: application/json",
+                )?;
+                match found_opt {
+                    Some(found) => write!(f, " (got {found})"),
+                    None => f.write_str(" (no Content-Type was sent)"),
+                }
+            }
         }
     }
 }
@@ -108,6 +120,7 @@ impl ApiError {
             Self::Ward(error) => error.error_code().slug(),
             Self::PayloadTooLarge { .. } => "payload-too-large",
             Self::MethodNotAllowed { .. } => "method-not-allowed",
+            Self::UnsupportedMediaType { .. } => "unsupported-media-type",
         }
     }
 
@@ -116,20 +129,25 @@ impl ApiError {
             Self::Ward(error) => error.error_code().title(),
             Self::PayloadTooLarge { .. } => "Payload too large",
             Self::MethodNotAllowed { .. } => "Method not allowed",
+            Self::UnsupportedMediaType { .. } => "Unsupported media type",
         }
     }
 
     fn detail(&self) -> String {
         match self {
             Self::Ward(error) => error.public_detail(),
-            Self::PayloadTooLarge { .. } | Self::MethodNotAllowed { .. } => self.to_string(),
+            Self::PayloadTooLarge { .. }
+            | Self::MethodNotAllowed { .. }
+            | Self::UnsupportedMediaType { .. } => self.to_string(),
         }
     }
 
     fn field_errors(&self) -> Vec<ProblemFieldError> {
         let field_errors: &[FieldError] = match self {
             Self::Ward(error) => error.field_errors(),
-            Self::PayloadTooLarge { .. } | Self::MethodNotAllowed { .. } => &[],
+            Self::PayloadTooLarge { .. }
+            | Self::MethodNotAllowed { .. }
+            | Self::UnsupportedMediaType { .. } => &[],
         };
         field_errors
             .iter()
@@ -186,6 +204,7 @@ impl ResponseError for ApiError {
             Self::Ward(error) => error.error_code().http_status(),
             Self::PayloadTooLarge { .. } => 413,
             Self::MethodNotAllowed { .. } => 405,
+            Self::UnsupportedMediaType { .. } => 415,
         };
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -207,7 +226,7 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed { allow } => {
                 response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
             }
-            Self::Ward(_) | Self::PayloadTooLarge { .. } => {}
+            Self::Ward(_) | Self::PayloadTooLarge { .. } | Self::UnsupportedMediaType { .. } => {}
         }
         match serde_json::to_vec(&problem) {
             Ok(body) => response.body(body),
@@ -221,7 +240,7 @@ impl ResponseError for ApiError {
 }
 
 /// Returns the JSON extractor's configuration: the body limit, and problem+json for every
-/// failure (malformed JSON or a wrong content type is a 400, an oversized body a 413).
+/// failure (malformed JSON is a 400, a wrong content type a 415, an oversized body a 413).
 pub(crate) fn json_config(limit_bytes: usize) -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(limit_bytes)
@@ -258,11 +277,8 @@ fn json_error(error: JsonPayloadError) -> ApiError {
     match error {
         JsonPayloadError::OverflowKnownLength { limit, .. }
         | JsonPayloadError::Overflow { limit } => ApiError::PayloadTooLarge { limit_bytes: limit },
-        JsonPayloadError::ContentType => WardError::invalid(
-            "the request body must be JSON, sent with Content-Type: application/json",
-            Vec::new(),
-        )
-        .into(),
+        // `ApiJson` checks the media type first and more strictly; kept for any plain `web::Json`.
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType { found_opt: None },
         JsonPayloadError::Deserialize(cause) if cause.is_data() => WardError::invalid(
             format!("the request body does not have the expected shape: {cause}"),
             Vec::new(),
@@ -343,6 +359,16 @@ mod tests {
     fn http_only_failures_have_their_own_status() {
         let too_large = ApiError::PayloadTooLarge { limit_bytes: 10 };
         assert_eq!(too_large.status_code(), StatusCode::PAYLOAD_TOO_LARGE);
+        let wrong_type = ApiError::UnsupportedMediaType {
+            found_opt: Some("text/plain".into()),
+        };
+        assert_eq!(wrong_type.status_code(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert!(
+            wrong_type
+                .to_problem(None)
+                .detail
+                .ends_with("(got text/plain)")
+        );
         let wrong_method = ApiError::MethodNotAllowed { allow: "GET" };
         assert_eq!(wrong_method.status_code(), StatusCode::METHOD_NOT_ALLOWED);
         let response = wrong_method.error_response();

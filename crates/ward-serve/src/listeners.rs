@@ -116,7 +116,11 @@ pub async fn serve(config: Config, options: ServeOptions) -> WardResult<()> {
     let mut http_handle_opt = None;
     let mut http_task_opt = None;
     if let Some(http_listener) = http_listener_opt {
-        let api_config = ward_gateway::api_config(services.clone(), health.clone());
+        let gateway_options = ward_gateway::GatewayOptions {
+            cors_allowed_origins: config.server.cors_allowed_origins.clone(),
+        };
+        let api_config =
+            ward_gateway::api_config(services.clone(), health.clone(), gateway_options);
         let http_server = HttpServer::new(move || App::new().configure(api_config.clone()))
             .disable_signals()
             .shutdown_timeout(grace_secs)

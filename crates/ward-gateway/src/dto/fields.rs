@@ -4,7 +4,10 @@
 use serde_json::Value;
 use ward_core::{FieldError, WardError, WardResult};
 
-/// Reads a text field: absent or `null` is `None`, any non-string is a field error.
+/// Reads a text field: absent or `null` is `None`, any non-string is a field error, and so is a
+/// string with NUL or another control character inside its trimmed text (`Cc`; format characters
+/// such as bidi marks and zero-width joiners are data). The bus's parsers check patient fields
+/// again, for gRPC callers; this check covers every JSON text field, login's included.
 pub(super) fn text_field(
     value_opt: Option<Value>,
     field: &str,
@@ -12,11 +15,33 @@ pub(super) fn text_field(
 ) -> Option<String> {
     match value_opt {
         None | Some(Value::Null) => None,
+        Some(Value::String(text)) if text.trim().chars().any(char::is_control) => {
+            errors.push(field_error(
+                field,
+                format!("{field} must not contain control characters"),
+            ));
+            None
+        }
         Some(Value::String(text)) => Some(text),
         Some(_) => {
             errors.push(field_error(field, format!("{field} must be a string")));
             None
         }
+    }
+}
+
+/// The longest unknown member name quoted back in a problem; the name is the caller's text.
+const UNKNOWN_FIELD_ECHO_MAX_CHARS: usize = 100;
+
+/// Reports every member a body does not define, so a misspelt field (`dateofbirth`) or a field
+/// the client hopes the server will trust (`id`, `role`) is a 400 instead of silently dropped.
+pub(super) fn unknown_fields(
+    unknown: &std::collections::BTreeMap<String, Value>,
+    errors: &mut Vec<FieldError>,
+) {
+    for name in unknown.keys() {
+        let shown: String = name.chars().take(UNKNOWN_FIELD_ECHO_MAX_CHARS).collect();
+        errors.push(field_error(&shown, "unknown field"));
     }
 }
 
@@ -124,5 +149,34 @@ mod tests {
         assert_eq!(text_field(Some(Value::Null), "name", &mut errors), None);
         assert_eq!(text_field(Some(Value::from(5)), "name", &mut errors), None);
         assert_eq!(errors, vec![field_error("name", "name must be a string")]);
+    }
+
+    #[test]
+    fn control_characters_are_named_but_bidi_and_zero_width_marks_are_data() {
+        let mut errors = Vec::new();
+        assert_eq!(
+            text_field(Some(Value::from("Jo\u{0}hn")), "name", &mut errors),
+            None
+        );
+        assert_eq!(
+            text_field(Some(Value::from("a\u{9f}")), "password", &mut errors),
+            None
+        );
+        let marked = "\u{202e}eoD\u{200b}";
+        assert_eq!(
+            text_field(Some(Value::from(marked)), "name", &mut errors).as_deref(),
+            Some(marked)
+        );
+        assert_eq!(
+            text_field(Some(Value::from(" John\n")), "name", &mut errors).as_deref(),
+            Some(" John\n")
+        );
+        assert_eq!(
+            errors,
+            vec![
+                field_error("name", "name must not contain control characters"),
+                field_error("password", "password must not contain control characters"),
+            ]
+        );
     }
 }

@@ -6,7 +6,10 @@ use ward_core::CallerContext;
 use crate::ApiBackends;
 use crate::caller::Caller;
 use crate::dto::{LoginBody, LoginResponse, MeResponse, ValidateResponse};
-use crate::openapi::{BadRequest, PayloadTooLarge, ServiceUnavailable, Unauthorized};
+use crate::json::ApiJson;
+use crate::openapi::{
+    BadRequest, PayloadTooLarge, ServiceUnavailable, Unauthorized, UnsupportedMediaType,
+};
 use crate::problem::ApiError;
 use crate::request_id::RequestId;
 
@@ -21,6 +24,7 @@ use crate::request_id::RequestId;
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
         (status = 503, response = ServiceUnavailable),
     )
 )]
@@ -28,7 +32,7 @@ use crate::request_id::RequestId;
 pub(crate) async fn login(
     backends: web::Data<ApiBackends>,
     request_id: RequestId,
-    body: web::Json<LoginBody>,
+    body: ApiJson<LoginBody>,
 ) -> Result<web::Json<LoginResponse>, ApiError> {
     let credentials = body.into_inner().into_credentials()?;
     let context = CallerContext::anonymous(request_id.as_str());

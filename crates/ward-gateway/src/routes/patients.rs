@@ -7,8 +7,10 @@ use ward_core::id::parse_id;
 use crate::ApiBackends;
 use crate::caller::Caller;
 use crate::dto::{ListPatientsQuery, PatientBody, PatientPageResponse, PatientResponse};
+use crate::json::ApiJson;
 use crate::openapi::{
     BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, ServiceUnavailable, Unauthorized,
+    UnsupportedMediaType,
 };
 use crate::problem::ApiError;
 
@@ -26,6 +28,7 @@ use crate::problem::ApiError;
         (status = 403, response = Forbidden),
         (status = 409, response = Conflict),
         (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
         (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
@@ -34,7 +37,7 @@ use crate::problem::ApiError;
 pub(crate) async fn create_patient(
     backends: web::Data<ApiBackends>,
     caller: Caller,
-    body: web::Json<PatientBody>,
+    body: ApiJson<PatientBody>,
 ) -> Result<HttpResponse, ApiError> {
     let new_patient = body.into_inner().into_new_patient()?;
     let patient = backends
@@ -118,6 +121,7 @@ pub(crate) async fn get_patient(
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
         (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
@@ -127,10 +131,10 @@ pub(crate) async fn update_patient(
     backends: web::Data<ApiBackends>,
     caller: Caller,
     raw_id: web::Path<String>,
-    body: web::Json<PatientBody>,
+    body: ApiJson<PatientBody>,
 ) -> Result<web::Json<PatientResponse>, ApiError> {
     let id = parse_id(&raw_id, "id")?;
-    let changes = body.into_inner().into_changes()?;
+    let changes = body.into_inner().into_changes(id)?;
     let patient = backends
         .patients
         .update_patient(caller.context(), id, changes)

@@ -68,7 +68,7 @@ async fn malformed_json_is_a_400_problem() {
 }
 
 #[actix_web::test]
-async fn a_body_of_the_wrong_shape_or_content_type_is_a_400_problem() {
+async fn a_body_of_the_wrong_shape_is_400_and_of_the_wrong_content_type_415() {
     let app = api_app!();
     let array_body = TestRequest::post()
         .uri("/auth/login")
@@ -81,7 +81,7 @@ async fn a_body_of_the_wrong_shape_or_content_type_is_a_400_problem() {
         .insert_header(("content-type", "application/x-www-form-urlencoded"))
         .set_payload("email=a&password=b")
         .to_request();
-    send(&app, form_body).await.problem(400);
+    send(&app, form_body).await.problem(415);
 }
 
 #[actix_web::test]

@@ -15,6 +15,18 @@ async fn openapi_json_describes_the_api_in_openapi_3_1() {
     let create = &spec["paths"]["/api/patients"]["post"];
     assert!(create.is_object());
     assert!(create["responses"]["201"].is_object());
+    for (path, method) in [
+        ("/auth/login", "post"),
+        ("/api/patients", "post"),
+        ("/api/patients/{id}", "put"),
+    ] {
+        let unsupported = &spec["paths"][path][method]["responses"]["415"];
+        assert!(unsupported.is_object(), "{method} {path}");
+    }
+    let input_fields = spec["components"]["schemas"]["PatientInput"]["properties"]
+        .as_object()
+        .unwrap();
+    assert!(!input_fields.contains_key("unknown"));
     assert_eq!(create["security"][0]["bearer"], serde_json::json!([]));
     assert!(spec["paths"]["/api/patients/{id}"]["delete"].is_object());
     assert_eq!(

@@ -97,6 +97,11 @@ pub struct FakePatients {
 }
 
 impl FakePatients {
+    /// How many patients the store holds: proves a rejected request wrote nothing.
+    pub fn count(&self) -> usize {
+        self.patients.lock().unwrap().len()
+    }
+
     fn email_taken(
         patients: &BTreeMap<Uuid, Patient>,
         email: &str,
@@ -289,9 +294,17 @@ impl AnalyticsApi for FakeAnalytics {
 }
 
 pub fn fakes(analytics_fails: bool) -> ward_gateway::ApiBackends {
+    fakes_with_store(analytics_fails, Arc::new(FakePatients::default()))
+}
+
+/// The fakes over a patient store the test keeps a handle on.
+pub fn fakes_with_store(
+    analytics_fails: bool,
+    patients: Arc<FakePatients>,
+) -> ward_gateway::ApiBackends {
     ward_gateway::ApiBackends {
         auth: Arc::new(FakeAuth),
-        patients: Arc::new(FakePatients::default()),
+        patients,
         billing: Arc::new(FakeBilling),
         analytics: Arc::new(FakeAnalytics {
             fail_internally: analytics_fails,

@@ -15,10 +15,12 @@ macro_rules! api_app {
         $crate::api_app!($crate::fakes::fakes(false), $crate::helpers::ready_health())
     };
     ($backends:expr, $health:expr) => {
-        actix_web::test::init_service(
-            actix_web::App::new()
-                .configure(ward_gateway::api_config_with_backends($backends, $health)),
-        )
+        $crate::api_app!($backends, $health, ward_gateway::GatewayOptions::default())
+    };
+    ($backends:expr, $health:expr, $options:expr) => {
+        actix_web::test::init_service(actix_web::App::new().configure(
+            ward_gateway::api_config_with_backends($backends, $health, $options),
+        ))
         .await
     };
 }

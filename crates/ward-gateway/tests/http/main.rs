@@ -9,5 +9,7 @@ mod docs;
 mod errors;
 mod fakes;
 mod helpers;
+mod hostile;
 mod ops;
 mod patients;
+mod security;
