@@ -225,11 +225,24 @@ fn required_text(raw_opt: Option<String>) -> Option<String> {
 }
 
 /// Rejects NUL and other control characters (Unicode `Cc`) inside a trimmed text: they corrupt
-/// logs, CSV exports and C-string consumers, and no name, email or address needs one. Format
-/// characters such as right-to-left marks or zero-width joiners are `Cf`, so names that need
-/// them pass.
+/// logs, CSV exports and C-string consumers, and no name or email needs one. Format characters
+/// such as right-to-left marks or zero-width joiners are `Cf`, so names that need them pass.
 fn has_no_control_chars(text: &str, field: &str, errors: &mut Vec<FieldError>) -> bool {
-    if text.chars().any(char::is_control) {
+    has_only_allowed_chars(text, field, &[], errors)
+}
+
+/// Like [`has_no_control_chars`], but lets the characters in `allowed` through (line breaks in a
+/// postal address).
+fn has_only_allowed_chars(
+    text: &str,
+    field: &str,
+    allowed: &[char],
+    errors: &mut Vec<FieldError>,
+) -> bool {
+    if text
+        .chars()
+        .any(|c| c.is_control() && !allowed.contains(&c))
+    {
         errors.push(field_error(
             field,
             format!("{field} must not contain control characters"),
@@ -277,7 +290,9 @@ fn parse_address(raw_opt: Option<String>, errors: &mut Vec<FieldError>) -> Optio
         errors.push(field_error("address", "Address is required"));
         return None;
     };
-    if !has_no_control_chars(&address, "address", errors) {
+    // A postal address may span lines; stored with `\n` line ends.
+    let address = address.replace("\r\n", "\n");
+    if !has_only_allowed_chars(&address, "address", &['\n'], errors) {
         return None;
     }
     if address.chars().count() > ADDRESS_MAX_CHARS {
@@ -434,6 +449,17 @@ mod tests {
         let found = messages(NewPatient::parse(input).unwrap_err());
         assert_eq!(found[0], ("name".into(), "Name is required".into()));
         assert_eq!(found[1].0, "dateOfBirth");
+    }
+
+    #[test]
+    fn an_address_may_span_lines_but_a_name_may_not() {
+        let mut input = valid_input();
+        input.address = Some("12 Main St\r\nSpringfield".into());
+        let patient = NewPatient::parse(input).unwrap();
+        assert_eq!(patient.address, "12 Main St\nSpringfield");
+        let mut input = valid_input();
+        input.name = Some("John\nDoe".into());
+        assert_eq!(messages(NewPatient::parse(input).unwrap_err())[0].0, "name");
     }
 
     #[test]

@@ -6,8 +6,13 @@ use ward_core::{FieldError, WardError, WardResult};
 
 /// Reads a text field: absent or `null` is `None`, any non-string is a field error, and so is a
 /// string with NUL or another control character inside its trimmed text (`Cc`; format characters
-/// such as bidi marks and zero-width joiners are data). The bus's parsers check patient fields
-/// again, for gRPC callers; this check covers every JSON text field, login's included.
+/// such as bidi marks and zero-width joiners are data). Line breaks pass here: a postal address
+/// may span lines, and the bus's parsers, which check patient fields again for gRPC callers too,
+/// decide per field.
+fn is_forbidden_control(c: char) -> bool {
+    c.is_control() && c != '\n' && c != '\r'
+}
+
 pub(super) fn text_field(
     value_opt: Option<Value>,
     field: &str,
@@ -15,7 +20,7 @@ pub(super) fn text_field(
 ) -> Option<String> {
     match value_opt {
         None | Some(Value::Null) => None,
-        Some(Value::String(text)) if text.trim().chars().any(char::is_control) => {
+        Some(Value::String(text)) if text.trim().chars().any(is_forbidden_control) => {
             errors.push(field_error(
                 field,
                 format!("{field} must not contain control characters"),
