@@ -9,3 +9,4 @@ mod helpers;
 mod reference;
 mod roles;
 mod secrets;
+mod security;

@@ -9,6 +9,7 @@ mod entity;
 pub mod grpc;
 pub mod migration;
 mod service;
+mod throttle;
 
 pub use grpc::{AuthGrpcClient, AuthGrpcServer};
 pub use migration::Migrator;

@@ -2,6 +2,7 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
@@ -22,8 +23,13 @@ use ward_core::{CallerContext, FieldError, Right, UserRole, WardError, WardResul
 use crate::entity::users;
 use crate::migration::Migrator;
 
+use crate::throttle::{LoginThrottle, account_key, addr_key};
+
 /// The one answer to any failed login, so a caller cannot tell which part was wrong.
 const INVALID_CREDENTIALS_MESSAGE: &str = "invalid email or password";
+
+/// The one answer to a throttled login, whether or not the account exists.
+const THROTTLED_MESSAGE: &str = "too many failed logins; try again later";
 
 const MIN_PASSWORD_CHARS: usize = 8;
 const MAX_PASSWORD_CHARS: usize = 128;
@@ -42,6 +48,9 @@ pub struct AuthService {
     access_token_ttl_secs: u64,
     /// Verified against when the email is unknown, so both failures take the same time.
     dummy_password_hash: Arc<str>,
+    /// Failed logins per account and per client address, in this process only (see
+    /// [`LoginThrottle`]: several auth tasks each keep their own counts).
+    throttle: LoginThrottle,
 }
 
 impl AuthService {
@@ -65,6 +74,7 @@ impl AuthService {
             issuer,
             access_token_ttl_secs,
             dummy_password_hash: dummy_password_hash.into(),
+            throttle: LoginThrottle::default(),
         })
     }
 
@@ -75,29 +85,17 @@ impl AuthService {
             .map_err(|error| db_error("cannot migrate the auth database", error))
     }
 
-    async fn find_by_normalized_email(
+    /// Checks the credentials and issues a session; every failure is the same `Unauthenticated`.
+    async fn check_credentials(
         &self,
         email_normalized: &str,
-    ) -> WardResult<Option<users::Model>> {
-        users::Entity::find()
-            .filter(users::Column::EmailNormalized.eq(email_normalized))
-            .one(&self.db)
-            .await
-            .map_err(|error| db_error("cannot look up the account", error))
-    }
-}
-
-#[async_trait]
-impl AuthApi for AuthService {
-    #[tracing::instrument(name = "auth.login", skip_all, fields(request_id = %ctx.request_id()))]
-    async fn login(&self, ctx: &CallerContext, email: &str, password: &str) -> WardResult<Session> {
+        password: &str,
+    ) -> WardResult<Session> {
         if password.len() > MAX_LOGIN_PASSWORD_BYTES {
             tracing::info!(reason = "password_too_long", "login rejected");
             return Err(invalid_credentials());
         }
-        let user_opt = self
-            .find_by_normalized_email(&normalize_email(email))
-            .await?;
+        let user_opt = self.find_by_normalized_email(email_normalized).await?;
         let password_hash = match &user_opt {
             Some(user) => user.password_hash.clone(),
             None => self.dummy_password_hash.to_string(),
@@ -118,6 +116,58 @@ impl AuthApi for AuthService {
             .issue(&user_info, self.access_token_ttl_secs, Utc::now())?;
         tracing::info!(user_id = %user_info.id, role = %user_info.role, "login succeeded");
         Ok(session)
+    }
+
+    async fn find_by_normalized_email(
+        &self,
+        email_normalized: &str,
+    ) -> WardResult<Option<users::Model>> {
+        users::Entity::find()
+            .filter(users::Column::EmailNormalized.eq(email_normalized))
+            .one(&self.db)
+            .await
+            .map_err(|error| db_error("cannot look up the account", error))
+    }
+}
+
+#[async_trait]
+impl AuthApi for AuthService {
+    #[tracing::instrument(name = "auth.login", skip_all, fields(request_id = %ctx.request_id()))]
+    async fn login(&self, ctx: &CallerContext, email: &str, password: &str) -> WardResult<Session> {
+        let email_normalized = normalize_email(email);
+        let account = account_key(&email_normalized);
+        let addr_opt = ctx.client_addr().map(addr_key);
+        let keys: Vec<String> = std::iter::once(account.clone())
+            .chain(addr_opt.clone())
+            .collect();
+        // Checked before any password work, and the same for unknown emails, so a throttled
+        // answer tells nothing about the account and costs the attacker no hashing on our side.
+        let started_at = Instant::now();
+        if let Err(retry_after_secs) = self.throttle.try_begin(&keys, started_at) {
+            tracing::info!(reason = "throttled", retry_after_secs, "login rejected");
+            return Err(WardError::too_many_requests(
+                THROTTLED_MESSAGE,
+                retry_after_secs,
+            ));
+        }
+        // `try_begin` counted this attempt as a failure; only an Unauthenticated outcome keeps it.
+        let outcome = self.check_credentials(&email_normalized, password).await;
+        match &outcome {
+            Ok(_) => {
+                self.throttle.clear(&account);
+                if let Some(addr) = &addr_opt {
+                    self.throttle.forgive(addr, started_at);
+                }
+            }
+            Err(WardError::Unauthenticated(_)) => {}
+            // Not the client's fault (database down, corrupt hash): no failure is held against it.
+            Err(_) => {
+                for key in &keys {
+                    self.throttle.forgive(key, started_at);
+                }
+            }
+        }
+        outcome
     }
 
     #[tracing::instrument(name = "auth.me", skip_all, fields(request_id = %ctx.request_id()))]

@@ -282,3 +282,136 @@ async fn check_ready_answers() {
     let auth = spawn_auth().await;
     auth.service.check_ready().await.unwrap();
 }
+
+fn from_addr(addr: &str) -> CallerContext {
+    CallerContext::anonymous("r").with_client_addr(addr)
+}
+
+#[tokio::test]
+async fn five_failures_throttle_the_account_even_for_the_right_password() {
+    // Arrange
+    let auth = spawn_auth().await;
+    auth.service
+        .create_user(&system(), new_user("ada@example.com", UserRole::Admin))
+        .await
+        .unwrap();
+    auth.service
+        .create_user(&system(), new_user("bob@example.com", UserRole::Clinician))
+        .await
+        .unwrap();
+    let attacker = from_addr("192.0.2.1");
+    for attempt in 0..5 {
+        let error = auth
+            .service
+            .login(&attacker, "ada@example.com", "not the password")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, WardError::Unauthenticated(_)),
+            "attempt {attempt}: {error:?}"
+        );
+    }
+
+    // Act: the right password, from the same address and from another one.
+    let same_addr = auth
+        .service
+        .login(&attacker, "ada@example.com", PASSWORD)
+        .await
+        .unwrap_err();
+    let other_addr = auth
+        .service
+        .login(&from_addr("192.0.2.2"), " ADA@example.com", PASSWORD)
+        .await
+        .unwrap_err();
+
+    // Assert
+    for error in [&same_addr, &other_addr] {
+        assert!(matches!(error, WardError::TooManyRequests(_)), "{error:?}");
+        let retry_after_secs = error.retry_after_secs().unwrap();
+        assert!((1..=60).contains(&retry_after_secs), "{retry_after_secs}");
+    }
+    // Another account from another address is untouched.
+    auth.service
+        .login(&from_addr("192.0.2.3"), "bob@example.com", PASSWORD)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn unknown_emails_throttle_the_same_way() {
+    let auth = spawn_auth().await;
+    let client = from_addr("192.0.2.1");
+    let mut answers = Vec::new();
+    for _ in 0..6 {
+        let error = auth
+            .service
+            .login(&client, "nobody@example.com", PASSWORD)
+            .await
+            .unwrap_err();
+        answers.push(error);
+    }
+    let invalid = WardError::Unauthenticated("invalid email or password".into());
+    assert!(answers[..5].iter().all(|error| *error == invalid));
+    let WardError::TooManyRequests(message) = &answers[5] else {
+        panic!("{:?}", answers[5]);
+    };
+    assert!(
+        message.starts_with("too many failed logins; try again later (retry after "),
+        "{message}"
+    );
+    assert!(answers[5].retry_after_secs().is_some());
+}
+
+#[tokio::test]
+async fn an_address_is_throttled_across_accounts() {
+    let auth = spawn_auth().await;
+    auth.service
+        .create_user(&system(), new_user("ada@example.com", UserRole::Admin))
+        .await
+        .unwrap();
+    let sprayer = from_addr("192.0.2.9");
+    for index in 0..5 {
+        let email = format!("guess{index}@example.com");
+        let error = auth
+            .service
+            .login(&sprayer, &email, "123456")
+            .await
+            .unwrap_err();
+        assert!(matches!(error, WardError::Unauthenticated(_)), "{error:?}");
+    }
+
+    let error = auth
+        .service
+        .login(&sprayer, "ada@example.com", PASSWORD)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, WardError::TooManyRequests(_)), "{error:?}");
+    // The account itself is not throttled: its owner logs in from elsewhere.
+    auth.service
+        .login(&from_addr("192.0.2.10"), "ada@example.com", PASSWORD)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_success_clears_the_account_failures() {
+    let auth = spawn_auth().await;
+    auth.service
+        .create_user(&system(), new_user("ada@example.com", UserRole::Admin))
+        .await
+        .unwrap();
+    for round in 0..2 {
+        // From a fresh address each round, so only the account's count matters.
+        let client = from_addr(&format!("192.0.2.{round}"));
+        for _ in 0..4 {
+            auth.service
+                .login(&client, "ada@example.com", "not the password")
+                .await
+                .unwrap_err();
+        }
+        auth.service
+            .login(&client, "ada@example.com", PASSWORD)
+            .await
+            .unwrap();
+    }
+}

@@ -32,6 +32,10 @@ pub const REQUEST_ID_METADATA_KEY: &str = "x-request-id";
 /// The metadata entry that carries `Bearer <token>`.
 pub const AUTHORIZATION_METADATA_KEY: &str = "authorization";
 
+/// The metadata entry that carries the client's network address (see
+/// [`CallerContext::client_addr`]), so a remote auth module can throttle logins per address.
+pub const CLIENT_ADDR_METADATA_KEY: &str = "x-client-addr";
+
 /// How long a peer gets to accept a TCP connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -42,6 +46,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
 const REQUEST_ID_MAX_CHARS: usize = 128;
+
+/// Longer than any IPv6 text form (45 characters); longer values are ignored.
+const CLIENT_ADDR_MAX_CHARS: usize = 64;
 
 /// Returns the gRPC code for an error code: the tonic column of the table in STYLE.md §3.
 pub fn grpc_code(code: ErrorCode) -> Code {
@@ -221,7 +228,8 @@ pub fn respond<T>(
 }
 
 /// Wraps `message` in a request carrying the caller's token (`authorization: Bearer <token>`,
-/// when it has one) and request id (`x-request-id`).
+/// when it has one), request id (`x-request-id`) and client address (`x-client-addr`, when
+/// known).
 ///
 /// [`CallerContext::system`] never travels: it has no token, so the remote module sees an
 /// anonymous caller.
@@ -246,6 +254,11 @@ pub fn outgoing_request<T>(message: T, ctx: &CallerContext) -> tonic::Request<T>
     if let Ok(value) = MetadataValue::try_from(ctx.request_id()) {
         metadata.insert(REQUEST_ID_METADATA_KEY, value);
     }
+    if let Some(client_addr) = ctx.client_addr()
+        && let Ok(value) = MetadataValue::try_from(client_addr)
+    {
+        metadata.insert(CLIENT_ADDR_METADATA_KEY, value);
+    }
     request
 }
 
@@ -254,22 +267,36 @@ pub fn outgoing_request<T>(message: T, ctx: &CallerContext) -> tonic::Request<T>
 /// that need no token (login) still work.
 ///
 /// The request id is the caller's when it is 1 to 128 visible ASCII characters, else a new UUID v7.
+/// The client address (`x-client-addr`) is kept when it is 1 to 64 visible ASCII characters, else
+/// ignored. It is only as trustworthy as the peer: the bus is internal, reached by Ward's own
+/// processes only.
 pub fn caller_from_request<T>(
     request: &tonic::Request<T>,
     verifier: &TokenVerifier,
 ) -> CallerContext {
     let metadata = request.metadata();
     let request_id = request_id_from_metadata(metadata);
-    let Some(token) = bearer_token(metadata) else {
-        return CallerContext::anonymous(request_id);
+    let ctx = match bearer_token(metadata) {
+        None => CallerContext::anonymous(request_id),
+        Some(token) => match verifier.verify(token, Utc::now()) {
+            Ok(principal) => CallerContext::authenticated(principal, token, request_id),
+            Err(_) => {
+                tracing::debug!(request_id, "bearer token rejected; calling as anonymous");
+                CallerContext::anonymous(request_id)
+            }
+        },
     };
-    match verifier.verify(token, Utc::now()) {
-        Ok(principal) => CallerContext::authenticated(principal, token, request_id),
-        Err(_) => {
-            tracing::debug!(request_id, "bearer token rejected; calling as anonymous");
-            CallerContext::anonymous(request_id)
-        }
+    match client_addr_from_metadata(metadata) {
+        Some(client_addr) => ctx.with_client_addr(client_addr),
+        None => ctx,
     }
+}
+
+fn client_addr_from_metadata(metadata: &MetadataMap) -> Option<&str> {
+    let raw = metadata.get(CLIENT_ADDR_METADATA_KEY)?.to_str().ok()?;
+    let is_right_length = (1..=CLIENT_ADDR_MAX_CHARS).contains(&raw.len());
+    let is_sane = is_right_length && raw.bytes().all(|byte| byte.is_ascii_graphic());
+    is_sane.then_some(raw)
 }
 
 fn request_id_from_metadata(metadata: &MetadataMap) -> String {
@@ -735,6 +762,46 @@ mod tests {
                 Uuid::parse_str(ctx.request_id()).is_ok(),
                 "{request_id_opt:?}"
             );
+        }
+    }
+
+    #[test]
+    fn the_client_addr_travels_and_round_trips() {
+        let (_, verifier) = issuer_and_verifier();
+        let ctx = CallerContext::anonymous("req-3").with_client_addr("2001:db8::1");
+        let forwarded = outgoing_request((), &ctx);
+        assert_eq!(
+            forwarded.metadata().get(CLIENT_ADDR_METADATA_KEY).unwrap(),
+            "2001:db8::1"
+        );
+        let again = caller_from_request(&forwarded, &verifier);
+        assert_eq!(again.client_addr(), Some("2001:db8::1"));
+        assert_eq!(again.request_id(), "req-3");
+
+        let without = outgoing_request((), &CallerContext::anonymous("req-4"));
+        assert!(without.metadata().get(CLIENT_ADDR_METADATA_KEY).is_none());
+        assert_eq!(caller_from_request(&without, &verifier).client_addr(), None);
+    }
+
+    #[test]
+    fn insane_client_addrs_are_ignored() {
+        let (_, verifier) = issuer_and_verifier();
+        let too_long = "1".repeat(65);
+        let longest = "1".repeat(64);
+        for (raw, expected_opt) in [
+            ("", None),
+            ("has space", None),
+            (too_long.as_str(), None),
+            (longest.as_str(), Some(longest.as_str())),
+            ("192.0.2.1", Some("192.0.2.1")),
+        ] {
+            let mut request = request_with(None, Some("req-5"));
+            let value = MetadataValue::try_from(raw).unwrap();
+            request
+                .metadata_mut()
+                .insert(CLIENT_ADDR_METADATA_KEY, value);
+            let ctx = caller_from_request(&request, &verifier);
+            assert_eq!(ctx.client_addr(), expected_opt, "{raw:?}");
         }
     }
 

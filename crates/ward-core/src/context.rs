@@ -22,6 +22,8 @@ pub struct CallerContext {
     request_id: String,
     /// The bearer token as received, forwarded to remote modules so they can verify it themselves.
     token_opt: Option<String>,
+    /// The client's network address (an IP), as the gateway saw it; used to throttle logins.
+    client_addr_opt: Option<String>,
 }
 
 impl CallerContext {
@@ -31,6 +33,7 @@ impl CallerContext {
             system: false,
             request_id: request_id.into(),
             token_opt: None,
+            client_addr_opt: None,
         }
     }
 
@@ -44,6 +47,7 @@ impl CallerContext {
             system: false,
             request_id: request_id.into(),
             token_opt: Some(token.into()),
+            client_addr_opt: None,
         }
     }
 
@@ -54,7 +58,19 @@ impl CallerContext {
             system: true,
             request_id: format!("system:{purpose}"),
             token_opt: None,
+            client_addr_opt: None,
         }
+    }
+
+    /// Returns this context with the client's network address (an IP, without the port).
+    pub fn with_client_addr(mut self, addr: impl Into<String>) -> Self {
+        self.client_addr_opt = Some(addr.into());
+        self
+    }
+
+    /// The client's network address, when the request came from outside (set by the gateway).
+    pub fn client_addr(&self) -> Option<&str> {
+        self.client_addr_opt.as_deref()
     }
 
     pub fn request_id(&self) -> &str {
@@ -134,5 +150,14 @@ mod tests {
                 .require(Right::UsersAdmin)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn client_addr_is_absent_until_set() {
+        let anonymous = CallerContext::anonymous("r1");
+        assert_eq!(anonymous.client_addr(), None);
+        let with_addr = anonymous.with_client_addr("192.0.2.7");
+        assert_eq!(with_addr.client_addr(), Some("192.0.2.7"));
+        assert_eq!(with_addr.request_id(), "r1");
     }
 }

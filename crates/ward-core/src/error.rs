@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 
 pub type WardResult<T> = Result<T, WardError>;
 
+/// How a `TooManyRequests` message states its wait: `... (retry after 42 s)`.
+const RETRY_AFTER_PREFIX: &str = " (retry after ";
+const RETRY_AFTER_SUFFIX: &str = " s)";
+
 /// One failing input field, reported with all the others at once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldError {
@@ -71,6 +75,31 @@ impl WardError {
     /// Wraps an unexpected failure; use for database and I/O errors that are not the caller's fault.
     pub fn internal(context: &str, error: impl std::fmt::Display) -> Self {
         Self::Internal(format!("{context}: {error}"))
+    }
+
+    /// A 429 telling the client when to try again. The wait travels inside the message, as the
+    /// suffix ` (retry after N s)`, so the enum and its gRPC wire form stay unchanged; see
+    /// [`WardError::retry_after_secs`].
+    pub fn too_many_requests(detail: &str, retry_after_secs: u64) -> Self {
+        Self::TooManyRequests(format!(
+            "{detail}{RETRY_AFTER_PREFIX}{retry_after_secs}{RETRY_AFTER_SUFFIX}"
+        ))
+    }
+
+    /// The seconds a `TooManyRequests` asks the client to wait (its message ends with
+    /// ` (retry after N s)`), for the HTTP `Retry-After` header. `None` for any other error.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        let Self::TooManyRequests(message) = self else {
+            return None;
+        };
+        let (_, digits) = message
+            .strip_suffix(RETRY_AFTER_SUFFIX)?
+            .rsplit_once(RETRY_AFTER_PREFIX)?;
+        // Digits only: `u64::from_str` would also take a leading `+`.
+        if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
     }
 
     pub fn error_code(&self) -> ErrorCode {
@@ -212,5 +241,38 @@ mod tests {
         let error = WardError::internal("database", "disk I/O error at /secret/path");
         assert!(!error.public_detail().contains("secret"));
         assert_eq!(error.error_code().http_status(), 500);
+    }
+
+    #[test]
+    fn retry_after_is_read_from_the_message_suffix() {
+        let error = WardError::too_many_requests("too many failed logins; try again later", 42);
+        assert_eq!(
+            error.to_string(),
+            "too many failed logins; try again later (retry after 42 s)"
+        );
+        assert_eq!(error.retry_after_secs(), Some(42));
+        assert_eq!(error.error_code().http_status(), 429);
+        assert_eq!(
+            WardError::TooManyRequests("slow down (retry after 7 s)".into()).retry_after_secs(),
+            Some(7)
+        );
+    }
+
+    #[test]
+    fn retry_after_is_absent_without_a_well_formed_suffix() {
+        for message in [
+            "slow down",
+            "slow down (retry after s)",
+            "slow down (retry after +5 s)",
+            "slow down (retry after -5 s)",
+            "slow down (retry after 5s)",
+            "slow down (retry after 99999999999999999999999 s)",
+        ] {
+            let error = WardError::TooManyRequests(message.into());
+            assert_eq!(error.retry_after_secs(), None, "{message}");
+        }
+        // Only a 429 carries a wait, whatever another error's message says.
+        let other = WardError::Unavailable("down (retry after 5 s)".into());
+        assert_eq!(other.retry_after_secs(), None);
     }
 }

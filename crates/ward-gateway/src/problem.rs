@@ -228,6 +228,12 @@ impl ResponseError for ApiError {
             }
             Self::Ward(_) | Self::PayloadTooLarge { .. } | Self::UnsupportedMediaType { .. } => {}
         }
+        // RFC 9110 §10.2.3: a 429 says how many seconds to wait.
+        if let Self::Ward(error) = self
+            && let Some(retry_after_secs) = error.retry_after_secs()
+        {
+            response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        }
         match serde_json::to_vec(&problem) {
             Ok(body) => response.body(body),
             // A Problem is plain strings and numbers; this branch is for completeness only.
@@ -384,5 +390,17 @@ mod tests {
         assert!(challenge.to_str().unwrap().starts_with("Bearer"));
         let content_type = response.headers().get(header::CONTENT_TYPE).unwrap();
         assert_eq!(content_type, PROBLEM_CONTENT_TYPE);
+    }
+
+    #[test]
+    fn too_many_requests_carries_retry_after() {
+        let error = WardError::too_many_requests("too many failed logins; try again later", 42);
+        let response = ApiError::from(error).error_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "42");
+
+        let without_wait = ApiError::from(WardError::TooManyRequests("slow down".into()));
+        let response = without_wait.error_response();
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
     }
 }

@@ -1,6 +1,6 @@
 //! `/auth/**`: login, token validation, the caller's account.
 
-use actix_web::web;
+use actix_web::{HttpRequest, web};
 use ward_core::CallerContext;
 
 use crate::ApiBackends;
@@ -10,7 +10,7 @@ use crate::json::ApiJson;
 use crate::openapi::{
     BadRequest, PayloadTooLarge, ServiceUnavailable, Unauthorized, UnsupportedMediaType,
 };
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problem};
 use crate::request_id::RequestId;
 
 /// Exchanges credentials for an access token.
@@ -25,6 +25,14 @@ use crate::request_id::RequestId;
         (status = 401, response = Unauthorized),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
+        (
+            status = 429,
+            description = "Too many failed logins for this account or from this address; \
+                retry after the seconds in `Retry-After`",
+            body = Problem,
+            content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again")),
+        ),
         (status = 503, response = ServiceUnavailable),
     )
 )]
@@ -32,10 +40,16 @@ use crate::request_id::RequestId;
 pub(crate) async fn login(
     backends: web::Data<ApiBackends>,
     request_id: RequestId,
+    request: HttpRequest,
     body: ApiJson<LoginBody>,
 ) -> Result<web::Json<LoginResponse>, ApiError> {
     let credentials = body.into_inner().into_credentials()?;
-    let context = CallerContext::anonymous(request_id.as_str());
+    let mut context = CallerContext::anonymous(request_id.as_str());
+    // The TCP peer's IP, for per-address throttling. Behind a proxy this is the proxy's address;
+    // trusting a forwarded-for header from configured proxies is future work.
+    if let Some(peer) = request.peer_addr() {
+        context = context.with_client_addr(peer.ip().to_string());
+    }
     let session = backends
         .auth
         .login(&context, &credentials.email, &credentials.password)
