@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 use ward_core::{CallerContext, FieldError, WardError, WardResult};
 
@@ -74,6 +74,49 @@ pub struct PatientPage {
     /// Pass back as `cursor` for the next page; `None` on the last page.
     pub next_cursor_opt: Option<String>,
 }
+
+/// Filters for the audit trail query; every filter is optional and they combine with AND.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only events that touched this patient.
+    pub patient_id_opt: Option<Uuid>,
+    /// Only events by this actor (a user id, `system:<purpose>` or `anonymous`), matched exactly.
+    pub actor_opt: Option<String>,
+    /// Only events at or after this instant.
+    pub from_opt: Option<DateTime<Utc>>,
+    /// Only events at or before this instant.
+    pub to_opt: Option<DateTime<Utc>>,
+    /// Page size, 1..=500.
+    pub limit: u32,
+    /// Return events whose id sorts after this one (the previous page's cursor).
+    pub after_opt: Option<Uuid>,
+}
+
+/// One recorded access to patient data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub at: DateTime<Utc>,
+    /// A user id, `system:<purpose>` or `anonymous`.
+    pub actor: String,
+    /// One of `read`, `search`, `create`, `update`, `delete`, `export`.
+    pub action: String,
+    pub patient_ids: Vec<Uuid>,
+    /// `allowed` or `denied`.
+    pub outcome: String,
+    pub request_id: String,
+    pub client_addr_opt: Option<String>,
+}
+
+/// One page of the audit trail, ordered by event id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditPage {
+    pub items: Vec<AuditEvent>,
+    /// Pass back as `cursor` for the next page; `None` on the last page.
+    pub next_cursor_opt: Option<String>,
+}
+
+/// The audit actions, as stored and answered.
+pub const AUDIT_ACTIONS: [&str; 6] = ["read", "search", "create", "update", "delete", "export"];
 
 /// The fields create and update share, parsed together so every failure is collected.
 struct RecordFields {
@@ -184,6 +227,69 @@ impl PageRequest {
             Ok(PageRequest { limit, after_opt })
         } else {
             Err(validation_failed(errors))
+        }
+    }
+}
+
+impl AuditQuery {
+    /// Parses raw query parameters: `patientId` and `cursor` are UUIDs, `from` and `to` RFC 3339
+    /// instants, `limit` 1..=500 (default 50); a blank value counts as absent. Every bad field is
+    /// reported at once, by name.
+    pub fn parse(
+        patient_id_opt: Option<&str>,
+        actor_opt: Option<&str>,
+        from_opt: Option<&str>,
+        to_opt: Option<&str>,
+        limit_opt: Option<i64>,
+        cursor_opt: Option<&str>,
+    ) -> WardResult<Self> {
+        let mut errors = Vec::new();
+        let page_result = PageRequest::parse(limit_opt, cursor_opt);
+        let page_opt = match page_result {
+            Ok(page) => Some(page),
+            Err(error) => {
+                errors.extend_from_slice(error.field_errors());
+                None
+            }
+        };
+        let present = |raw_opt: Option<&str>| {
+            raw_opt
+                .map(str::trim)
+                .filter(|raw| !raw.is_empty())
+                .map(str::to_string)
+        };
+        let mut patient_id_parsed = None;
+        if let Some(raw) = present(patient_id_opt) {
+            match Uuid::parse_str(&raw) {
+                Ok(id) => patient_id_parsed = Some(id),
+                Err(_) => errors.push(field_error("patientId", "patientId must be a UUID")),
+            }
+        }
+        let mut parse_instant = |raw_opt: Option<&str>, field: &str| {
+            let raw = present(raw_opt)?;
+            match DateTime::parse_from_rfc3339(&raw) {
+                Ok(instant) => Some(instant.with_timezone(&Utc)),
+                Err(_) => {
+                    errors.push(field_error(
+                        field,
+                        format!("{field} must be an RFC 3339 date-time, e.g. 2024-06-01T00:00:00Z"),
+                    ));
+                    None
+                }
+            }
+        };
+        let from_parsed = parse_instant(from_opt, "from");
+        let to_parsed = parse_instant(to_opt, "to");
+        match page_opt {
+            Some(page) if errors.is_empty() => Ok(AuditQuery {
+                patient_id_opt: patient_id_parsed,
+                actor_opt: present(actor_opt),
+                from_opt: from_parsed,
+                to_opt: to_parsed,
+                limit: page.limit,
+                after_opt: page.after_opt,
+            }),
+            _ => Err(validation_failed(errors)),
         }
     }
 }
@@ -367,6 +473,10 @@ pub trait PatientsApi: Send + Sync + 'static {
         patients: Vec<(Uuid, NewPatient)>,
     ) -> WardResult<u64>;
 
+    /// The audit trail of patient data access, filtered by `query`, ordered by event id. Needs
+    /// `users:admin`; a refused query is not itself recorded (it reveals no patient data).
+    async fn audit_events(&self, ctx: &CallerContext, query: AuditQuery) -> WardResult<AuditPage>;
+
     async fn check_ready(&self) -> WardResult<()>;
 }
 
@@ -522,6 +632,36 @@ mod tests {
         let id = Uuid::now_v7();
         let page = PageRequest::parse(Some(10), Some(&cursor_after(id))).unwrap();
         assert_eq!(page.after_opt, Some(id));
+    }
+
+    #[test]
+    fn audit_queries_name_each_bad_field() {
+        let query = AuditQuery::parse(
+            None,
+            Some(" u1 "),
+            Some("2024-06-01T00:00:00Z"),
+            None,
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(query.actor_opt.as_deref(), Some("u1"));
+        assert_eq!(query.limit, PAGE_DEFAULT);
+        assert!(query.from_opt.is_some());
+        let error = AuditQuery::parse(
+            Some("nope"),
+            None,
+            Some("yesterday"),
+            Some("2024-13-01"),
+            Some(0),
+            Some("x"),
+        )
+        .unwrap_err();
+        let fields: Vec<String> = messages(error)
+            .into_iter()
+            .map(|(field, _)| field)
+            .collect();
+        assert_eq!(fields, vec!["limit", "cursor", "patientId", "from", "to"]);
     }
 
     #[test]

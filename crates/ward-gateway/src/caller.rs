@@ -51,7 +51,11 @@ fn authenticate(request: &HttpRequest) -> WardResult<Caller> {
     let token = bearer_token(request.headers())?;
     let principal = (backends.token_check)(token, Utc::now())?;
     let request_id = request_id_of(request);
-    let context = CallerContext::authenticated(principal.clone(), token, request_id.as_str());
+    let mut context = CallerContext::authenticated(principal.clone(), token, request_id.as_str());
+    // The TCP peer's IP, for the audit trail (as `routes::auth::login` does for throttling).
+    if let Some(peer) = request.peer_addr() {
+        context = context.with_client_addr(peer.ip().to_string());
+    }
     Ok(Caller { principal, context })
 }
 

@@ -18,7 +18,8 @@ use ward_bus::auth::{Session, UserInfo};
 use ward_bus::billing::{AccountStatus, BillingAccount};
 use ward_bus::health::{ComponentState, HealthReport};
 use ward_bus::patients::{
-    NewPatient, PageRequest, Patient, PatientChanges, PatientInput, PatientPage,
+    AuditEvent, AuditPage, AuditQuery, NewPatient, PageRequest, Patient, PatientChanges,
+    PatientInput, PatientPage,
 };
 use ward_core::{FieldError, Principal, UserRole, WardResult};
 
@@ -284,6 +285,111 @@ impl From<PatientPage> for PatientPageResponse {
         let mut items = Vec::with_capacity(page.items.len());
         for patient in page.items {
             items.push(PatientResponse::from(patient));
+        }
+        Self {
+            items,
+            next_cursor: page.next_cursor_opt,
+        }
+    }
+}
+
+/// `GET /api/audit` query. Kept as text so a bad value is a 400 naming the parameter.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AuditQueryParams {
+    /// Only events that touched this patient.
+    #[param(value_type = Option<uuid::Uuid>)]
+    patient_id: Option<String>,
+    /// Only events by this actor: a user id, `system:<purpose>` or `anonymous`.
+    actor: Option<String>,
+    /// Only events at or after this instant (RFC 3339).
+    #[param(value_type = Option<DateTime<Utc>>)]
+    from: Option<String>,
+    /// Only events at or before this instant (RFC 3339).
+    #[param(value_type = Option<DateTime<Utc>>)]
+    to: Option<String>,
+    /// Page size, 1 to 500; 50 when absent.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    limit: Option<String>,
+    /// The `nextCursor` of the previous page; absent for the first page.
+    cursor: Option<String>,
+}
+
+impl AuditQueryParams {
+    pub(crate) fn into_audit_query(self) -> WardResult<AuditQuery> {
+        let mut type_errors = Vec::new();
+        let limit_text_opt = self.limit.filter(|limit| !limit.trim().is_empty());
+        let mut limit_opt = None;
+        if let Some(limit_text) = limit_text_opt {
+            match limit_text.trim().parse::<i64>() {
+                Ok(limit) => limit_opt = Some(limit),
+                Err(_) => type_errors.push(field_error("limit", "limit must be an integer")),
+            }
+        }
+        let query = AuditQuery::parse(
+            self.patient_id.as_deref(),
+            self.actor.as_deref(),
+            self.from.as_deref(),
+            self.to.as_deref(),
+            limit_opt,
+            self.cursor.as_deref(),
+        );
+        with_type_errors(query, type_errors)
+    }
+}
+
+/// One recorded access to patient data.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = AuditEvent)]
+pub(crate) struct AuditEventResponse {
+    /// When it happened (RFC 3339).
+    at: DateTime<Utc>,
+    /// A user id, `system:<purpose>` or `anonymous`.
+    actor: String,
+    /// One of read, search, create, update, delete, export.
+    #[schema(example = "read")]
+    action: String,
+    /// The patients touched (for a search, those returned).
+    patient_ids: Vec<Uuid>,
+    /// `allowed` or `denied`.
+    #[schema(example = "allowed")]
+    outcome: String,
+    request_id: String,
+    /// The client's IP address, when known.
+    client_addr: Option<String>,
+}
+
+impl From<AuditEvent> for AuditEventResponse {
+    fn from(event: AuditEvent) -> Self {
+        Self {
+            at: event.at,
+            actor: event.actor,
+            action: event.action,
+            patient_ids: event.patient_ids,
+            outcome: event.outcome,
+            request_id: event.request_id,
+            client_addr: event.client_addr_opt,
+        }
+    }
+}
+
+/// One page of the audit trail, ordered by event id (so by time recorded).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = AuditPage)]
+pub(crate) struct AuditPageResponse {
+    items: Vec<AuditEventResponse>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+impl From<AuditPage> for AuditPageResponse {
+    fn from(page: AuditPage) -> Self {
+        let mut items = Vec::with_capacity(page.items.len());
+        for event in page.items {
+            items.push(AuditEventResponse::from(event));
         }
         Self {
             items,

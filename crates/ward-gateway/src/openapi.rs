@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi, ToResponse};
 
 use crate::dto;
 use crate::problem::{Problem, ProblemFieldError};
-use crate::routes::{analytics, auth, billing, health, patients};
+use crate::routes::{analytics, audit, auth, billing, health, patients};
 
 /// The request is malformed; `errors` lists every failing field.
 #[derive(ToResponse)]
@@ -69,6 +69,7 @@ pub(crate) struct ServiceUnavailable(#[allow(dead_code)] Problem);
         patients::delete_patient,
         billing::get_account_by_patient,
         analytics::summary,
+        audit::list_audit_events,
         health::livez,
         health::readyz,
         health::metrics,
@@ -92,6 +93,7 @@ pub(crate) struct ServiceUnavailable(#[allow(dead_code)] Problem);
         (name = "patients", description = "Patient records"),
         (name = "billing", description = "Billing accounts"),
         (name = "analytics", description = "Figures built from events"),
+        (name = "audit", description = "Who accessed which patient data (admins only)"),
         (name = "ops", description = "Liveness, readiness and metrics"),
     )
 )]

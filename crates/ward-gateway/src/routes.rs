@@ -1,6 +1,7 @@
 //! The route table, and one file of thin handlers per module: parse, call the trait, map.
 
 pub(crate) mod analytics;
+pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod billing;
 pub(crate) mod docs;
@@ -34,6 +35,7 @@ pub(crate) fn api_routes(cfg: &mut web::ServiceConfig) {
             resource("/api/billing/accounts/{patientId}", "GET")
                 .route(web::get().to(billing::get_account_by_patient)),
         )
+        .service(resource("/api/audit", "GET").route(web::get().to(audit::list_audit_events)))
         .service(resource("/api/analytics/summary", "GET").route(web::get().to(analytics::summary)))
         .service(resource("/openapi.json", "GET").route(web::get().to(docs::openapi_json)))
         .service(resource("/docs", "GET").route(web::get().to(docs::docs_page)));

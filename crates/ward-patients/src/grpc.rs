@@ -8,13 +8,14 @@
 mod client;
 mod server;
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use uuid::Uuid;
 use ward_bus::grpc::{parse_date, parse_uuid};
 use ward_bus::patients::{
-    NewPatient, PageRequest, Patient, PatientChanges, PatientInput, PatientPage, cursor_after,
-    format_date,
+    AuditEvent, AuditPage, AuditQuery, NewPatient, PageRequest, Patient, PatientChanges,
+    PatientInput, PatientPage, cursor_after, format_date,
 };
-use ward_core::WardResult;
+use ward_core::{WardError, WardResult};
 use ward_proto::v1 as proto;
 
 pub use self::client::PatientsGrpcClient;
@@ -112,6 +113,80 @@ fn page_from_proto(page: proto::PatientPage) -> WardResult<PatientPage> {
     })
 }
 
+fn audit_query_to_proto(query: AuditQuery) -> proto::AuditQueryRequest {
+    proto::AuditQueryRequest {
+        patient_id: query.patient_id_opt.map(|id| id.to_string()),
+        actor: query.actor_opt,
+        from: query.from_opt.map(format_instant),
+        to: query.to_opt.map(format_instant),
+        limit: Some(query.limit),
+        cursor: query.after_opt.map(cursor_after),
+    }
+}
+
+/// Parses a query with the same parser the gateway uses; bad fields are `InvalidArgument`.
+fn audit_query_from_proto(request: proto::AuditQueryRequest) -> WardResult<AuditQuery> {
+    AuditQuery::parse(
+        request.patient_id.as_deref(),
+        request.actor.as_deref(),
+        request.from.as_deref(),
+        request.to.as_deref(),
+        request.limit.map(i64::from),
+        request.cursor.as_deref(),
+    )
+}
+
+fn audit_page_to_proto(page: AuditPage) -> proto::AuditPageResponse {
+    let mut items = Vec::with_capacity(page.items.len());
+    for event in page.items {
+        items.push(proto::AuditEvent {
+            at: format_instant(event.at),
+            actor: event.actor,
+            action: event.action,
+            patient_ids: event.patient_ids.iter().map(Uuid::to_string).collect(),
+            outcome: event.outcome,
+            request_id: event.request_id,
+            client_addr: event.client_addr_opt,
+        });
+    }
+    proto::AuditPageResponse {
+        items,
+        next_cursor: page.next_cursor_opt,
+    }
+}
+
+/// Reads an audit page from a reply; a bad field is `InvalidArgument` naming it.
+fn audit_page_from_proto(page: proto::AuditPageResponse) -> WardResult<AuditPage> {
+    let mut items = Vec::with_capacity(page.items.len());
+    for event in page.items {
+        let at = DateTime::parse_from_rfc3339(&event.at)
+            .map_err(|_| WardError::invalid_field("at", "at must be an RFC 3339 date-time"))?
+            .with_timezone(&Utc);
+        let mut patient_ids = Vec::with_capacity(event.patient_ids.len());
+        for raw in &event.patient_ids {
+            patient_ids.push(parse_uuid(raw, "patientIds")?);
+        }
+        items.push(AuditEvent {
+            at,
+            actor: event.actor,
+            action: event.action,
+            patient_ids,
+            outcome: event.outcome,
+            request_id: event.request_id,
+            client_addr_opt: event.client_addr,
+        });
+    }
+    Ok(AuditPage {
+        items,
+        next_cursor_opt: page.next_cursor,
+    })
+}
+
+/// An instant as RFC 3339 with microseconds, in UTC.
+fn format_instant(instant: DateTime<Utc>) -> String {
+    instant.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::NaiveDate;
@@ -168,5 +243,40 @@ mod tests {
             cursor: None,
         };
         assert!(page_request_from_proto(zero).is_err());
+    }
+
+    #[test]
+    fn an_audit_query_and_page_round_trip() {
+        let query = AuditQuery::parse(
+            Some(&Uuid::now_v7().to_string()),
+            Some("system:demo"),
+            Some("2024-06-01T00:00:00Z"),
+            Some("2024-06-02T00:00:00.123456Z"),
+            Some(20),
+            Some(&cursor_after(Uuid::now_v7())),
+        )
+        .unwrap();
+        assert_eq!(
+            audit_query_from_proto(audit_query_to_proto(query.clone())).unwrap(),
+            query
+        );
+        let page = AuditPage {
+            items: vec![AuditEvent {
+                at: DateTime::parse_from_rfc3339("2024-06-01T10:00:00.5Z")
+                    .unwrap()
+                    .with_timezone(&Utc),
+                actor: "anonymous".into(),
+                action: "read".into(),
+                patient_ids: vec![Uuid::now_v7()],
+                outcome: "denied".into(),
+                request_id: "r1".into(),
+                client_addr_opt: Some("192.0.2.7".into()),
+            }],
+            next_cursor_opt: None,
+        };
+        assert_eq!(
+            audit_page_from_proto(audit_page_to_proto(page.clone())).unwrap(),
+            page
+        );
     }
 }

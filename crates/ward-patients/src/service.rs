@@ -2,6 +2,10 @@
 //!
 //! Every write commits the row change and its event in one transaction (the outbox), then wakes
 //! the relay, so a patient never exists without its `PatientRegistered` event, nor the reverse.
+//!
+//! Every call also leaves a row in `audit_events` (who, what, which patients, outcome): writes in
+//! the same transaction as the change, reads right after the read, refusals before the error
+//! goes back.
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -19,12 +23,12 @@ use ward_bus::events::{
 };
 use ward_bus::outbox::{OutboxWaker, enqueue};
 use ward_bus::patients::{
-    NewPatient, PAGE_MAX, PageRequest, Patient, PatientChanges, PatientPage, cursor_after,
-    format_date, normalized_email,
+    AuditEvent, AuditPage, AuditQuery, NewPatient, PAGE_MAX, PageRequest, Patient, PatientChanges,
+    PatientPage, cursor_after, format_date, normalized_email,
 };
 use ward_core::{CallerContext, Right, WardError, WardResult};
 
-use crate::entity::patients;
+use crate::entity::{audit_events, patients};
 use crate::migration::Migrator;
 
 /// The producer name in event envelopes.
@@ -32,6 +36,9 @@ const PRODUCER: &str = "patients";
 /// The reference platform's messages, kept so its clients feel at home.
 const EMAIL_TAKEN_MESSAGE: &str = "Email address already exists";
 const NOT_FOUND_MESSAGE: &str = "Patient not found";
+/// Audit outcomes.
+const ALLOWED: &str = "allowed";
+const DENIED: &str = "denied";
 const IMPORT_RACE_MESSAGE: &str =
     "a patient in the batch was registered concurrently; retry the import";
 
@@ -75,6 +82,25 @@ impl PatientsService {
         self.outbox.wake();
         Ok(())
     }
+
+    /// Checks `right`; when the caller lacks it (or has no identity), records a `denied` event
+    /// for `action` on `patient_ids` before returning the error. Should that record fail, the
+    /// refusal still stands and the failure is logged: no data was touched.
+    async fn authorize(
+        &self,
+        ctx: &CallerContext,
+        right: Right,
+        action: &'static str,
+        patient_ids: &[Uuid],
+    ) -> WardResult<()> {
+        let Err(refusal) = ctx.require(right) else {
+            return Ok(());
+        };
+        if let Err(error) = record(&self.db, ctx, action, patient_ids, DENIED).await {
+            tracing::error!(%error, action, "could not record a denied access in the audit trail");
+        }
+        Err(refusal)
+    }
 }
 
 #[async_trait]
@@ -85,7 +111,8 @@ impl PatientsApi for PatientsService {
         ctx: &CallerContext,
         patient: NewPatient,
     ) -> WardResult<Patient> {
-        ctx.require(Right::PatientsWrite)?;
+        self.authorize(ctx, Right::PatientsWrite, "create", &[])
+            .await?;
         let id = ward_core::id::new_id();
         tracing::Span::current().record("patient_id", tracing::field::display(id));
         let txn = self.begin_write("registering a patient").await?;
@@ -98,16 +125,19 @@ impl PatientsApi for PatientsService {
         // The check above cannot see a concurrent create's uncommitted row (PostgreSQL); the
         // unique constraint can, and `insert_registered` maps it to the same 409.
         let model = insert_registered(&txn, ctx, id, &patient, EMAIL_TAKEN_MESSAGE).await?;
+        // Same transaction: no patient without its audit row.
+        record(&txn, ctx, "create", &[id], ALLOWED).await?;
         self.commit_and_wake(txn, "registering a patient").await?;
-        audit(ctx, "create", id);
         Ok(to_patient(model))
     }
 
     #[tracing::instrument(name = "patients.get_patient", skip_all, fields(patient_id = %id))]
     async fn get_patient(&self, ctx: &CallerContext, id: Uuid) -> WardResult<Patient> {
-        ctx.require(Right::PatientsRead)?;
+        self.authorize(ctx, Right::PatientsRead, "read", &[id])
+            .await?;
         let model = find_patient(&self.db, id).await?.ok_or_else(not_found)?;
-        audit(ctx, "read", id);
+        // A failed audit write fails the read: no unaudited access to patient data.
+        record(&self.db, ctx, "read", &[id], ALLOWED).await?;
         Ok(to_patient(model))
     }
 
@@ -117,7 +147,8 @@ impl PatientsApi for PatientsService {
         ctx: &CallerContext,
         page: PageRequest,
     ) -> WardResult<PatientPage> {
-        ctx.require(Right::PatientsRead)?;
+        self.authorize(ctx, Right::PatientsRead, "search", &[])
+            .await?;
         // `PageRequest` has public fields, so a hand-built one may skip `PageRequest::parse`.
         if page.limit == 0 || page.limit > PAGE_MAX {
             return Err(WardError::invalid_field(
@@ -141,18 +172,14 @@ impl PatientsApi for PatientsService {
             Some(last) if has_more => Some(cursor_after(last.id)),
             _ => None,
         };
+        let mut ids = Vec::with_capacity(rows.len());
         let mut items = Vec::with_capacity(rows.len());
         for model in rows {
+            ids.push(model.id);
             items.push(to_patient(model));
         }
-        tracing::info!(
-            target: "ward::audit",
-            actor = %ctx.actor(),
-            action = "list",
-            num_patients = items.len(),
-            request_id = ctx.request_id(),
-            "patient records accessed"
-        );
+        // A failed audit write fails the search: no unaudited access to patient data.
+        record(&self.db, ctx, "search", &ids, ALLOWED).await?;
         Ok(PatientPage {
             items,
             next_cursor_opt,
@@ -166,7 +193,8 @@ impl PatientsApi for PatientsService {
         id: Uuid,
         changes: PatientChanges,
     ) -> WardResult<Patient> {
-        ctx.require(Right::PatientsWrite)?;
+        self.authorize(ctx, Right::PatientsWrite, "update", &[id])
+            .await?;
         let txn = self.begin_write("updating a patient").await?;
         let existing = find_patient(&txn, id).await?.ok_or_else(not_found)?;
         let email = changes.email.trim().to_string();
@@ -202,14 +230,15 @@ impl PatientsApi for PatientsService {
             email,
         };
         enqueue_event(&txn, ctx, id, &payload).await?;
+        record(&txn, ctx, "update", &[id], ALLOWED).await?;
         self.commit_and_wake(txn, "updating a patient").await?;
-        audit(ctx, "update", id);
         Ok(to_patient(model))
     }
 
     #[tracing::instrument(name = "patients.delete_patient", skip_all, fields(patient_id = %id))]
     async fn delete_patient(&self, ctx: &CallerContext, id: Uuid) -> WardResult<()> {
-        ctx.require(Right::PatientsWrite)?;
+        self.authorize(ctx, Right::PatientsWrite, "delete", &[id])
+            .await?;
         let txn = self.begin_write("deleting a patient").await?;
         // The affected-row count is the existence check: no separate read can race the delete.
         let deleted = patients::Entity::delete_by_id(id)
@@ -223,8 +252,8 @@ impl PatientsApi for PatientsService {
             patient_id: id.to_string(),
         };
         enqueue_event(&txn, ctx, id, &payload).await?;
+        record(&txn, ctx, "delete", &[id], ALLOWED).await?;
         self.commit_and_wake(txn, "deleting a patient").await?;
-        audit(ctx, "delete", id);
         Ok(())
     }
 
@@ -234,13 +263,14 @@ impl PatientsApi for PatientsService {
         ctx: &CallerContext,
         records: Vec<(Uuid, NewPatient)>,
     ) -> WardResult<u64> {
-        ctx.require(Right::PatientsWrite)?;
+        self.authorize(ctx, Right::PatientsWrite, "create", &[])
+            .await?;
         if records.is_empty() {
             return Ok(0);
         }
         // One transaction for the batch: a failure leaves no half-loaded demo data behind.
         let txn = self.begin_write("importing patients").await?;
-        let mut num_inserted: u64 = 0;
+        let mut inserted_ids = Vec::new();
         for (id, patient) in &records {
             if find_patient(&txn, *id).await?.is_some() {
                 continue;
@@ -254,15 +284,67 @@ impl PatientsApi for PatientsService {
             }
             // Only a concurrent import of the same records can break a uniqueness rule here.
             insert_registered(&txn, ctx, *id, patient, IMPORT_RACE_MESSAGE).await?;
-            num_inserted += 1;
+            inserted_ids.push(*id);
         }
+        let num_inserted = inserted_ids.len() as u64;
         if num_inserted == 0 {
             // Nothing written: dropping the transaction rolls it back, and there is nothing to wake.
             return Ok(0);
         }
+        record(&txn, ctx, "create", &inserted_ids, ALLOWED).await?;
         self.commit_and_wake(txn, "importing patients").await?;
         tracing::info!(num_inserted, "imported patients");
         Ok(num_inserted)
+    }
+
+    #[tracing::instrument(name = "patients.audit_events", skip_all)]
+    async fn audit_events(&self, ctx: &CallerContext, query: AuditQuery) -> WardResult<AuditPage> {
+        // Not audited when refused: the audit trail is not patient data.
+        ctx.require(Right::UsersAdmin)?;
+        // `AuditQuery` has public fields, so a hand-built one may skip `AuditQuery::parse`.
+        if query.limit == 0 || query.limit > PAGE_MAX {
+            return Err(WardError::invalid_field(
+                "limit",
+                format!("limit must be between 1 and {PAGE_MAX}"),
+            ));
+        }
+        let mut select = audit_events::Entity::find().order_by_asc(audit_events::Column::Id);
+        if let Some(patient_id) = query.patient_id_opt {
+            // Ids are stored hyphenated inside a JSON array; a UUID cannot match by accident.
+            select =
+                select.filter(audit_events::Column::PatientIds.contains(patient_id.to_string()));
+        }
+        if let Some(actor) = query.actor_opt {
+            select = select.filter(audit_events::Column::Actor.eq(actor));
+        }
+        if let Some(from) = query.from_opt {
+            select = select.filter(audit_events::Column::At.gte(from));
+        }
+        if let Some(to) = query.to_opt {
+            select = select.filter(audit_events::Column::At.lte(to));
+        }
+        if let Some(after) = query.after_opt {
+            select = select.filter(audit_events::Column::Id.gt(after));
+        }
+        let mut rows = select
+            .limit(u64::from(query.limit) + 1)
+            .all(&self.db)
+            .await
+            .map_err(|error| db_error("reading the audit trail", error))?;
+        let has_more = rows.len() > query.limit as usize;
+        rows.truncate(query.limit as usize);
+        let next_cursor_opt = match rows.last() {
+            Some(last) if has_more => Some(cursor_after(last.id)),
+            _ => None,
+        };
+        let mut items = Vec::with_capacity(rows.len());
+        for model in rows {
+            items.push(to_audit_event(model)?);
+        }
+        Ok(AuditPage {
+            items,
+            next_cursor_opt,
+        })
     }
 
     #[tracing::instrument(name = "patients.check_ready", skip_all)]
@@ -373,16 +455,73 @@ fn not_found() -> WardError {
     WardError::NotFound(NOT_FOUND_MESSAGE.into())
 }
 
-/// Records who touched which patient record (DESIGN.md, Security); ids only, never PHI.
-fn audit(ctx: &CallerContext, action: &'static str, patient_id: Uuid) {
+/// Appends an audit event (DESIGN.md, Security): who, what, which patients (ids only, never
+/// PHI), outcome, request id and client address. Inserts only: the trail is append-only. Pass
+/// the write's transaction so the change and its row commit together.
+async fn record<C: ConnectionTrait>(
+    conn: &C,
+    ctx: &CallerContext,
+    action: &'static str,
+    patient_ids: &[Uuid],
+    outcome: &'static str,
+) -> WardResult<()> {
+    let ids: Vec<String> = patient_ids.iter().map(Uuid::to_string).collect();
+    let patient_ids_json = serde_json::to_string(&ids)
+        .map_err(|error| WardError::Internal(format!("encoding audit patient ids: {error}")))?;
+    let row = audit_events::ActiveModel {
+        id: ActiveValue::Set(ward_core::id::new_id()),
+        at: ActiveValue::Set(Utc::now()),
+        actor: ActiveValue::Set(ctx.actor()),
+        action: ActiveValue::Set(action.to_string()),
+        patient_ids: ActiveValue::Set(patient_ids_json),
+        outcome: ActiveValue::Set(outcome.to_string()),
+        request_id: ActiveValue::Set(ctx.request_id().to_string()),
+        client_addr: ActiveValue::Set(ctx.client_addr().map(str::to_string)),
+    };
+    audit_events::Entity::insert(row)
+        .exec_without_returning(conn)
+        .await
+        .map_err(|error| db_error("recording an audit event", error))?;
     tracing::info!(
         target: "ward::audit",
         actor = %ctx.actor(),
         action,
-        patient_id = %patient_id,
+        outcome,
+        num_patients = patient_ids.len(),
         request_id = ctx.request_id(),
-        "patient record accessed"
+        "patient data access recorded"
     );
+    Ok(())
+}
+
+/// Reads a stored audit row; a malformed `patient_ids` (only possible by hand-editing the
+/// database) is an internal error.
+fn to_audit_event(model: audit_events::Model) -> WardResult<AuditEvent> {
+    let raw_ids: Vec<String> = serde_json::from_str(&model.patient_ids).map_err(|error| {
+        WardError::Internal(format!(
+            "audit event {} has malformed patient ids: {error}",
+            model.id
+        ))
+    })?;
+    let mut patient_ids = Vec::with_capacity(raw_ids.len());
+    for raw in raw_ids {
+        let id = Uuid::parse_str(&raw).map_err(|error| {
+            WardError::Internal(format!(
+                "audit event {} has a malformed patient id: {error}",
+                model.id
+            ))
+        })?;
+        patient_ids.push(id);
+    }
+    Ok(AuditEvent {
+        at: model.at,
+        actor: model.actor,
+        action: model.action,
+        patient_ids,
+        outcome: model.outcome,
+        request_id: model.request_id,
+        client_addr_opt: model.client_addr,
+    })
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use ward_bus::events::{
 };
 use ward_bus::local_log::LocalEventLog;
 use ward_bus::outbox::{self, OutboxRelay, OutboxWaker};
-use ward_bus::patients::{NewPatient, PageRequest, PatientChanges};
+use ward_bus::patients::{AuditEvent, AuditQuery, NewPatient, PageRequest, PatientChanges};
 use ward_core::config::SecretUrl;
 use ward_core::{CallerContext, Principal, UserRole, WardError};
 use ward_patients::PatientsService;
@@ -530,4 +530,182 @@ async fn the_relay_moves_outbox_rows_to_the_log() {
     let last = decode_envelope(&records[2].value).unwrap();
     assert_eq!(last.event_type, "PatientDeleted");
     assert!(service.check_ready().await.is_ok());
+}
+
+/// Every audit event, oldest first, read through the admin query.
+async fn audit_trail(test: &TestDb) -> Vec<AuditEvent> {
+    let query = AuditQuery::parse(None, None, None, None, Some(500), None).unwrap();
+    test.service
+        .audit_events(&caller(UserRole::Admin), query)
+        .await
+        .unwrap()
+        .items
+}
+
+/// (action, outcome, patient ids) of each event, for compact assertions.
+fn summary(events: &[AuditEvent]) -> Vec<(String, String, Vec<Uuid>)> {
+    events
+        .iter()
+        .map(|event| {
+            (
+                event.action.clone(),
+                event.outcome.clone(),
+                event.patient_ids.clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn create_get_list_and_a_denied_read_are_audited() {
+    // Arrange
+    let test = TestDb::new().await;
+    let clinician = caller(UserRole::Clinician).with_client_addr("192.0.2.7");
+    let analyst = caller(UserRole::Analyst);
+
+    // Act
+    let created = test
+        .service
+        .create_patient(&clinician, new_patient("Ann", "ann@example.com"))
+        .await
+        .unwrap();
+    test.service
+        .get_patient(&clinician, created.id)
+        .await
+        .unwrap();
+    test.service
+        .list_patients(&clinician, page(50, None))
+        .await
+        .unwrap();
+    let denied = test.service.get_patient(&analyst, created.id).await;
+    let anonymous = test
+        .service
+        .list_patients(&CallerContext::anonymous("r-anon"), page(50, None))
+        .await;
+
+    // Assert
+    assert!(matches!(denied, Err(WardError::Forbidden(_))));
+    assert!(matches!(anonymous, Err(WardError::Unauthenticated(_))));
+    let events = audit_trail(&test).await;
+    let id = created.id;
+    let allowed = || "allowed".to_string();
+    assert_eq!(
+        summary(&events),
+        vec![
+            ("create".into(), allowed(), vec![id]),
+            ("read".into(), allowed(), vec![id]),
+            ("search".into(), allowed(), vec![id]),
+            ("read".into(), "denied".into(), vec![id]),
+            ("search".into(), "denied".into(), vec![]),
+        ]
+    );
+    let clinician_id = clinician.actor();
+    assert_eq!(events[1].actor, clinician_id);
+    assert_eq!(events[1].request_id, "req");
+    assert_eq!(events[1].client_addr_opt.as_deref(), Some("192.0.2.7"));
+    assert_eq!(events[3].actor, analyst.actor());
+    assert_eq!(events[3].client_addr_opt, None);
+    assert_eq!(events[4].actor, "anonymous");
+
+    let by_actor = AuditQuery::parse(None, Some(&clinician_id), None, None, None, None).unwrap();
+    let page = test
+        .service
+        .audit_events(&caller(UserRole::Admin), by_actor)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 3);
+    let other_patient = Uuid::now_v7().to_string();
+    let by_patient = AuditQuery::parse(Some(&other_patient), None, None, None, None, None).unwrap();
+    let page = test
+        .service
+        .audit_events(&caller(UserRole::Admin), by_patient)
+        .await
+        .unwrap();
+    assert!(page.items.is_empty());
+    let future =
+        AuditQuery::parse(None, None, Some("2999-01-01T00:00:00Z"), None, None, None).unwrap();
+    let page = test
+        .service
+        .audit_events(&caller(UserRole::Admin), future)
+        .await
+        .unwrap();
+    assert!(page.items.is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_create_writes_no_allowed_create_row() {
+    // Arrange
+    let test = TestDb::new().await;
+    test.service
+        .create_patient(&system(), new_patient("Ann", "ann@example.com"))
+        .await
+        .unwrap();
+
+    // Act
+    let result = test
+        .service
+        .create_patient(
+            &caller(UserRole::Clinician),
+            new_patient("Other Ann", "ANN@example.com"),
+        )
+        .await;
+
+    // Assert
+    assert!(matches!(result, Err(WardError::AlreadyExists(_))));
+    let events = audit_trail(&test).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].actor, "system:test");
+    assert_eq!(events[0].action, "create");
+}
+
+#[tokio::test]
+async fn the_audit_trail_is_for_admins_and_pages_by_cursor() {
+    // Arrange
+    let test = TestDb::new().await;
+    let created = test
+        .service
+        .create_patient(&system(), new_patient("Ann", "ann@example.com"))
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        test.service
+            .get_patient(&system(), created.id)
+            .await
+            .unwrap();
+    }
+
+    // Act
+    let refused = test
+        .service
+        .audit_events(
+            &caller(UserRole::Clinician),
+            AuditQuery::parse(None, None, None, None, None, None).unwrap(),
+        )
+        .await;
+    let admin = caller(UserRole::Admin);
+    let first = test
+        .service
+        .audit_events(
+            &admin,
+            AuditQuery::parse(None, None, None, None, Some(3), None).unwrap(),
+        )
+        .await
+        .unwrap();
+    let cursor = first.next_cursor_opt.clone().unwrap();
+    let second = test
+        .service
+        .audit_events(
+            &admin,
+            AuditQuery::parse(None, None, None, None, Some(3), Some(&cursor)).unwrap(),
+        )
+        .await
+        .unwrap();
+
+    // Assert
+    assert!(matches!(refused, Err(WardError::Forbidden(_))));
+    assert_eq!(first.items.len(), 3);
+    assert_eq!(second.items.len(), 2);
+    assert_eq!(second.next_cursor_opt, None);
+    // The refused audit query is not itself audited.
+    assert_eq!(audit_trail(&test).await.len(), 5);
 }

@@ -9,7 +9,9 @@ use uuid::Uuid;
 use ward_bus::analytics::Summary;
 use ward_bus::auth::{NewUser, Session, UserInfo};
 use ward_bus::billing::{BillingAccount, OpenAccountRequest};
-use ward_bus::patients::{NewPatient, PageRequest, Patient, PatientChanges, PatientPage};
+use ward_bus::patients::{
+    AuditPage, AuditQuery, NewPatient, PageRequest, Patient, PatientChanges, PatientPage,
+};
 use ward_bus::{AnalyticsApi, AuthApi, BillingApi, PatientsApi};
 use ward_core::{CallerContext, Role, WardError, WardResult};
 
@@ -95,6 +97,13 @@ impl PatientsApi for MissingPeer {
         _ctx: &CallerContext,
         _patients: Vec<(Uuid, NewPatient)>,
     ) -> WardResult<u64> {
+        self.fail()
+    }
+    async fn audit_events(
+        &self,
+        _ctx: &CallerContext,
+        _query: AuditQuery,
+    ) -> WardResult<AuditPage> {
         self.fail()
     }
     async fn check_ready(&self) -> WardResult<()> {

@@ -11,8 +11,8 @@ use ward_bus::analytics::{AnalyticsApi, DailyCount, Summary};
 use ward_bus::auth::{AuthApi, NewUser, Session, UserInfo};
 use ward_bus::billing::{AccountStatus, BillingAccount, BillingApi, OpenAccountRequest};
 use ward_bus::patients::{
-    NewPatient, PageRequest, Patient, PatientChanges, PatientPage, PatientsApi, cursor_after,
-    normalized_email,
+    AuditPage, AuditQuery, NewPatient, PageRequest, Patient, PatientChanges, PatientPage,
+    PatientsApi, cursor_after, normalized_email,
 };
 use ward_core::{CallerContext, Principal, Right, UserRole, WardError, WardResult};
 
@@ -209,6 +209,14 @@ impl PatientsApi for FakePatients {
     ) -> WardResult<u64> {
         ctx.require(Right::PatientsWrite)?;
         Ok(0)
+    }
+
+    async fn audit_events(&self, ctx: &CallerContext, _query: AuditQuery) -> WardResult<AuditPage> {
+        ctx.require(Right::UsersAdmin)?;
+        Ok(AuditPage {
+            items: Vec::new(),
+            next_cursor_opt: None,
+        })
     }
 
     async fn check_ready(&self) -> WardResult<()> {

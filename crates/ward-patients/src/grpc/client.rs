@@ -9,14 +9,16 @@ use ward_bus::grpc::{
     call_with_reconnect, check_serving, error_from_peer_status, malformed_reply, outgoing_request,
     peer_description,
 };
-use ward_bus::patients::{NewPatient, PageRequest, Patient, PatientChanges, PatientPage};
+use ward_bus::patients::{
+    AuditPage, AuditQuery, NewPatient, PageRequest, Patient, PatientChanges, PatientPage,
+};
 use ward_core::{CallerContext, Role, WardError, WardResult};
 use ward_proto::v1 as proto;
 use ward_proto::v1::patient_service_client::PatientServiceClient;
 
 use super::{
-    PATIENTS_SERVICE_NAME, changes_to_proto, new_patient_to_proto, page_from_proto,
-    page_request_to_proto, patient_from_proto,
+    PATIENTS_SERVICE_NAME, audit_page_from_proto, audit_query_to_proto, changes_to_proto,
+    new_patient_to_proto, page_from_proto, page_request_to_proto, patient_from_proto,
 };
 
 /// Calls a remote patients role over a (balanced, lazily connected) gRPC channel.
@@ -156,6 +158,19 @@ impl PatientsApi for PatientsGrpcClient {
         .await
         .map_err(|status| self.error(status))?;
         Ok(response.into_inner().num_imported)
+    }
+
+    async fn audit_events(&self, ctx: &CallerContext, query: AuditQuery) -> WardResult<AuditPage> {
+        let message = audit_query_to_proto(query);
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.list_audit_events(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
+        audit_page_from_proto(response.into_inner())
+            .map_err(|error| malformed_reply(&self.peer, error))
     }
 
     async fn check_ready(&self) -> WardResult<()> {

@@ -11,7 +11,10 @@ use ward_core::{CallerContext, FieldError, WardError, WardResult};
 use ward_proto::v1 as proto;
 use ward_proto::v1::patient_service_server::{PatientService, PatientServiceServer};
 
-use super::{input_from_proto, page_request_from_proto, page_to_proto, patient_to_proto};
+use super::{
+    audit_page_to_proto, audit_query_from_proto, input_from_proto, page_request_from_proto,
+    page_to_proto, patient_to_proto,
+};
 
 /// The gRPC face of a patients module: builds the caller from metadata, parses the request with
 /// the domain parsers, calls the trait, and answers errors through the one table.
@@ -159,5 +162,17 @@ impl PatientService for PatientsGrpcServer {
         let result = self.import(&ctx, request.into_inner()).await;
         let reply = result.map(|num_imported| proto::ImportPatientsResponse { num_imported });
         respond(&ctx, "ImportPatients", reply)
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<proto::AuditQueryRequest>,
+    ) -> Result<Response<proto::AuditPageResponse>, Status> {
+        let ctx = caller_from_request(&request, &self.verifier);
+        let result = match audit_query_from_proto(request.into_inner()) {
+            Ok(query) => self.service.audit_events(&ctx, query).await,
+            Err(error) => Err(error),
+        };
+        respond(&ctx, "ListAuditEvents", result.map(audit_page_to_proto))
     }
 }
