@@ -6,7 +6,7 @@ use chrono::Utc;
 use uuid::Uuid;
 use ward_auth::AuthService;
 use ward_bus::AuthApi;
-use ward_bus::auth::NewUser;
+use ward_bus::auth::{NewUser, Session, UserInfo};
 use ward_bus::token::{TokenIssuer, TokenVerifier, generate_key_files};
 use ward_core::config::SecretUrl;
 use ward_core::{CallerContext, Principal, UserRole, WardError};
@@ -45,6 +45,24 @@ async fn spawn_auth() -> TestAuth {
         service,
         verifier,
         folder,
+    }
+}
+
+impl TestAuth {
+    /// Creates an account as the system would (`ward user create`, `--demo`).
+    async fn create(&self, user: NewUser) -> UserInfo {
+        self.service.create_user(&system(), user).await.unwrap()
+    }
+
+    /// Logs in with [`PASSWORD`] and verifies the token, as the gateway would.
+    async fn sign_in(&self, email: &str) -> (Session, Principal) {
+        let session = self
+            .service
+            .login(&CallerContext::anonymous("r"), email, PASSWORD)
+            .await
+            .unwrap();
+        let principal = self.verifier.verify(&session.token, Utc::now()).unwrap();
+        (session, principal)
     }
 }
 
@@ -97,10 +115,8 @@ async fn created_user_logs_in_and_the_token_verifies() {
 #[tokio::test]
 async fn wrong_password_and_unknown_email_get_the_same_answer() {
     let auth = spawn_auth().await;
-    auth.service
-        .create_user(&system(), new_user("ada@example.com", UserRole::Admin))
-        .await
-        .unwrap();
+    auth.create(new_user("ada@example.com", UserRole::Admin))
+        .await;
     let anonymous = CallerContext::anonymous("r");
 
     let wrong_password = auth
@@ -122,10 +138,8 @@ async fn wrong_password_and_unknown_email_get_the_same_answer() {
 #[tokio::test]
 async fn duplicate_email_ignoring_case_already_exists() {
     let auth = spawn_auth().await;
-    auth.service
-        .create_user(&system(), new_user("ada@example.com", UserRole::Admin))
-        .await
-        .unwrap();
+    auth.create(new_user("ada@example.com", UserRole::Admin))
+        .await;
 
     let error = auth
         .service
@@ -143,16 +157,9 @@ async fn duplicate_email_ignoring_case_already_exists() {
 async fn create_user_needs_the_users_admin_right() {
     let auth = spawn_auth().await;
     let clinician = auth
-        .service
-        .create_user(&system(), new_user("doc@example.com", UserRole::Clinician))
-        .await
-        .unwrap();
-    let session = auth
-        .service
-        .login(&CallerContext::anonymous("r"), "doc@example.com", PASSWORD)
-        .await
-        .unwrap();
-    let principal = auth.verifier.verify(&session.token, Utc::now()).unwrap();
+        .create(new_user("doc@example.com", UserRole::Clinician))
+        .await;
+    let (_, principal) = auth.sign_in("doc@example.com").await;
     assert_eq!(principal.user_id, clinician.id);
 
     let forbidden = auth
@@ -185,10 +192,8 @@ async fn create_user_needs_the_users_admin_right() {
 #[tokio::test]
 async fn admin_creates_users_and_invalid_input_is_rejected_per_field() {
     let auth = spawn_auth().await;
-    auth.service
-        .create_user(&system(), new_user("root@example.com", UserRole::Admin))
-        .await
-        .unwrap();
+    auth.create(new_user("root@example.com", UserRole::Admin))
+        .await;
     let session = auth
         .service
         .login(&CallerContext::anonymous("r"), "root@example.com", PASSWORD)
@@ -221,16 +226,9 @@ async fn admin_creates_users_and_invalid_input_is_rejected_per_field() {
 async fn me_returns_the_account_behind_the_token() {
     let auth = spawn_auth().await;
     let created = auth
-        .service
-        .create_user(&system(), new_user("ada@example.com", UserRole::Analyst))
-        .await
-        .unwrap();
-    let session = auth
-        .service
-        .login(&CallerContext::anonymous("r"), "ada@example.com", PASSWORD)
-        .await
-        .unwrap();
-    let principal = auth.verifier.verify(&session.token, Utc::now()).unwrap();
+        .create(new_user("ada@example.com", UserRole::Analyst))
+        .await;
+    let (_, principal) = auth.sign_in("ada@example.com").await;
 
     let me = auth
         .service
@@ -257,10 +255,8 @@ async fn me_returns_the_account_behind_the_token() {
 #[tokio::test]
 async fn token_from_another_issuer_does_not_verify() {
     let auth = spawn_auth().await;
-    auth.service
-        .create_user(&system(), new_user("ada@example.com", UserRole::Admin))
-        .await
-        .unwrap();
+    auth.create(new_user("ada@example.com", UserRole::Admin))
+        .await;
     let session = auth
         .service
         .login(&CallerContext::anonymous("r"), "ada@example.com", PASSWORD)
@@ -291,14 +287,10 @@ fn from_addr(addr: &str) -> CallerContext {
 async fn five_failures_throttle_the_account_even_for_the_right_password() {
     // Arrange
     let auth = spawn_auth().await;
-    auth.service
-        .create_user(&system(), new_user("ada@example.com", UserRole::Admin))
-        .await
-        .unwrap();
-    auth.service
-        .create_user(&system(), new_user("bob@example.com", UserRole::Clinician))
-        .await
-        .unwrap();
+    auth.create(new_user("ada@example.com", UserRole::Admin))
+        .await;
+    auth.create(new_user("bob@example.com", UserRole::Clinician))
+        .await;
     let attacker = from_addr("192.0.2.1");
     for attempt in 0..5 {
         let error = auth
@@ -365,10 +357,8 @@ async fn unknown_emails_throttle_the_same_way() {
 #[tokio::test]
 async fn an_address_is_throttled_across_accounts() {
     let auth = spawn_auth().await;
-    auth.service
-        .create_user(&system(), new_user("ada@example.com", UserRole::Admin))
-        .await
-        .unwrap();
+    auth.create(new_user("ada@example.com", UserRole::Admin))
+        .await;
     let sprayer = from_addr("192.0.2.9");
     for index in 0..5 {
         let email = format!("guess{index}@example.com");
@@ -396,10 +386,8 @@ async fn an_address_is_throttled_across_accounts() {
 #[tokio::test]
 async fn a_success_clears_the_account_failures() {
     let auth = spawn_auth().await;
-    auth.service
-        .create_user(&system(), new_user("ada@example.com", UserRole::Admin))
-        .await
-        .unwrap();
+    auth.create(new_user("ada@example.com", UserRole::Admin))
+        .await;
     for round in 0..2 {
         // From a fresh address each round, so only the account's count matters.
         let client = from_addr(&format!("192.0.2.{round}"));
