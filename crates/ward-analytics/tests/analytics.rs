@@ -14,7 +14,7 @@ use ward_bus::events::{
     PatientDeleted, PatientRegistered, encode_envelope, envelope,
 };
 use ward_bus::local_log::LocalEventLog;
-use ward_core::config::SecretUrl;
+use ward_bus::testsuite::{sqlite_in, sqlite_url};
 use ward_core::{CallerContext, Principal, UserRole, WardError};
 
 struct TestAnalytics {
@@ -30,21 +30,15 @@ impl Drop for TestAnalytics {
     }
 }
 
-fn sqlite_url(path: &std::path::Path) -> SecretUrl {
-    SecretUrl::new(format!("sqlite://{}?mode=rwc", path.display()))
-}
-
 /// A migrated analytics database, a local event log and the service.
 async fn spawn_analytics() -> TestAnalytics {
     let folder = std::env::temp_dir().join(format!("ward-analytics-test-{}", Uuid::new_v4()));
-    let db = ward_bus::db::connect(&sqlite_url(&folder.join("analytics.db")), "analytics")
-        .await
-        .unwrap();
+    let db = sqlite_in(&folder, "analytics").await;
     AnalyticsService::migrate(&db).await.unwrap();
     // Migrating twice is a no-op.
     AnalyticsService::migrate(&db).await.unwrap();
     let log: EventLogHandle = Arc::new(
-        LocalEventLog::open(&sqlite_url(&folder.join("events.db")))
+        LocalEventLog::open(&sqlite_url(&folder, "events"))
             .await
             .unwrap(),
     );

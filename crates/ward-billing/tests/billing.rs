@@ -16,7 +16,7 @@ use ward_bus::events::{
 };
 use ward_bus::local_log::LocalEventLog;
 use ward_bus::outbox::{OutboxRelay, pending};
-use ward_core::config::SecretUrl;
+use ward_bus::testsuite::{sqlite_in, sqlite_url};
 use ward_core::{CallerContext, Principal, UserRole, WardError};
 use ward_proto::v1::EventEnvelope;
 
@@ -35,21 +35,15 @@ impl Drop for TestBilling {
     }
 }
 
-fn sqlite_url(path: &std::path::Path) -> SecretUrl {
-    SecretUrl::new(format!("sqlite://{}?mode=rwc", path.display()))
-}
-
 /// A migrated billing database, a local event log, the service, its relay and its consumer.
 async fn spawn_billing() -> TestBilling {
     let folder = std::env::temp_dir().join(format!("ward-billing-test-{}", Uuid::new_v4()));
-    let db = ward_bus::db::connect(&sqlite_url(&folder.join("billing.db")), "billing")
-        .await
-        .unwrap();
+    let db = sqlite_in(&folder, "billing").await;
     BillingService::migrate(&db).await.unwrap();
     // Migrating twice is a no-op.
     BillingService::migrate(&db).await.unwrap();
     let log: EventLogHandle = Arc::new(
-        LocalEventLog::open(&sqlite_url(&folder.join("events.db")))
+        LocalEventLog::open(&sqlite_url(&folder, "events"))
             .await
             .unwrap(),
     );
