@@ -51,7 +51,7 @@ impl BillingApi for BillingService {
         ctx: &CallerContext,
         request: OpenAccountRequest,
     ) -> WardResult<BillingAccount> {
-        ctx.require(Right::BillingWrite)?;
+        ctx.require_for(Right::BillingWrite, &[request.patient_id])?;
         let txn = self
             .db
             .begin_with_options(ward_bus::db::write_transaction())
@@ -90,7 +90,7 @@ impl BillingApi for BillingService {
         ctx: &CallerContext,
         patient_id: Uuid,
     ) -> WardResult<BillingAccount> {
-        ctx.require(Right::BillingRead)?;
+        ctx.require_for(Right::BillingRead, &[patient_id])?;
         let account_opt = find_account_in(&self.db, patient_id).await?;
         account_opt.ok_or_else(|| WardError::NotFound("Billing account not found".into()))
     }

@@ -61,12 +61,7 @@ async fn spawn_billing() -> TestBilling {
 }
 
 fn caller(role: UserRole) -> CallerContext {
-    let principal = Principal {
-        user_id: Uuid::now_v7(),
-        email: format!("{role}@example.com"),
-        role,
-        rights: role.rights().to_vec(),
-    };
+    let principal = Principal::with_role(Uuid::now_v7(), format!("{role}@example.com"), role);
     CallerContext::authenticated(principal, "token", "req-test")
 }
 

@@ -11,12 +11,16 @@ use uuid::Uuid;
 use ward_core::{WardError, WardResult};
 use ward_proto::v1::EventEnvelope;
 
-pub use ward_proto::v1::{BillingAccountOpened, PatientDeleted, PatientRegistered, PatientUpdated};
+pub use ward_proto::v1::{
+    BillingAccountOpened, PatientDeleted, PatientRegistered, PatientUpdated, SessionRevoked,
+    UserTokensRevoked,
+};
 
 /// Topics are per producing module.
+pub const AUTH_TOPIC: &str = "ward.auth.v1";
 pub const PATIENTS_TOPIC: &str = "ward.patients.v1";
 pub const BILLING_TOPIC: &str = "ward.billing.v1";
-pub const ALL_TOPICS: [&str; 2] = [PATIENTS_TOPIC, BILLING_TOPIC];
+pub const ALL_TOPICS: [&str; 3] = [AUTH_TOPIC, PATIENTS_TOPIC, BILLING_TOPIC];
 
 pub type EventLogHandle = Arc<dyn EventLog>;
 
@@ -87,6 +91,12 @@ impl DomainEvent for PatientDeleted {
 }
 impl DomainEvent for BillingAccountOpened {
     const EVENT_TYPE: &'static str = "BillingAccountOpened";
+}
+impl DomainEvent for SessionRevoked {
+    const EVENT_TYPE: &'static str = "SessionRevoked";
+}
+impl DomainEvent for UserTokensRevoked {
+    const EVENT_TYPE: &'static str = "UserTokensRevoked";
 }
 
 /// Wraps `payload` in a new envelope about `subject_id`.

@@ -716,8 +716,11 @@ mod tests {
             id: Uuid::now_v7(),
             email: "clinician@ward.test".into(),
             role: UserRole::Clinician,
+            disabled: false,
         };
-        let session = issuer.issue(&user, 600, Utc::now()).unwrap();
+        let session = issuer
+            .issue(&user, Uuid::now_v7(), 600, Utc::now())
+            .unwrap();
         let authorization = format!("bearer {}", session.token);
 
         // Act
@@ -733,7 +736,10 @@ mod tests {
         assert_eq!(ctx.token(), Some(session.token.as_str()));
         let forwarded = outgoing_request((), &ctx);
         let again = caller_from_request(&forwarded, &verifier);
-        assert_eq!(again.principal(), ctx.principal());
+        let again_principal = again.principal().unwrap();
+        assert_eq!(again_principal.user_id, principal.user_id);
+        assert_eq!(again_principal.session_id, principal.session_id);
+        assert_eq!(again_principal.rights, principal.rights);
         assert_eq!(again.request_id(), "req-2");
     }
 
@@ -745,8 +751,11 @@ mod tests {
             id: Uuid::now_v7(),
             email: "admin@ward.test".into(),
             role: UserRole::Admin,
+            disabled: false,
         };
-        let session = issuer.issue(&user, 600, Utc::now()).unwrap();
+        let session = issuer
+            .issue(&user, Uuid::now_v7(), 600, Utc::now())
+            .unwrap();
         let authorization = format!("Bearer {}", session.token);
         let ctx = caller_from_request(&request_with(Some(&authorization), None), &other_verifier);
         assert!(ctx.principal().is_none());

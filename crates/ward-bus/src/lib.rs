@@ -14,6 +14,7 @@ pub mod health;
 pub mod local_log;
 pub mod outbox;
 pub mod patients;
+pub mod revocation;
 pub mod services;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;

@@ -69,11 +69,12 @@ impl TestKeys {
             id: Uuid::now_v7(),
             email: format!("{role}@ward.test"),
             role,
+            disabled: false,
         };
         let now = Utc::now();
         let session = self
             .issuer
-            .issue(&user, CALLER_TOKEN_TTL_SECS, now)
+            .issue(&user, Uuid::now_v7(), CALLER_TOKEN_TTL_SECS, now)
             .expect("cannot issue a test token");
         let principal = self
             .verifier

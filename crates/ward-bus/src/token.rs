@@ -1,17 +1,24 @@
 //! Access tokens: biscuit tokens signed by the auth module's private key, verified offline by any
-//! process that holds the public key. The fact schema lives here, once, for issuer and verifier.
+//! process that holds the public key. The fact schema and the access policy live here, once, for
+//! issuer and verifier.
 //!
 //! The authority block of a token holds:
 //!
 //! ```text
-//! user("<uuid>"); email("<email>"); role("<user role>");
+//! user("<uuid>"); email("<email>"); role("<user role>"); session("<uuid>");
+//! issued_at(<unix ms>); expires_at(<date>);
 //! right("<right>");                       // one per right of the role
 //! check if time($t), $t < <expiry date>;
 //! ```
 //!
-//! A holder may append blocks to narrow a token (for example an earlier expiry); appended blocks
-//! can never add identity or rights, because the verifier reads facts from the authority block
-//! only, and keeps only the rights the role grants.
+//! Verifying a token ([`TokenVerifier::verify`]) checks its signature (by key id, so several keys
+//! can be trusted during a rotation), expiry and revocation, and reads who holds it. Every access
+//! is then decided by a Datalog run ([`TokenPolicy`]): the verifier adds `time`, `operation` (the
+//! right asked for), one `patient` fact per patient touched, and the role table as `role_right`
+//! facts, and allows only when the role grants the right and the token lists it. Every check in the
+//! token runs too, so a holder who appended a narrowing block ([`TokenVerifier::narrow`]: read
+//! only, one patient, an earlier expiry) gets a token that can do less, never more: appended
+//! blocks can add checks, but the policy reads identity and rights from the authority block only.
 //!
 //! Key files hold biscuit's prefixed text form, one line: `ed25519-private/<hex>` for the private
 //! key, `ed25519/<hex>` for the public key.
@@ -25,12 +32,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use biscuit_auth::builder::{self, Term};
-use biscuit_auth::{AuthorizerBuilder, AuthorizerLimits, Biscuit, KeyPair, PrivateKey, PublicKey};
+use biscuit_auth::{
+    AuthorizerBuilder, AuthorizerLimits, Biscuit, BlockBuilder, KeyPair, PrivateKey, PublicKey,
+};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use ward_core::{Principal, Right, UserRole, WardError, WardResult};
+use ward_core::{AccessPolicy, Principal, Right, UserRole, WardError, WardResult};
 
-use crate::auth::{Session, UserInfo};
+use crate::auth::{AccessToken, UserInfo};
+use crate::revocation::Revocations;
 
 /// Longer inputs are rejected before decoding; a real token is well under 2 KiB.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -43,26 +53,46 @@ const AUTHORITY_BLOCK_CODE: &str = r#"
     user({user_id});
     email({email});
     role({role});
+    session({session_id});
+    issued_at({issued_at_ms});
+    expires_at({expires_at});
     check if time($t), $t < {expires_at};
 "#;
 
-/// The verifier's own facts and policy; `now` comes from the caller so tests control time.
-const AUTHORIZER_CODE: &str = r#"
+/// The access policy. `role_right` facts come from [`UserRole::rights`], the one table; `right`
+/// and `role` are read from the authority block only (the authorizer's default scope).
+const POLICY_CODE: &str = r#"
     time({now});
-    allow if user($u);
+    operation({operation});
+    allow if user($u), role($role), operation($op), right($op), role_right($role, $op);
 "#;
+
+/// What a holder may narrow a token to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Narrowing {
+    /// Only `*:read` rights.
+    pub read_only: bool,
+    /// Only accesses that touch exactly this patient (searches and figures are refused).
+    pub patient_id_opt: Option<Uuid>,
+    /// An earlier expiry; a later one than the token's own changes nothing.
+    pub expires_at_opt: Option<DateTime<Utc>>,
+}
 
 /// Signs access tokens. Held only by the auth role.
 #[derive(Clone)]
 pub struct TokenIssuer {
     // `KeyPair` is not `Clone`; the issuer is shared by every request.
     key_pair: Arc<KeyPair>,
+    key_id: u32,
 }
 
-/// Verifies access tokens with the public key. Cheap to clone.
+/// Verifies access tokens with the trusted public keys and the revocations this process knows.
+/// Cheap to clone; clones share the revocation set.
 #[derive(Debug, Clone)]
 pub struct TokenVerifier {
-    public_key: PublicKey,
+    /// `(key id, key)`; the first is the current key, the others are still trusted.
+    keys: Arc<Vec<(u32, PublicKey)>>,
+    revocations: Revocations,
 }
 
 impl fmt::Debug for TokenIssuer {
@@ -70,14 +100,24 @@ impl fmt::Debug for TokenIssuer {
         // Never print the private key.
         f.debug_struct("TokenIssuer")
             .field("public_key", &self.key_pair.public().to_string())
+            .field("key_id", &self.key_id)
             .finish_non_exhaustive()
     }
 }
 
+/// A key's id: the first four bytes of the public key. Tokens carry it, so a verifier that trusts
+/// several keys knows which one to check against.
+pub fn key_id_of(public_key: &PublicKey) -> u32 {
+    let bytes = public_key.to_bytes();
+    u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+}
+
 impl TokenIssuer {
     fn new(key_pair: KeyPair) -> Self {
+        let key_id = key_id_of(&key_pair.public());
         Self {
             key_pair: Arc::new(key_pair),
+            key_id,
         }
     }
 
@@ -95,8 +135,19 @@ impl TokenIssuer {
         Ok(Self::new(KeyPair::from(&private_key)))
     }
 
-    /// Issues a token for `user`, valid until `now + ttl_secs` (whole seconds).
-    pub fn issue(&self, user: &UserInfo, ttl_secs: u64, now: DateTime<Utc>) -> WardResult<Session> {
+    /// The id of the key this issuer signs with.
+    pub fn key_id(&self) -> u32 {
+        self.key_id
+    }
+
+    /// Issues a token for `user` in `session_id`, valid until `now + ttl_secs` (whole seconds).
+    pub fn issue(
+        &self,
+        user: &UserInfo,
+        session_id: Uuid,
+        ttl_secs: u64,
+        now: DateTime<Utc>,
+    ) -> WardResult<AccessToken> {
         let out_of_range = || WardError::Internal("token lifetime is out of range".into());
         let expires_at = i64::try_from(ttl_secs)
             .ok()
@@ -112,48 +163,95 @@ impl TokenIssuer {
                 "role".to_string(),
                 Term::Str(user.role.as_str().to_string()),
             ),
+            ("session_id".to_string(), Term::Str(session_id.to_string())),
+            (
+                "issued_at_ms".to_string(),
+                Term::Integer(now.timestamp_millis()),
+            ),
             ("expires_at".to_string(), Term::Date(expires_at_secs)),
         ]);
         let mut token_builder = Biscuit::builder()
             .code_with_params(AUTHORITY_BLOCK_CODE, params, HashMap::new())
-            .map_err(issue_error)?;
+            .map_err(issue_error)?
+            .root_key_id(self.key_id);
         for right in user.role.rights() {
             let right_fact = builder::fact("right", &[builder::string(right.as_str())]);
             token_builder = token_builder.fact(right_fact).map_err(issue_error)?;
         }
         let biscuit = token_builder.build(&self.key_pair).map_err(issue_error)?;
         let token = biscuit.to_base64().map_err(issue_error)?;
-        Ok(Session { token, expires_at })
+        Ok(AccessToken { token, expires_at })
     }
 
-    /// Returns a verifier for the tokens this issuer signs.
+    /// Returns a verifier that trusts this issuer's key, with an empty revocation set.
     pub fn verifier(&self) -> TokenVerifier {
+        let public_key = self.key_pair.public();
         TokenVerifier {
-            public_key: self.key_pair.public(),
+            keys: Arc::new(vec![(self.key_id, public_key)]),
+            revocations: Revocations::default(),
         }
     }
+}
+
+/// Who a verified token names, read from its authority block.
+struct TokenClaims {
+    user_id: Uuid,
+    email: String,
+    role: UserRole,
+    session_id: Uuid,
+    issued_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    token_rights: Vec<Right>,
 }
 
 impl TokenVerifier {
     /// Reads the public key file (`ed25519/<hex>`); an unreadable or garbled file is
     /// `Unavailable`, naming the path.
     pub fn from_file(path: &Path) -> WardResult<Self> {
-        let content = read_key_file(path, "token verification key")?;
-        let public_key = PublicKey::from_str(content.trim()).map_err(|error| {
-            WardError::Unavailable(format!(
-                "the token verification key {} is not a valid `ed25519/<hex>` key: {error}",
+        let public_key = read_public_key(path)?;
+        Ok(Self {
+            keys: Arc::new(vec![(key_id_of(&public_key), public_key)]),
+            revocations: Revocations::default(),
+        })
+    }
+
+    /// Also trusts the key in `path` (an earlier key, during a rotation). Two keys with one id
+    /// are refused.
+    pub fn trusting_file(self, path: &Path) -> WardResult<Self> {
+        let public_key = read_public_key(path)?;
+        let key_id = key_id_of(&public_key);
+        let mut keys = self.keys.as_ref().clone();
+        if let Some((_, known)) = keys.iter().find(|(known_id, _)| *known_id == key_id) {
+            if *known == public_key {
+                return Ok(self);
+            }
+            return Err(WardError::Unavailable(format!(
+                "the token verification key {} has the same key id as another trusted key",
                 path.display()
-            ))
-        })?;
-        Ok(Self { public_key })
+            )));
+        }
+        keys.push((key_id, public_key));
+        Ok(Self {
+            keys: Arc::new(keys),
+            revocations: self.revocations,
+        })
     }
 
-    /// Returns the public key in its prefixed text form (`ed25519/<hex>`), as in the key file.
+    /// The revocations this verifier honours; a [`crate::revocation::RevocationFeed`] fills them.
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
+    }
+
+    /// Returns the current public key in its prefixed text form (`ed25519/<hex>`).
     pub fn public_key_string(&self) -> String {
-        self.public_key.to_string()
+        self.keys
+            .first()
+            .map(|(_, key)| key.to_string())
+            .unwrap_or_default()
     }
 
-    /// Checks signature and expiry and reads the principal; any failure is `Unauthenticated`.
+    /// Checks signature, expiry and revocation and reads the principal; any failure is
+    /// `Unauthenticated`. What the principal may do is decided per access by its policy.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> WardResult<Principal> {
         self.verify_inner(token.trim(), now).map_err(|reason| {
             tracing::debug!(%reason, "access token rejected");
@@ -161,50 +259,240 @@ impl TokenVerifier {
         })
     }
 
-    /// Returns why a token is rejected, for the debug log only.
-    fn verify_inner(&self, token: &str, now: DateTime<Utc>) -> Result<Principal, String> {
+    /// Appends a narrowing block to a valid token. The result verifies into the same principal,
+    /// whose policy allows a subset of what the original allows.
+    pub fn narrow(
+        &self,
+        token: &str,
+        narrowing: &Narrowing,
+        now: DateTime<Utc>,
+    ) -> WardResult<AccessToken> {
+        let principal = self.verify(token, now)?;
+        let biscuit = self
+            .parse(token.trim())
+            .map_err(|_| WardError::Unauthenticated(INVALID_TOKEN_MESSAGE.into()))?;
+        let mut code = String::new();
+        let mut params = HashMap::new();
+        let mut expires_at = principal.expires_at;
+        if let Some(until) = narrowing.expires_at_opt {
+            let until_secs = unix_secs(until).ok_or_else(|| {
+                WardError::invalid_field("expiresAt", "the expiry must be after 1970")
+            })?;
+            // The fact lets `verify` see the earlier expiry (a 401 afterwards, not a 403 per
+            // access); the check is what enforces it.
+            code.push_str("valid_until({until});\ncheck if time($t), $t < {until};\n");
+            params.insert("until".to_string(), Term::Date(until_secs));
+            expires_at = expires_at.min(until);
+        }
+        if narrowing.read_only {
+            code.push_str("check if operation($op), $op.ends_with(\":read\");\n");
+        }
+        if let Some(patient_id) = narrowing.patient_id_opt {
+            // At least one patient, and every patient touched is this one.
+            code.push_str("check if patient($p);\ncheck all patient($p), $p == {patient};\n");
+            params.insert("patient".to_string(), Term::Str(patient_id.to_string()));
+        }
+        if code.is_empty() {
+            return Err(WardError::invalid_field(
+                "narrowing",
+                "name at least one of readOnly, patientId or expiresInSeconds",
+            ));
+        }
+        let block = BlockBuilder::new()
+            .code_with_params(&code, params, HashMap::new())
+            .map_err(|error| WardError::internal("cannot build a narrowing block", error))?;
+        let narrowed = biscuit
+            .append(block)
+            .and_then(|narrowed| narrowed.to_base64())
+            .map_err(|error| WardError::internal("cannot narrow the token", error))?;
+        Ok(AccessToken {
+            token: narrowed,
+            expires_at,
+        })
+    }
+
+    fn parse(&self, token: &str) -> Result<Biscuit, String> {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             return Err(format!("token length {} is out of range", token.len()));
         }
+        let keys = self.keys.clone();
+        let key_for = move |key_id_opt: Option<u32>| {
+            let found = match key_id_opt {
+                Some(key_id) => keys.iter().find(|(known_id, _)| *known_id == key_id),
+                // Tokens without an id predate key ids; only the current key can have signed them.
+                None => keys.first(),
+            };
+            found
+                .map(|(_, key)| *key)
+                .ok_or(biscuit_auth::error::Format::UnknownPublicKey)
+        };
+        Biscuit::from_base64(token, key_for).map_err(|e| e.to_string())
+    }
+
+    /// Returns why a token is rejected, for the debug log only.
+    fn verify_inner(&self, token: &str, now: DateTime<Utc>) -> Result<Principal, String> {
+        let biscuit = self.parse(token)?;
+        let claims = read_claims(&biscuit)?;
+        if now >= claims.expires_at {
+            return Err("the token has expired".into());
+        }
+        if self
+            .revocations
+            .is_revoked(claims.session_id, claims.user_id, claims.issued_at)
+        {
+            return Err("the token's session or user has been revoked".into());
+        }
         let now_secs = unix_secs(now).ok_or("the clock is before 1970")?;
-        let biscuit = Biscuit::from_base64(token, self.public_key).map_err(|e| e.to_string())?;
-        let params = HashMap::from([("now".to_string(), Term::Date(now_secs))]);
-        let mut authorizer = AuthorizerBuilder::new()
-            .set_limits(authorizer_limits())
-            .code_with_params(AUTHORIZER_CODE, params, HashMap::new())
-            .and_then(|authorizer_builder| authorizer_builder.build(&biscuit))
-            .map_err(|e| e.to_string())?;
-        authorizer.authorize().map_err(|e| e.to_string())?;
-
-        // Queries see the authority block and the authorizer only, never appended blocks.
-        let user_ids: Vec<(String,)> = authorizer
-            .query("found($id) <- user($id)")
-            .map_err(|e| e.to_string())?;
-        let emails: Vec<(String,)> = authorizer
-            .query("found($email) <- email($email)")
-            .map_err(|e| e.to_string())?;
-        let roles: Vec<(String,)> = authorizer
-            .query("found($role) <- role($role)")
-            .map_err(|e| e.to_string())?;
-        let right_names: Vec<(String,)> = authorizer
-            .query("found($right) <- right($right)")
-            .map_err(|e| e.to_string())?;
-
-        let user_id_raw = exactly_one(user_ids, "user")?;
-        let user_id = Uuid::parse_str(&user_id_raw).map_err(|e| format!("bad user id: {e}"))?;
-        let email = exactly_one(emails, "email")?;
-        let role = UserRole::from_str(&exactly_one(roles, "role")?)?;
-        let token_rights: Vec<Right> = right_names
-            .iter()
-            .filter_map(|(name,)| Right::parse(name))
-            .collect();
+        let narrowed = biscuit.block_count() > 1;
         Ok(Principal {
-            user_id,
-            email,
-            role,
-            rights: rights_granted(role, &token_rights),
+            user_id: claims.user_id,
+            email: claims.email,
+            role: claims.role,
+            rights: rights_granted(claims.role, &claims.token_rights),
+            session_id: claims.session_id,
+            expires_at: claims.expires_at,
+            // The token's own checks (expiry, narrowing) run with the policy on every access.
+            policy: Arc::new(TokenPolicy {
+                biscuit,
+                now_secs,
+                narrowed,
+            }),
         })
     }
+}
+
+/// Reads identity and rights from the authority block. Rules run under the limits, so hostile
+/// appended rules cannot burn CPU; queries see the authority block and the authorizer only.
+fn read_claims(biscuit: &Biscuit) -> Result<TokenClaims, String> {
+    let mut authorizer = AuthorizerBuilder::new()
+        .set_limits(authorizer_limits())
+        .build(biscuit)
+        .map_err(|e| e.to_string())?;
+    let user_ids: Vec<(String,)> = authorizer
+        .query("found($id) <- user($id)")
+        .map_err(|e| e.to_string())?;
+    let emails: Vec<(String,)> = authorizer
+        .query("found($email) <- email($email)")
+        .map_err(|e| e.to_string())?;
+    let roles: Vec<(String,)> = authorizer
+        .query("found($role) <- role($role)")
+        .map_err(|e| e.to_string())?;
+    let sessions: Vec<(String,)> = authorizer
+        .query("found($session) <- session($session)")
+        .map_err(|e| e.to_string())?;
+    let issued: Vec<(i64,)> = authorizer
+        .query("found($ms) <- issued_at($ms)")
+        .map_err(|e| e.to_string())?;
+    let expiries: Vec<(std::time::SystemTime,)> = authorizer
+        .query("found($date) <- expires_at($date)")
+        .map_err(|e| e.to_string())?;
+    let right_names: Vec<(String,)> = authorizer
+        .query("found($right) <- right($right)")
+        .map_err(|e| e.to_string())?;
+
+    let user_id = Uuid::parse_str(&exactly_one(user_ids, "user")?)
+        .map_err(|e| format!("bad user id: {e}"))?;
+    let session_id = Uuid::parse_str(&exactly_one(sessions, "session")?)
+        .map_err(|e| format!("bad session id: {e}"))?;
+    let issued_at = exactly_one(issued, "issued_at")
+        .and_then(|ms| DateTime::from_timestamp_millis(ms).ok_or("bad issued_at".into()))?;
+    // A narrowing block may name an earlier end. Facts of appended blocks are read on purpose
+    // here: whatever a holder writes, the earliest date wins, so it can only shorten the token.
+    let narrowed_ends: Vec<(std::time::SystemTime,)> = authorizer
+        .query_all("found($date) <- valid_until($date)")
+        .map_err(|e| e.to_string())?;
+    let expires_at = narrowed_ends
+        .into_iter()
+        .map(|(end,)| DateTime::<Utc>::from(end))
+        .fold(
+            DateTime::<Utc>::from(exactly_one(expiries, "expires_at")?),
+            DateTime::min,
+        );
+    Ok(TokenClaims {
+        user_id,
+        email: exactly_one(emails, "email")?,
+        role: UserRole::from_str(&exactly_one(roles, "role")?)?,
+        session_id,
+        issued_at,
+        expires_at,
+        token_rights: right_names
+            .iter()
+            .filter_map(|(name,)| Right::parse(name))
+            .collect(),
+    })
+}
+
+/// The per-access decision for one verified token at one instant (the request's).
+struct TokenPolicy {
+    biscuit: Biscuit,
+    now_secs: u64,
+    /// Whether the holder appended blocks (narrowed tokens cannot manage sessions or accounts).
+    narrowed: bool,
+}
+
+impl fmt::Debug for TokenPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The token is a bearer secret: never printed.
+        f.debug_struct("TokenPolicy")
+            .field("blocks", &self.biscuit.block_count())
+            .field("narrowed", &self.narrowed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccessPolicy for TokenPolicy {
+    fn authorize(&self, right: Right, patient_ids: &[Uuid]) -> Result<(), String> {
+        let params = HashMap::from([
+            ("now".to_string(), Term::Date(self.now_secs)),
+            (
+                "operation".to_string(),
+                Term::Str(right.as_str().to_string()),
+            ),
+        ]);
+        let mut authorizer_builder = AuthorizerBuilder::new()
+            .set_limits(authorizer_limits())
+            .code_with_params(POLICY_CODE, params, HashMap::new())
+            .map_err(|e| e.to_string())?;
+        for role in UserRole::ALL {
+            for role_right in role.rights() {
+                authorizer_builder = authorizer_builder
+                    .fact(builder::fact(
+                        "role_right",
+                        &[
+                            builder::string(role.as_str()),
+                            builder::string(role_right.as_str()),
+                        ],
+                    ))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        for patient_id in patient_ids {
+            authorizer_builder = authorizer_builder
+                .fact(builder::fact(
+                    "patient",
+                    &[builder::string(&patient_id.to_string())],
+                ))
+                .map_err(|e| e.to_string())?;
+        }
+        let mut authorizer = authorizer_builder
+            .build(&self.biscuit)
+            .map_err(|e| e.to_string())?;
+        authorizer.authorize().map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn is_narrowed(&self) -> bool {
+        self.narrowed
+    }
+}
+
+fn read_public_key(path: &Path) -> WardResult<PublicKey> {
+    let content = read_key_file(path, "token verification key")?;
+    PublicKey::from_str(content.trim()).map_err(|error| {
+        WardError::Unavailable(format!(
+            "the token verification key {} is not a valid `ed25519/<hex>` key: {error}",
+            path.display()
+        ))
+    })
 }
 
 /// Creates a new key pair and writes both files (private with mode 0600); fails if either exists.
@@ -251,7 +539,7 @@ fn rights_granted(role: UserRole, token_rights: &[Right]) -> Vec<Right> {
     rights
 }
 
-fn exactly_one(mut values: Vec<(String,)>, fact_name: &str) -> Result<String, String> {
+fn exactly_one<T>(mut values: Vec<(T,)>, fact_name: &str) -> Result<T, String> {
     match values.len() {
         1 => Ok(values.remove(0).0),
         num_values => Err(format!(
@@ -336,6 +624,7 @@ mod tests {
             id: Uuid::now_v7(),
             email: "Ada.Lovelace@example.com".into(),
             role,
+            disabled: false,
         }
     }
 
@@ -364,7 +653,7 @@ mod tests {
         let now = at(1_700_000_000);
 
         // Act
-        let session = issuer.issue(&clinician, 900, now).unwrap();
+        let session = issuer.issue(&clinician, Uuid::now_v7(), 900, now).unwrap();
         let principal = issuer.verifier().verify(&session.token, now).unwrap();
 
         // Assert
@@ -380,7 +669,7 @@ mod tests {
         let issuer = test_issuer();
         let now = at(1_700_000_000);
         for role in UserRole::ALL {
-            let session = issuer.issue(&user(role), 60, now).unwrap();
+            let session = issuer.issue(&user(role), Uuid::now_v7(), 60, now).unwrap();
             let principal = issuer.verifier().verify(&session.token, now).unwrap();
             assert_eq!(principal.role, role);
             assert_eq!(principal.rights, role.rights().to_vec());
@@ -391,7 +680,7 @@ mod tests {
     fn token_is_rejected_from_its_expiry_on() {
         let issuer = test_issuer();
         let session = issuer
-            .issue(&user(UserRole::Admin), 60, at(1_700_000_000))
+            .issue(&user(UserRole::Admin), Uuid::now_v7(), 60, at(1_700_000_000))
             .unwrap();
         let verifier = issuer.verifier();
         assert!(verifier.verify(&session.token, at(1_700_000_059)).is_ok());
@@ -403,7 +692,7 @@ mod tests {
     fn token_signed_by_another_key_is_rejected() {
         let now = at(1_700_000_000);
         let session = test_issuer()
-            .issue(&user(UserRole::Admin), 60, now)
+            .issue(&user(UserRole::Admin), Uuid::now_v7(), 60, now)
             .unwrap();
         assert_rejected(test_issuer().verifier().verify(&session.token, now));
     }
@@ -413,7 +702,7 @@ mod tests {
         let issuer = test_issuer();
         let verifier = issuer.verifier();
         let now = at(1_700_000_000);
-        let session = issuer.issue(&user(UserRole::Admin), 60, now).unwrap();
+        let session = issuer.issue(&user(UserRole::Admin), Uuid::now_v7(), 60, now).unwrap();
         let mut tampered = session.token.clone().into_bytes();
         let middle = tampered.len() / 2;
         tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
@@ -446,6 +735,8 @@ mod tests {
             ("user_id".to_string(), Term::Str(clinician.id.to_string())),
             ("email".to_string(), Term::Str(clinician.email.clone())),
             ("role".to_string(), Term::Str("clinician".into())),
+            ("session_id".to_string(), Term::Str(Uuid::now_v7().to_string())),
+            ("issued_at_ms".to_string(), Term::Integer(1_700_000_000_000)),
             ("expires_at".to_string(), Term::Date(1_700_000_060)),
         ]);
         let biscuit = Biscuit::builder()
@@ -471,7 +762,7 @@ mod tests {
         let issuer = test_issuer();
         let verifier = issuer.verifier();
         let now = at(1_700_000_000);
-        let session = issuer.issue(&user(UserRole::Analyst), 600, now).unwrap();
+        let session = issuer.issue(&user(UserRole::Analyst), Uuid::now_v7(), 600, now).unwrap();
         let biscuit = Biscuit::from_base64(&session.token, issuer.key_pair.public()).unwrap();
 
         // A holder cannot add identity or rights in an appended block.
@@ -483,24 +774,194 @@ mod tests {
         assert_eq!(principal.rights, vec![Right::AnalyticsRead]);
         assert_ne!(principal.user_id, Uuid::nil());
 
-        // A holder can shorten the lifetime.
-        let narrowing = BlockBuilder::new()
-            .code_with_params(
-                "check if time($t), $t < {until};",
-                HashMap::from([("until".to_string(), Term::Date(1_700_000_010))]),
-                HashMap::new(),
-            )
+        // A holder can shorten the lifetime; the verifier sees the earlier end.
+        let narrowing = Narrowing {
+            expires_at_opt: Some(at(1_700_000_010)),
+            ..Narrowing::default()
+        };
+        let narrowed = verifier.narrow(&session.token, &narrowing, now).unwrap();
+        assert_eq!(narrowed.expires_at, at(1_700_000_010));
+        assert!(verifier.verify(&narrowed.token, now).is_ok());
+        assert_rejected(verifier.verify(&narrowed.token, at(1_700_000_010)));
+    }
+
+    /// Every right, with no patient, one patient and two patients.
+    fn accesses() -> Vec<(Right, Vec<Uuid>)> {
+        let (one, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut accesses = Vec::new();
+        for right in Right::ALL {
+            for patient_ids in [vec![], vec![one], vec![one, other]] {
+                accesses.push((right, patient_ids));
+            }
+        }
+        accesses
+    }
+
+    #[test]
+    fn the_policy_follows_the_role_table() {
+        let issuer = test_issuer();
+        let verifier = issuer.verifier();
+        let now = at(1_700_000_000);
+        for role in UserRole::ALL {
+            let session = issuer
+                .issue(&user(role), Uuid::now_v7(), 600, now)
+                .unwrap();
+            let principal = verifier.verify(&session.token, now).unwrap();
+            assert!(!principal.is_narrowed());
+            for (right, patient_ids) in accesses() {
+                let allowed = principal.policy.authorize(right, &patient_ids).is_ok();
+                assert_eq!(allowed, role.rights().contains(&right), "{role} {right}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_narrowed_token_never_does_more_than_its_parent() {
+        let issuer = test_issuer();
+        let verifier = issuer.verifier();
+        let now = at(1_700_000_000);
+        let patient = Uuid::now_v7();
+        let narrowings = [
+            Narrowing {
+                read_only: true,
+                ..Narrowing::default()
+            },
+            Narrowing {
+                patient_id_opt: Some(patient),
+                ..Narrowing::default()
+            },
+            Narrowing {
+                read_only: true,
+                patient_id_opt: Some(patient),
+                expires_at_opt: Some(at(1_700_000_100)),
+            },
+        ];
+        for role in UserRole::ALL {
+            let session = issuer
+                .issue(&user(role), Uuid::now_v7(), 600, now)
+                .unwrap();
+            let parent = verifier.verify(&session.token, now).unwrap();
+            for narrowing in &narrowings {
+                let narrowed = verifier.narrow(&session.token, narrowing, now).unwrap();
+                let child = verifier.verify(&narrowed.token, now).unwrap();
+                assert!(child.is_narrowed());
+                assert_eq!(child.user_id, parent.user_id);
+                // Narrowing the narrowed token again only takes more away.
+                let twice = Narrowing {
+                    read_only: true,
+                    ..Narrowing::default()
+                };
+                let grandchild_token = verifier.narrow(&narrowed.token, &twice, now).unwrap();
+                let grandchild = verifier.verify(&grandchild_token.token, now).unwrap();
+                let mut accesses = accesses();
+                accesses.push((Right::PatientsRead, vec![patient]));
+                accesses.push((Right::PatientsWrite, vec![patient]));
+                for (right, patient_ids) in accesses {
+                    let parent_allows = parent.policy.authorize(right, &patient_ids).is_ok();
+                    let child_allows = child.policy.authorize(right, &patient_ids).is_ok();
+                    let grandchild_allows =
+                        grandchild.policy.authorize(right, &patient_ids).is_ok();
+                    assert!(!child_allows || parent_allows, "{role} {right} {narrowing:?}");
+                    assert!(!grandchild_allows || child_allows, "{role} {right}");
+                    let expected = parent_allows
+                        && (!narrowing.read_only || right.as_str().ends_with(":read"))
+                        && narrowing
+                            .patient_id_opt
+                            .is_none_or(|only| !patient_ids.is_empty() && patient_ids.iter().all(|id| *id == only));
+                    assert_eq!(child_allows, expected, "{role} {right} {patient_ids:?} {narrowing:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn narrowing_needs_something_to_narrow_and_a_valid_token() {
+        let issuer = test_issuer();
+        let verifier = issuer.verifier();
+        let now = at(1_700_000_000);
+        let session = issuer
+            .issue(&user(UserRole::Admin), Uuid::now_v7(), 60, now)
             .unwrap();
-        let narrowed = biscuit.append(narrowing).unwrap().to_base64().unwrap();
-        assert!(verifier.verify(&narrowed, now).is_ok());
-        assert_rejected(verifier.verify(&narrowed, at(1_700_000_011)));
+        let error = verifier
+            .narrow(&session.token, &Narrowing::default(), now)
+            .unwrap_err();
+        assert!(matches!(error, WardError::InvalidArgument { .. }), "{error:?}");
+        let read_only = Narrowing {
+            read_only: true,
+            ..Narrowing::default()
+        };
+        let error = verifier
+            .narrow(&session.token, &read_only, at(1_700_000_060))
+            .unwrap_err();
+        assert!(matches!(error, WardError::Unauthenticated(_)), "{error:?}");
+        // A later expiry than the token's own changes nothing.
+        let later = Narrowing {
+            expires_at_opt: Some(at(1_800_000_000)),
+            ..Narrowing::default()
+        };
+        let narrowed = verifier.narrow(&session.token, &later, now).unwrap();
+        assert_eq!(narrowed.expires_at, session.expires_at);
+    }
+
+    #[test]
+    fn revoked_sessions_and_users_are_rejected() {
+        let issuer = test_issuer();
+        let verifier = issuer.verifier();
+        let now = Utc::now();
+        let (session_a, session_b) = (Uuid::now_v7(), Uuid::now_v7());
+        let ada = user(UserRole::Clinician);
+        let token_a = issuer.issue(&ada, session_a, 60, now).unwrap().token;
+        let token_b = issuer.issue(&ada, session_b, 60, now).unwrap().token;
+        verifier.revocations().revoke_session(session_a, now);
+        assert_rejected(verifier.verify(&token_a, now));
+        assert!(verifier.verify(&token_b, now).is_ok());
+        // A clone shares the set, as every request's verifier does.
+        verifier
+            .clone()
+            .revocations()
+            .revoke_user_tokens(ada.id, now + chrono::TimeDelta::milliseconds(1));
+        assert_rejected(verifier.verify(&token_b, now));
+        let later = now + chrono::TimeDelta::milliseconds(5);
+        let token_c = issuer.issue(&ada, session_b, 60, later).unwrap().token;
+        assert!(verifier.verify(&token_c, later).is_ok());
+    }
+
+    #[test]
+    fn several_keys_can_be_trusted_at_once() {
+        let folder = unique_temp_dir();
+        let (old_private, old_public) = (folder.join("old.key"), folder.join("old.pub"));
+        let (new_private, new_public) = (folder.join("new.key"), folder.join("new.pub"));
+        generate_key_files(&old_private, &old_public).unwrap();
+        generate_key_files(&new_private, &new_public).unwrap();
+        let old_issuer = TokenIssuer::from_file(&old_private).unwrap();
+        let new_issuer = TokenIssuer::from_file(&new_private).unwrap();
+        assert_ne!(old_issuer.key_id(), new_issuer.key_id());
+        let now = at(1_700_000_000);
+        let old_token = old_issuer
+            .issue(&user(UserRole::Admin), Uuid::now_v7(), 60, now)
+            .unwrap()
+            .token;
+        let new_token = new_issuer
+            .issue(&user(UserRole::Admin), Uuid::now_v7(), 60, now)
+            .unwrap()
+            .token;
+
+        let only_new = TokenVerifier::from_file(&new_public).unwrap();
+        assert!(only_new.verify(&new_token, now).is_ok());
+        assert_rejected(only_new.verify(&old_token, now));
+        let both = only_new.trusting_file(&old_public).unwrap();
+        assert!(both.verify(&new_token, now).is_ok());
+        assert!(both.verify(&old_token, now).is_ok());
+        // Trusting the same key twice is harmless.
+        assert!(both.clone().trusting_file(&old_public).is_ok());
+        let _ = std::fs::remove_dir_all(&folder);
     }
 
     #[test]
     fn hostile_rules_hit_the_limits() {
         let issuer = test_issuer();
         let now = at(1_700_000_000);
-        let session = issuer.issue(&user(UserRole::Admin), 600, now).unwrap();
+        let session = issuer.issue(&user(UserRole::Admin), Uuid::now_v7(), 600, now).unwrap();
         let biscuit = Biscuit::from_base64(&session.token, issuer.key_pair.public()).unwrap();
         // A cross product of 20 facts three times over: 8000 facts.
         let mut hostile_code = String::new();
@@ -530,7 +991,7 @@ mod tests {
 
         // Assert
         let now = at(1_700_000_000);
-        let session = issuer.issue(&user(UserRole::Billing), 60, now).unwrap();
+        let session = issuer.issue(&user(UserRole::Billing), Uuid::now_v7(), 60, now).unwrap();
         assert_eq!(
             verifier.verify(&session.token, now).unwrap().role,
             UserRole::Billing
@@ -611,7 +1072,7 @@ mod tests {
         let issuer = TokenIssuer::from_file(&private_path).unwrap();
         let verifier = TokenVerifier::from_file(&public_path).unwrap();
         let now = at(1_700_000_000);
-        let session = issuer.issue(&user(UserRole::Admin), 60, now).unwrap();
+        let session = issuer.issue(&user(UserRole::Admin), Uuid::now_v7(), 60, now).unwrap();
         assert!(verifier.verify(&session.token, now).is_ok());
         let _ = std::fs::remove_dir_all(&folder);
     }

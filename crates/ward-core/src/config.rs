@@ -159,8 +159,34 @@ pub struct AuthOptions {
     pub private_key_file: PathBuf,
     /// The verification key; every process that checks tokens reads it.
     pub public_key_file: PathBuf,
+    /// Earlier verification keys still trusted, so tokens they signed keep working while keys
+    /// rotate; a token names its key by id.
+    pub trusted_public_key_files: Vec<PathBuf>,
     /// Lifetime of an access token.
     pub access_token_ttl_secs: u64,
+    /// Lifetime of a refresh token (one login session can be refreshed this long).
+    pub refresh_token_ttl_secs: u64,
+    /// Password hashing cost (argon2id).
+    pub argon2: Argon2Options,
+}
+
+/// argon2id cost parameters; the defaults are OWASP's (19 MiB, 2 passes, 1 lane).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Argon2Options {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Options {
+    fn default() -> Self {
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -212,7 +238,10 @@ impl Default for Config {
             auth: AuthOptions {
                 private_key_file: PathBuf::from("data/keys/auth-private.key"),
                 public_key_file: PathBuf::from("data/keys/auth-public.key"),
-                access_token_ttl_secs: 3600,
+                trusted_public_key_files: Vec::new(),
+                access_token_ttl_secs: 900,
+                refresh_token_ttl_secs: 14 * 24 * 3600,
+                argon2: Argon2Options::default(),
             },
             log: LogOptions {
                 format: LogFormat::Pretty,
@@ -474,6 +503,35 @@ impl Config {
                 "auth.access_token_ttl_secs",
                 self.auth.access_token_ttl_secs.to_string(),
                 "must be between 60 and 86400 seconds",
+            ));
+        }
+        if !(3600..=90 * 86_400).contains(&self.auth.refresh_token_ttl_secs) {
+            return Err(fail(
+                "auth.refresh_token_ttl_secs",
+                self.auth.refresh_token_ttl_secs.to_string(),
+                "must be between 3600 seconds and 90 days",
+            ));
+        }
+        let argon2 = self.auth.argon2;
+        if !(1..=16).contains(&argon2.parallelism) {
+            return Err(fail(
+                "auth.argon2.parallelism",
+                argon2.parallelism.to_string(),
+                "must be between 1 and 16",
+            ));
+        }
+        if !(1..=64).contains(&argon2.iterations) {
+            return Err(fail(
+                "auth.argon2.iterations",
+                argon2.iterations.to_string(),
+                "must be between 1 and 64",
+            ));
+        }
+        if !(1024..=4 * 1024 * 1024).contains(&argon2.memory_kib) {
+            return Err(fail(
+                "auth.argon2.memory_kib",
+                argon2.memory_kib.to_string(),
+                "must be between 1024 (1 MiB) and 4194304 (4 GiB)",
             ));
         }
         for role in Role::ALL {

@@ -1,16 +1,76 @@
 //! Who is calling, passed on every bus call so each module authorizes for itself.
 
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::{Right, UserRole, WardError, WardResult};
 
+/// Decides one access by a verified principal. The token verifier builds one per request that
+/// evaluates the token's biscuit Datalog (role policy plus any narrowing the holder appended);
+/// [`RoleTable`] is the plain table, for principals that never came from a token (tests).
+pub trait AccessPolicy: Send + Sync + fmt::Debug {
+    /// Ok when `right` may be used on `patient_ids` (empty: no particular patient, e.g. a search
+    /// or a figure); the error is a reason for logs, never shown to the caller.
+    fn authorize(&self, right: Right, patient_ids: &[Uuid]) -> Result<(), String>;
+
+    /// Whether the holder narrowed the token (read only, one patient, ...). A narrowed token is
+    /// meant for a third-party app, so it may not end the session or change the password.
+    fn is_narrowed(&self) -> bool {
+        false
+    }
+}
+
+/// The role's rights from [`UserRole::rights`], with no narrowing.
+#[derive(Debug, Clone, Copy)]
+pub struct RoleTable(pub UserRole);
+
+impl AccessPolicy for RoleTable {
+    fn authorize(&self, right: Right, _patient_ids: &[Uuid]) -> Result<(), String> {
+        if self.0.rights().contains(&right) {
+            Ok(())
+        } else {
+            Err(format!("role {} lacks the right {right}", self.0))
+        }
+    }
+}
+
 /// An authenticated staff member, as read from a verified token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Principal {
     pub user_id: Uuid,
     pub email: String,
     pub role: UserRole,
+    /// The rights the role grants and the token lists (before any narrowing), for display.
     pub rights: Vec<Right>,
+    /// The login session (refresh-token family) the token belongs to; logout revokes it.
+    pub session_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+    /// Evaluated on every access: see [`CallerContext::require_for`].
+    pub policy: Arc<dyn AccessPolicy>,
+}
+
+impl Principal {
+    /// See [`AccessPolicy::is_narrowed`].
+    pub fn is_narrowed(&self) -> bool {
+        self.policy.is_narrowed()
+    }
+
+    /// A principal whose access follows the role table alone, in a fresh session valid for an
+    /// hour. For tests and tools; tokens are verified into principals by `ward_bus::token`.
+    pub fn with_role(user_id: Uuid, email: impl Into<String>, role: UserRole) -> Self {
+        Self {
+            user_id,
+            email: email.into(),
+            role,
+            rights: role.rights().to_vec(),
+            session_id: Uuid::now_v7(),
+            expires_at: Utc::now() + chrono::Duration::hours(1),
+            policy: Arc::new(RoleTable(role)),
+        }
+    }
 }
 
 /// The caller of a bus operation.
@@ -98,8 +158,15 @@ impl CallerContext {
         }
     }
 
-    /// Fails unless the caller holds `right`: 401 with no identity, 403 without the right.
+    /// Fails unless the caller may use `right` with no particular patient: 401 with no
+    /// identity, 403 when the policy says no.
     pub fn require(&self, right: Right) -> WardResult<()> {
+        self.require_for(right, &[])
+    }
+
+    /// Fails unless the caller may use `right` on every one of `patient_ids`; the principal's
+    /// policy decides (a token narrowed to one patient passes only for that patient).
+    pub fn require_for(&self, right: Right, patient_ids: &[Uuid]) -> WardResult<()> {
         if self.system {
             return Ok(());
         }
@@ -108,14 +175,16 @@ impl CallerContext {
                 "a valid bearer token is required".into(),
             ));
         };
-        if principal.rights.contains(&right) {
-            Ok(())
-        } else {
-            Err(WardError::Forbidden(format!(
-                "role {} lacks the right {right}",
-                principal.role
-            )))
-        }
+        principal
+            .policy
+            .authorize(right, patient_ids)
+            .map_err(|reason| {
+                tracing::debug!(%reason, %right, user_id = %principal.user_id, "access denied");
+                WardError::Forbidden(format!(
+                    "this token does not allow {right} here (role {})",
+                    principal.role
+                ))
+            })
     }
 }
 
@@ -124,12 +193,7 @@ mod tests {
     use super::*;
 
     fn clinician() -> Principal {
-        Principal {
-            user_id: Uuid::nil(),
-            email: "c@example.com".into(),
-            role: UserRole::Clinician,
-            rights: UserRole::Clinician.rights().to_vec(),
-        }
+        Principal::with_role(Uuid::nil(), "c@example.com", UserRole::Clinician)
     }
 
     #[test]

@@ -8,6 +8,6 @@ pub mod error;
 pub mod id;
 pub mod role;
 
-pub use context::{CallerContext, Principal};
+pub use context::{AccessPolicy, CallerContext, Principal, RoleTable};
 pub use error::{ErrorCode, FieldError, WardError, WardResult};
 pub use role::{Right, Role, UserRole};

@@ -83,7 +83,7 @@ impl PatientsService {
         Ok(())
     }
 
-    /// Checks `right`; when the caller lacks it (or has no identity), records a `denied` event
+    /// Checks `right` on `patient_ids` (the token's policy decides); when the caller lacks it (or has no identity), records a `denied` event
     /// for `action` on `patient_ids` before returning the error. Should that record fail, the
     /// refusal still stands and the failure is logged: no data was touched.
     async fn authorize(
@@ -93,7 +93,7 @@ impl PatientsService {
         action: &'static str,
         patient_ids: &[Uuid],
     ) -> WardResult<()> {
-        let Err(refusal) = ctx.require(right) else {
+        let Err(refusal) = ctx.require_for(right, patient_ids) else {
             return Ok(());
         };
         if let Err(error) = record(&self.db, ctx, action, patient_ids, DENIED).await {

@@ -92,12 +92,7 @@ fn changes(name: &str, email: &str) -> PatientChanges {
 }
 
 fn caller(role: UserRole) -> CallerContext {
-    let principal = Principal {
-        user_id: Uuid::now_v7(),
-        email: format!("{role}@ward.test"),
-        role,
-        rights: role.rights().to_vec(),
-    };
+    let principal = Principal::with_role(Uuid::now_v7(), format!("{role}@ward.test"), role);
     CallerContext::authenticated(principal, "token", "req")
 }
 
