@@ -5,6 +5,8 @@
 //! field, reported with every other failing field, rather than an opaque deserialization error.
 
 mod fields;
+mod session;
+mod users;
 
 use std::collections::BTreeMap;
 
@@ -24,14 +26,22 @@ use ward_bus::patients::{
 use ward_core::{FieldError, Principal, UserRole, WardResult};
 
 use self::fields::{field_error, invalid, required, text_field, unknown_fields, with_type_errors};
+pub(crate) use self::session::{AccessTokenResponse, NarrowBody, PasswordBody, RefreshBody};
+pub(crate) use self::users::{NewUserBody, UserListResponse, UserPatchBody, UserResponse};
 
-/// `POST /auth/login`. No `Debug`: it holds a password.
+// No `Debug`: it holds a password.
+/// An account's credentials.
 #[derive(Deserialize, ToSchema)]
 #[schema(as = LoginRequest)]
 pub(crate) struct LoginBody {
-    #[schema(value_type = String, example = "testuser@test.com")]
+    #[schema(value_type = String, pattern = r"\S", example = "testuser@test.com")]
     email: Option<Value>,
-    #[schema(value_type = String, format = Password, example = "password123")]
+    #[schema(
+        value_type = String,
+        format = Password,
+        pattern = r"\S",
+        example = "password123"
+    )]
     password: Option<Value>,
     /// Any other member: a 400 naming it.
     #[serde(flatten)]
@@ -71,14 +81,26 @@ impl LoginBody {
     }
 }
 
-/// An issued access token.
-#[derive(Debug, Serialize, ToSchema)]
+/// A session's access token and the refresh token that renews it (login and refresh).
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct LoginResponse {
     /// Send as `Authorization: Bearer <token>`.
     token: String,
     /// When the token stops being accepted (RFC 3339).
     expires_at: DateTime<Utc>,
+    /// Send to `POST /auth/refresh` for a new access token; single use (each refresh answers a
+    /// new one), and using a spent one ends the session.
+    refresh_token: String,
+}
+
+// Hand-written so that neither token reaches a log line.
+impl std::fmt::Debug for LoginResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginResponse")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl From<Session> for LoginResponse {
@@ -86,6 +108,7 @@ impl From<Session> for LoginResponse {
         Self {
             token: session.token,
             expires_at: session.expires_at,
+            refresh_token: session.refresh_token,
         }
     }
 }
@@ -141,6 +164,8 @@ pub(crate) struct MeResponse {
     id: Uuid,
     email: String,
     role: UserRoleDto,
+    /// Whether the account is disabled (its tokens then stop working within seconds).
+    disabled: bool,
 }
 
 impl From<UserInfo> for MeResponse {
@@ -149,27 +174,39 @@ impl From<UserInfo> for MeResponse {
             id: user.id,
             email: user.email,
             role: user.role.into(),
+            disabled: user.disabled,
         }
     }
 }
 
-/// A patient to register (`POST`) or the full new state of one (`PUT`, which ignores
-/// `registeredDate`). Dates are `yyyy-MM-dd`.
+// The body of `POST` and of `PUT` (which ignores `registeredDate`); its schema is the `POST`
+// one, [`PatientUpdateSchema`] describes the `PUT` one. Lengths are `ward_bus::patients`'s
+// (`NAME_MAX_CHARS` ...), which a docs test checks against the schema.
+/// A patient to register. Dates are `yyyy-MM-dd`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = PatientInput)]
 pub(crate) struct PatientBody {
-    /// At most 100 characters.
-    #[schema(value_type = String, example = "John Doe")]
+    #[schema(value_type = String, max_length = 100, pattern = r"\S", example = "John Doe")]
     name: Option<Value>,
-    #[schema(value_type = String, format = Email, example = "john.doe@example.com")]
+    #[schema(
+        value_type = String,
+        format = Email,
+        max_length = 254,
+        example = "john.doe@example.com"
+    )]
     email: Option<Value>,
-    #[schema(value_type = String, example = "123 Main St, Springfield")]
+    /// May span lines.
+    #[schema(
+        value_type = String,
+        max_length = 500,
+        pattern = r"\S",
+        example = "123 Main St, Springfield"
+    )]
     address: Option<Value>,
     #[schema(value_type = String, format = Date, example = "1985-06-15")]
     date_of_birth: Option<Value>,
-    /// Required on create, ignored on update.
-    #[schema(value_type = Option<String>, format = Date, example = "2024-01-10")]
+    #[schema(value_type = String, format = Date, example = "2024-01-10")]
     registered_date: Option<Value>,
     /// Any other member: a 400 naming it (`id` is allowed on `PUT` when it matches the path).
     #[serde(flatten)]
@@ -212,6 +249,35 @@ impl PatientBody {
         unknown_fields(&self.unknown, &mut type_errors);
         (input, type_errors)
     }
+}
+
+// Describes the `PUT /api/patients/{id}` body that [`PatientBody::into_changes`] reads; never
+// built (the `#[allow]`). Kept beside `PatientBody` so the two change together.
+/// The full new state of a patient. Dates are `yyyy-MM-dd`.
+#[derive(ToSchema)]
+#[schema(as = PatientUpdate, rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(crate) struct PatientUpdateSchema {
+    /// The record's own id, as a `GET` answers it: a client may send the document back with it,
+    /// and it must then be the id in the path.
+    #[schema(read_only, required = false)]
+    id: Uuid,
+    #[schema(max_length = 100, pattern = r"\S", example = "John Doe")]
+    name: String,
+    #[schema(format = Email, max_length = 254, example = "john.doe@example.com")]
+    email: String,
+    /// May span lines.
+    #[schema(
+        max_length = 500,
+        pattern = r"\S",
+        example = "123 Main St, Springfield"
+    )]
+    address: String,
+    #[schema(example = "1985-06-15")]
+    date_of_birth: NaiveDate,
+    /// Ignored: the registration date never changes. A value sent must still be a date.
+    #[schema(example = "2024-01-10")]
+    registered_date: Option<NaiveDate>,
 }
 
 /// A stored patient.

@@ -26,7 +26,9 @@ use actix_web::dev::ServiceRequest;
 use actix_web::middleware::{Next, from_fn};
 use actix_web::web::{self, ServiceConfig};
 use chrono::{DateTime, Utc};
+use ward_bus::auth::AccessToken;
 use ward_bus::health::Health;
+use ward_bus::token::Narrowing;
 use ward_bus::{AnalyticsClient, AuthClient, BillingClient, PatientsClient, Services};
 use ward_core::{Principal, WardResult};
 
@@ -42,10 +44,16 @@ pub const JSON_BODY_LIMIT_BYTES: usize = 64 * 1024;
 /// `Unauthenticated`.
 pub type TokenCheck = Arc<dyn Fn(&str, DateTime<Utc>) -> WardResult<Principal> + Send + Sync>;
 
-/// What the API routes call: the four module clients and the token check.
+/// Appends a [`Narrowing`] to a valid bearer token at the given instant, offline, and returns
+/// the narrowed token; an invalid token is `Unauthenticated`, a narrowing that takes nothing away
+/// `InvalidArgument`.
+pub type TokenNarrow =
+    Arc<dyn Fn(&str, &Narrowing, DateTime<Utc>) -> WardResult<AccessToken> + Send + Sync>;
+
+/// What the API routes call: the four module clients and the token check and narrowing.
 ///
 /// Built from [`Services`] in production. It exists apart from `Services` so that tests can swap
-/// the token check for a fake without key files.
+/// the token functions for fakes without key files.
 #[derive(Clone)]
 pub struct ApiBackends {
     pub auth: AuthClient,
@@ -53,17 +61,22 @@ pub struct ApiBackends {
     pub billing: BillingClient,
     pub analytics: AnalyticsClient,
     pub token_check: TokenCheck,
+    pub token_narrow: TokenNarrow,
 }
 
 impl From<Services> for ApiBackends {
     fn from(services: Services) -> Self {
         let verifier = services.tokens;
+        let narrowing_verifier = verifier.clone();
         Self {
             auth: services.auth,
             patients: services.patients,
             billing: services.billing,
             analytics: services.analytics,
             token_check: Arc::new(move |token, now| verifier.verify(token, now)),
+            token_narrow: Arc::new(move |token, narrowing, now| {
+                narrowing_verifier.narrow(token, narrowing, now)
+            }),
         }
     }
 }

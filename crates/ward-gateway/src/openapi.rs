@@ -1,12 +1,21 @@
 //! The OpenAPI 3.1 description, generated from the handlers' `#[utoipa::path]` and the DTOs'
 //! `ToSchema`, plus the reusable problem+json responses and the bearer security scheme.
 
+use std::collections::BTreeSet;
+
+use serde_json::json;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{
+    AdditionalProperties, AllOfBuilder, AnyOfBuilder, KnownFormat, ObjectBuilder, Schema,
+    SchemaFormat, Type,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{PathItem, RefOr};
 use utoipa::{Modify, OpenApi, ToResponse};
 
 use crate::dto;
 use crate::problem::{Problem, ProblemFieldError};
-use crate::routes::{analytics, audit, auth, billing, health, patients};
+use crate::routes::{analytics, audit, auth, billing, health, patients, users};
 
 /// The request is malformed; `errors` lists every failing field.
 #[derive(ToResponse)]
@@ -60,8 +69,15 @@ pub(crate) struct ServiceUnavailable(#[allow(dead_code)] Problem);
     ),
     paths(
         auth::login,
+        auth::refresh,
+        auth::logout,
+        auth::change_password,
+        auth::narrow,
         auth::validate,
         auth::me,
+        users::list_users,
+        users::create_user,
+        users::update_user,
         patients::create_patient,
         patients::list_patients,
         patients::get_patient,
@@ -87,13 +103,14 @@ pub(crate) struct ServiceUnavailable(#[allow(dead_code)] Problem);
             ServiceUnavailable
         )
     ),
-    modifiers(&BearerSecurity),
+    modifiers(&BearerSecurity, &ClosedRequestBodies, &AtLeastOneMember),
     tags(
         (name = "auth", description = "Sessions and tokens"),
         (name = "patients", description = "Patient records"),
         (name = "billing", description = "Billing accounts"),
         (name = "analytics", description = "Figures built from events"),
         (name = "audit", description = "Who accessed which patient data (admins only)"),
+        (name = "users", description = "Staff accounts (admins only)"),
         (name = "ops", description = "Liveness, readiness and metrics"),
     )
 )]
@@ -111,6 +128,133 @@ impl Modify for BearerSecurity {
             .build();
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// Closes the schema of every request body to members it does not define. Each body DTO
+/// collects unknown members into a flattened map and answers them with a 400 naming them
+/// (`dto/fields.rs`), which the derive cannot see; saying so lets schema-driven clients and
+/// fuzzers know an extra member is invalid.
+struct ClosedRequestBodies;
+
+impl Modify for ClosedRequestBodies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mut body_schema_names = BTreeSet::new();
+        for path_item in openapi.paths.paths.values() {
+            for operation in operations(path_item) {
+                let Some(request_body) = &operation.request_body else {
+                    continue;
+                };
+                for content in request_body.content.values() {
+                    if let Some(RefOr::Ref(reference)) = &content.schema
+                        && let Some(name) =
+                            reference.ref_location.strip_prefix("#/components/schemas/")
+                    {
+                        body_schema_names.insert(name.to_string());
+                    }
+                }
+            }
+        }
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for name in body_schema_names {
+            if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(&name) {
+                object.additional_properties =
+                    Some(Box::new(AdditionalProperties::FreeForm(false)));
+            }
+        }
+    }
+}
+
+fn operations(path_item: &PathItem) -> impl Iterator<Item = &Operation> {
+    [
+        &path_item.get,
+        &path_item.put,
+        &path_item.post,
+        &path_item.delete,
+        &path_item.patch,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// Bodies whose members are all optional but that must change something, with each member and
+/// the values of it that count (`readOnly: false` narrows nothing, `null` is absent). The
+/// parsers refuse the rest (`dto/session.rs`, `dto/users.rs`).
+const AT_LEAST_ONE_MEMBER: [(&str, &[(&str, Alternative)]); 2] = [
+    (
+        "NarrowRequest",
+        &[
+            ("readOnly", Alternative::True),
+            ("patientId", Alternative::Uuid),
+            ("expiresInSeconds", Alternative::Integer),
+        ],
+    ),
+    (
+        "UserPatchRequest",
+        &[
+            ("role", Alternative::UserRole),
+            ("disabled", Alternative::Boolean),
+        ],
+    ),
+];
+
+/// The non-null values of a member that make it count.
+#[derive(Clone, Copy)]
+enum Alternative {
+    True,
+    Boolean,
+    Integer,
+    Uuid,
+    UserRole,
+}
+
+impl Alternative {
+    fn schema(self) -> RefOr<Schema> {
+        let object = match self {
+            Self::True => ObjectBuilder::new()
+                .schema_type(Type::Boolean)
+                .enum_values(Some([json!(true)])),
+            Self::Boolean => ObjectBuilder::new().schema_type(Type::Boolean),
+            Self::Integer => ObjectBuilder::new().schema_type(Type::Integer),
+            Self::Uuid => ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+            Self::UserRole => {
+                return RefOr::Ref(utoipa::openapi::Ref::from_schema_name("UserRole"));
+            }
+        };
+        RefOr::T(Schema::Object(object.build()))
+    }
+}
+
+/// Turns each schema of [`AT_LEAST_ONE_MEMBER`] into `allOf: [<the object>, anyOf: [<one object
+/// per member, requiring it>]]`, so an empty body is invalid by the schema too. Runs after
+/// [`ClosedRequestBodies`], which closes the object itself.
+struct AtLeastOneMember;
+
+impl Modify for AtLeastOneMember {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for (name, members) in AT_LEAST_ONE_MEMBER {
+            let Some(object) = components.schemas.remove(name) else {
+                continue;
+            };
+            let mut any_of = AnyOfBuilder::new();
+            for (member, alternative) in members {
+                let requiring_member = ObjectBuilder::new()
+                    .property(*member, alternative.schema())
+                    .required(*member);
+                any_of = any_of.item(requiring_member);
+            }
+            let all_of = AllOfBuilder::new().item(object).item(any_of);
+            components
+                .schemas
+                .insert(name.to_string(), RefOr::T(Schema::AllOf(all_of.build())));
+        }
     }
 }
 

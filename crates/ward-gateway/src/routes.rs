@@ -7,6 +7,7 @@ pub(crate) mod billing;
 pub(crate) mod docs;
 pub(crate) mod health;
 pub(crate) mod patients;
+pub(crate) mod users;
 
 use std::future::{Ready, ready};
 
@@ -18,8 +19,18 @@ use crate::problem::ApiError;
 /// Registers the public API's routes (everything but the health routes).
 pub(crate) fn api_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/auth/login", "POST").route(web::post().to(auth::login)))
+        .service(resource("/auth/refresh", "POST").route(web::post().to(auth::refresh)))
+        .service(resource("/auth/logout", "POST").route(web::post().to(auth::logout)))
+        .service(resource("/auth/password", "POST").route(web::post().to(auth::change_password)))
+        .service(resource("/auth/narrow", "POST").route(web::post().to(auth::narrow)))
         .service(resource("/auth/validate", "GET").route(web::get().to(auth::validate)))
         .service(resource("/auth/me", "GET").route(web::get().to(auth::me)))
+        .service(
+            resource("/api/users", "GET, POST")
+                .route(web::get().to(users::list_users))
+                .route(web::post().to(users::create_user)),
+        )
+        .service(resource("/api/users/{id}", "PATCH").route(web::patch().to(users::update_user)))
         .service(
             resource("/api/patients", "GET, POST")
                 .route(web::get().to(patients::list_patients))

@@ -24,7 +24,7 @@ pub struct GatewayOptions {
 }
 
 const JSON_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
-const CORS_ALLOWED_METHODS: &str = "GET, POST, PUT, DELETE";
+const CORS_ALLOWED_METHODS: &str = "GET, POST, PUT, PATCH, DELETE";
 const CORS_ALLOWED_HEADERS: &str = "authorization, content-type, x-request-id";
 const CORS_EXPOSED_HEADERS: &str = "x-request-id, location";
 const CORS_MAX_AGE_SECS: &str = "600";

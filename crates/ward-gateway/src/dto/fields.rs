@@ -35,6 +35,99 @@ pub(super) fn text_field(
     }
 }
 
+/// Reads a boolean field: absent or `null` is `None`, any other non-boolean is a field error.
+pub(super) fn bool_field(
+    value_opt: Option<Value>,
+    field: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<bool> {
+    match value_opt {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(flag)) => Some(flag),
+        Some(_) => {
+            errors.push(field_error(field, format!("{field} must be a boolean")));
+            None
+        }
+    }
+}
+
+/// Reads an integer field within `range`: absent or `null` is `None`. A number with a zero
+/// fraction (`60.0`) counts as an integer, as JSON Schema's `integer` type has it.
+pub(super) fn integer_field(
+    value_opt: Option<Value>,
+    field: &str,
+    range: std::ops::RangeInclusive<i64>,
+    errors: &mut Vec<FieldError>,
+) -> Option<i64> {
+    let number = match value_opt {
+        None | Some(Value::Null) => return None,
+        Some(Value::Number(number)) => number,
+        Some(_) => {
+            errors.push(field_error(field, format!("{field} must be an integer")));
+            return None;
+        }
+    };
+    let integer_opt = match number.as_i64() {
+        Some(integer) => Some(integer),
+        // `60.0`, or a whole number beyond i64; `as` saturates, which keeps the latter out of
+        // any range.
+        None => number
+            .as_f64()
+            .filter(|float| float.fract() == 0.0)
+            .map(|float| float as i64),
+    };
+    let Some(integer) = integer_opt else {
+        errors.push(field_error(field, format!("{field} must be an integer")));
+        return None;
+    };
+    if !range.contains(&integer) {
+        let (min, max) = (range.start(), range.end());
+        errors.push(field_error(
+            field,
+            format!("{field} must be between {min} and {max}"),
+        ));
+        return None;
+    }
+    Some(integer)
+}
+
+/// Fails a text field longer than `max_chars` characters.
+pub(super) fn at_most_chars(
+    text_opt: Option<String>,
+    field: &str,
+    max_chars: usize,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    let text = text_opt?;
+    if text.chars().count() > max_chars {
+        errors.push(field_error(
+            field,
+            format!("{field} must be at most {max_chars} characters"),
+        ));
+        return None;
+    }
+    Some(text)
+}
+
+/// Fails a text field longer than `max_bytes` bytes of UTF-8 (secrets that get hashed, where
+/// the cost follows the bytes).
+pub(super) fn at_most_bytes(
+    text_opt: Option<String>,
+    field: &str,
+    max_bytes: usize,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    let text = text_opt?;
+    if text.len() > max_bytes {
+        errors.push(field_error(
+            field,
+            format!("{field} must be at most {max_bytes} bytes"),
+        ));
+        return None;
+    }
+    Some(text)
+}
+
 /// The longest unknown member name quoted back in a problem; the name is the caller's text.
 const UNKNOWN_FIELD_ECHO_MAX_CHARS: usize = 100;
 

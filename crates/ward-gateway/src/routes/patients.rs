@@ -6,7 +6,9 @@ use ward_core::id::parse_id;
 
 use crate::ApiBackends;
 use crate::caller::Caller;
-use crate::dto::{ListPatientsQuery, PatientBody, PatientPageResponse, PatientResponse};
+use crate::dto::{
+    ListPatientsQuery, PatientBody, PatientPageResponse, PatientResponse, PatientUpdateSchema,
+};
 use crate::json::ApiJson;
 use crate::openapi::{
     BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, ServiceUnavailable, Unauthorized,
@@ -112,7 +114,7 @@ pub(crate) async fn get_patient(
     path = "/api/patients/{id}",
     tag = "patients",
     params(("id" = uuid::Uuid, Path, description = "The patient's id")),
-    request_body = PatientBody,
+    request_body = PatientUpdateSchema,
     responses(
         (status = 200, description = "The updated patient", body = PatientResponse),
         (status = 400, response = BadRequest),

@@ -1,4 +1,5 @@
 use actix_web::test::TestRequest;
+use serde_json::{Value, json};
 
 use crate::api_app;
 use crate::helpers::send;
@@ -76,4 +77,184 @@ async fn docs_is_a_self_contained_html_page() {
     assert!(!page.contains("<script src"));
     assert!(!page.contains("<link"));
     assert!(!page.contains("https://"));
+}
+
+#[actix_web::test]
+async fn every_route_is_described_with_its_methods() {
+    let app = api_app!();
+
+    let spec = send(&app, TestRequest::get().uri("/openapi.json").to_request())
+        .await
+        .json();
+
+    let expected = [
+        ("/auth/login", "post", "200"),
+        ("/auth/refresh", "post", "200"),
+        ("/auth/logout", "post", "204"),
+        ("/auth/password", "post", "204"),
+        ("/auth/narrow", "post", "200"),
+        ("/api/users", "get", "200"),
+        ("/api/users", "post", "201"),
+        ("/api/users/{id}", "patch", "200"),
+    ];
+    for (path, method, success) in expected {
+        let operation = &spec["paths"][path][method];
+        assert!(
+            operation["responses"][success].is_object(),
+            "{method} {path}"
+        );
+    }
+    let login_fields = &spec["components"]["schemas"]["LoginResponse"]["properties"];
+    assert!(login_fields["refreshToken"].is_object());
+    let patch_body = &spec["paths"]["/api/users/{id}"]["patch"]["requestBody"]["content"];
+    assert!(patch_body["application/merge-patch+json"].is_object());
+    assert!(spec["paths"]["/auth/refresh"]["post"]["security"].is_null());
+    assert_eq!(
+        spec["paths"]["/auth/logout"]["post"]["security"][0]["bearer"],
+        serde_json::json!([])
+    );
+}
+
+/// The object schema of a request body, inside the `allOf` of an at-least-one-member body.
+fn body_object<'a>(spec: &'a Value, name: &str) -> &'a Value {
+    let schema = &spec["components"]["schemas"][name];
+    match schema.get("allOf") {
+        Some(all_of) => &all_of[0],
+        None => schema,
+    }
+}
+
+#[actix_web::test]
+async fn every_request_body_schema_is_closed_to_unknown_members() {
+    let app = api_app!();
+
+    let spec = send(&app, TestRequest::get().uri("/openapi.json").to_request())
+        .await
+        .json();
+
+    let mut num_bodies = 0;
+    for (path, path_item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in path_item.as_object().unwrap() {
+            let Some(content) = operation["requestBody"]["content"].as_object() else {
+                continue;
+            };
+            for media in content.values() {
+                let reference = media["schema"]["$ref"].as_str().unwrap();
+                let name = reference.trim_start_matches("#/components/schemas/");
+                let object = body_object(&spec, name);
+                assert_eq!(
+                    object["additionalProperties"],
+                    Value::Bool(false),
+                    "{method} {path}: {name}"
+                );
+                num_bodies += 1;
+            }
+        }
+    }
+    // login, refresh, password, narrow, patients POST and PUT, users POST, PATCH twice.
+    assert_eq!(num_bodies, 9);
+    assert_eq!(
+        spec["components"]["schemas"]["RefreshRequest"]["additionalProperties"],
+        Value::Bool(false)
+    );
+}
+
+#[actix_web::test]
+async fn request_body_schemas_state_the_bounds_the_parsers_enforce() {
+    let app = api_app!();
+
+    let spec = send(&app, TestRequest::get().uri("/openapi.json").to_request())
+        .await
+        .json();
+
+    let schemas = &spec["components"]["schemas"];
+    let refresh = &schemas["RefreshRequest"];
+    assert_eq!(refresh["required"], json!(["refreshToken"]));
+    assert_eq!(refresh["properties"]["refreshToken"]["minLength"], 1);
+    assert_eq!(refresh["properties"]["refreshToken"]["maxLength"], 512);
+    let password = &schemas["PasswordChangeRequest"];
+    assert_eq!(
+        password["required"],
+        json!(["currentPassword", "newPassword"])
+    );
+    let narrow = body_object(&spec, "NarrowRequest");
+    assert_eq!(narrow["properties"]["patientId"]["format"], "uuid");
+    let expires_in = &narrow["properties"]["expiresInSeconds"];
+    assert_eq!(expires_in["minimum"], 1);
+    assert_eq!(expires_in["maximum"], 86400);
+    assert!(narrow.get("required").is_none());
+    // An empty narrowing or patch is invalid by the schema as well: one member must count.
+    for (name, members) in [
+        (
+            "NarrowRequest",
+            vec!["readOnly", "patientId", "expiresInSeconds"],
+        ),
+        ("UserPatchRequest", vec!["role", "disabled"]),
+    ] {
+        let alternatives = schemas[name]["allOf"][1]["anyOf"].as_array().unwrap();
+        let required: Vec<&str> = alternatives
+            .iter()
+            .map(|alternative| alternative["required"][0].as_str().unwrap())
+            .collect();
+        assert_eq!(required, members, "{name}");
+        for member in members {
+            assert!(
+                body_object(&spec, name)["properties"][member].is_object(),
+                "{name}.{member}"
+            );
+        }
+    }
+    assert_eq!(
+        schemas["NarrowRequest"]["allOf"][1]["anyOf"][0]["properties"]["readOnly"]["enum"],
+        json!([true])
+    );
+    let new_user = &schemas["NewUserRequest"];
+    assert_eq!(new_user["required"], json!(["email", "password", "role"]));
+    assert_eq!(new_user["properties"]["email"]["maxLength"], 254);
+}
+
+#[actix_web::test]
+async fn patient_bodies_state_the_domain_lengths_and_put_tolerates_the_own_id() {
+    let app = api_app!();
+
+    let spec = send(&app, TestRequest::get().uri("/openapi.json").to_request())
+        .await
+        .json();
+
+    let schemas = &spec["components"]["schemas"];
+    let create_ref = &spec["paths"]["/api/patients"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"]["$ref"];
+    let update_ref = &spec["paths"]["/api/patients/{id}"]["put"]["requestBody"]["content"]["application/json"]
+        ["schema"]["$ref"];
+    assert_eq!(create_ref, "#/components/schemas/PatientInput");
+    assert_eq!(update_ref, "#/components/schemas/PatientUpdate");
+    let create = &schemas["PatientInput"];
+    let update = &schemas["PatientUpdate"];
+    assert_eq!(
+        create["required"],
+        json!(["name", "email", "address", "dateOfBirth", "registeredDate"])
+    );
+    assert_eq!(
+        update["required"],
+        json!(["name", "email", "address", "dateOfBirth"])
+    );
+    for schema in [create, update] {
+        let fields = &schema["properties"];
+        assert_eq!(
+            fields["name"]["maxLength"],
+            ward_bus::patients::NAME_MAX_CHARS
+        );
+        assert_eq!(
+            fields["email"]["maxLength"],
+            ward_bus::patients::EMAIL_MAX_CHARS
+        );
+        assert_eq!(
+            fields["address"]["maxLength"],
+            ward_bus::patients::ADDRESS_MAX_CHARS
+        );
+        assert_eq!(fields["dateOfBirth"]["format"], "date");
+    }
+    assert!(create["properties"].get("id").is_none());
+    assert_eq!(update["properties"]["id"]["readOnly"], true);
+    assert_eq!(update["properties"]["id"]["format"], "uuid");
 }

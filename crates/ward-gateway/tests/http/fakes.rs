@@ -1,6 +1,8 @@
 //! In-memory fakes of the module traits. Like the real modules, they authorize with
 //! `ctx.require`, so the gateway's pass-through of 403s is exercised too.
 
+mod auth;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -8,30 +10,36 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use uuid::Uuid;
 use ward_bus::analytics::{AnalyticsApi, DailyCount, Summary};
-use ward_bus::auth::{AuthApi, NewUser, Session, UserInfo};
+use ward_bus::auth::AccessToken;
 use ward_bus::billing::{AccountStatus, BillingAccount, BillingApi, OpenAccountRequest};
 use ward_bus::patients::{
     AuditPage, AuditQuery, NewPatient, PageRequest, Patient, PatientChanges, PatientPage,
     PatientsApi, cursor_after, normalized_email,
 };
+use ward_bus::token::Narrowing;
 use ward_core::{CallerContext, Principal, Right, UserRole, WardError, WardResult};
+use ward_gateway::TokenNarrow;
+
+pub use self::auth::FakeAuth;
 
 pub const ADMIN_TOKEN: &str = "admin-token";
 pub const ANALYST_TOKEN: &str = "analyst-token";
 pub const ADMIN_EMAIL: &str = "testuser@test.com";
 pub const ADMIN_PASSWORD: &str = "password123";
+pub const ANALYST_EMAIL: &str = "analyst@test.com";
+/// The auth module's policy, as the fake applies it.
+pub const PASSWORD_MIN_CHARS: usize = 12;
 
 pub fn admin_id() -> Uuid {
     Uuid::from_u128(1)
 }
 
+pub fn analyst_id() -> Uuid {
+    Uuid::from_u128(2)
+}
+
 pub fn principal(role: UserRole) -> Principal {
-    Principal {
-        user_id: admin_id(),
-        email: ADMIN_EMAIL.into(),
-        role,
-        rights: role.rights().to_vec(),
-    }
+    Principal::with_role(admin_id(), ADMIN_EMAIL, role)
 }
 
 /// Stands in for the biscuit verifier: two known tokens, everything else rejected.
@@ -47,48 +55,48 @@ pub fn session_expiry() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2030, 1, 1, 10, 0, 0).unwrap()
 }
 
-#[derive(Default)]
-pub struct FakeAuth;
+/// What the fake narrowing was asked: the raw token, the narrowing and the instant.
+#[derive(Debug, Clone)]
+pub struct NarrowCall {
+    pub token: String,
+    pub narrowing: Narrowing,
+    pub now: DateTime<Utc>,
+}
 
-#[async_trait]
-impl AuthApi for FakeAuth {
-    async fn login(
-        &self,
-        _ctx: &CallerContext,
-        email: &str,
-        password: &str,
-    ) -> WardResult<Session> {
-        if email == ADMIN_EMAIL && password == ADMIN_PASSWORD {
-            Ok(Session {
-                token: ADMIN_TOKEN.into(),
-                expires_at: session_expiry(),
+/// Every call of the fake narrowing, in order.
+#[derive(Debug, Clone, Default)]
+pub struct NarrowLog(Arc<Mutex<Vec<NarrowCall>>>);
+
+impl NarrowLog {
+    pub fn calls(&self) -> Vec<NarrowCall> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// Stands in for `TokenVerifier::narrow`: checks the token as [`check_token`] does, refuses a
+/// narrowing that takes nothing away, records the call and answers `<token>.narrowed`.
+pub fn fake_narrow(log: NarrowLog) -> TokenNarrow {
+    Arc::new(
+        move |token: &str, narrowing: &Narrowing, now: DateTime<Utc>| {
+            check_token(token, now)?;
+            if *narrowing == Narrowing::default() {
+                return Err(WardError::invalid_field("narrowing", "nothing to narrow"));
+            }
+            log.0.lock().unwrap().push(NarrowCall {
+                token: token.to_string(),
+                narrowing: narrowing.clone(),
+                now,
+            });
+            let expires_at = match narrowing.expires_at_opt {
+                Some(until) => until.min(session_expiry()),
+                None => session_expiry(),
+            };
+            Ok(AccessToken {
+                token: format!("{token}.narrowed"),
+                expires_at,
             })
-        } else {
-            Err(WardError::Unauthenticated(
-                "invalid email or password".into(),
-            ))
-        }
-    }
-
-    async fn me(&self, ctx: &CallerContext) -> WardResult<UserInfo> {
-        let Some(principal) = ctx.principal() else {
-            return Err(WardError::Unauthenticated("no caller".into()));
-        };
-        Ok(UserInfo {
-            id: principal.user_id,
-            email: principal.email.clone(),
-            role: principal.role,
-        })
-    }
-
-    async fn create_user(&self, ctx: &CallerContext, _user: NewUser) -> WardResult<UserInfo> {
-        ctx.require(Right::UsersAdmin)?;
-        Err(WardError::Unavailable("not in this fake".into()))
-    }
-
-    async fn check_ready(&self) -> WardResult<()> {
-        Ok(())
-    }
+        },
+    )
 }
 
 #[derive(Default)]
@@ -311,12 +319,22 @@ pub fn fakes_with_store(
     patients: Arc<FakePatients>,
 ) -> ward_gateway::ApiBackends {
     ward_gateway::ApiBackends {
-        auth: Arc::new(FakeAuth),
+        auth: Arc::new(FakeAuth::default()),
         patients,
         billing: Arc::new(FakeBilling),
         analytics: Arc::new(FakeAnalytics {
             fail_internally: analytics_fails,
         }),
         token_check: Arc::new(check_token),
+        token_narrow: fake_narrow(NarrowLog::default()),
+    }
+}
+
+/// The fakes over an auth module and a narrowing log the test keeps handles on.
+pub fn fakes_with_auth(auth: Arc<FakeAuth>, narrow_log: NarrowLog) -> ward_gateway::ApiBackends {
+    ward_gateway::ApiBackends {
+        auth,
+        token_narrow: fake_narrow(narrow_log),
+        ..fakes(false)
     }
 }

@@ -38,8 +38,13 @@ async fn a_body_not_declared_as_json_is_a_415_problem_on_every_body_route() {
     for content_type_opt in content_types {
         let requests = [
             TestRequest::post().uri("/auth/login"),
+            TestRequest::post().uri("/auth/refresh"),
+            as_admin(TestRequest::post().uri("/auth/password")),
+            as_admin(TestRequest::post().uri("/auth/narrow")),
             as_admin(TestRequest::post().uri("/api/patients")),
             as_admin(TestRequest::put().uri(&format!("/api/patients/{id}"))),
+            as_admin(TestRequest::post().uri("/api/users")),
+            as_admin(TestRequest::patch().uri(&format!("/api/users/{id}"))),
         ];
         for request in requests {
             let mut request = request.set_payload(body.clone());

@@ -10,6 +10,8 @@ mod errors;
 mod fakes;
 mod helpers;
 mod hostile;
+mod narrow;
 mod ops;
 mod patients;
 mod security;
+mod users;

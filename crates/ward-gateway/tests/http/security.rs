@@ -175,7 +175,7 @@ async fn a_preflight_from_a_listed_origin_is_answered_204() {
     );
     assert_eq!(
         reply.header("access-control-allow-methods"),
-        Some("GET, POST, PUT, DELETE")
+        Some("GET, POST, PUT, PATCH, DELETE")
     );
     assert_eq!(
         reply.header("access-control-allow-headers"),
