@@ -363,6 +363,11 @@ impl Cluster {
         &self.nodes["gateway"]
     }
 
+    /// One running node by name ("auth", "patients", "patients-2", ...).
+    pub fn node(&self, name: &str) -> &TestApp {
+        &self.nodes[name]
+    }
+
     /// SIGTERM one node and wait for it to exit.
     pub fn stop_node(&mut self, name: &str) {
         if let Some(app) = self.nodes.remove(name) {

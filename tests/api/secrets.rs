@@ -18,7 +18,44 @@ async fn logs_hold_no_password_token_or_patient_data() {
     let app = TestApp::spawn_with_env(&dir.path, &["--demo"], &env).await;
 
     // Act: log in, fail a login, register, read, update and fail a create.
-    let token = app.demo_token().await;
+    let session: Value = app
+        .login("testuser@test.com", DEMO_PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let first_refresh_token = session["refreshToken"].as_str().unwrap().to_string();
+    let refreshed: Value = app
+        .client
+        .post(app.url("/auth/refresh"))
+        .json(&serde_json::json!({"refreshToken": first_refresh_token}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = refreshed["token"].as_str().unwrap().to_string();
+    let refresh_token = refreshed["refreshToken"].as_str().unwrap().to_string();
+    let narrowed: Value = app
+        .post(
+            &token,
+            "/auth/narrow",
+            &serde_json::json!({"readOnly": true}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let narrowed_token = narrowed["token"].as_str().unwrap().to_string();
+    app.get(&narrowed_token, "/api/patients").await;
+    let new_user = serde_json::json!({
+        "email": "quiet@ward.test",
+        "password": "an unlogged passphrase",
+        "role": "clinician",
+    });
+    app.post(&token, "/api/users", &new_user).await;
+    let _ = app.login("quiet@ward.test", "an unlogged passphrase").await;
     let _ = app.login("testuser@test.com", "not-the-password-9").await;
     let created: Value = app
         .post(
@@ -62,7 +99,11 @@ async fn logs_hold_no_password_token_or_patient_data() {
     for secret in [
         DEMO_PASSWORD,
         "not-the-password-9",
+        "an unlogged passphrase",
         token.as_str(),
+        first_refresh_token.as_str(),
+        refresh_token.as_str(),
+        narrowed_token.as_str(),
         "Zelda",
         "zelda.secret@example.com",
         "zelda.other",

@@ -43,8 +43,10 @@ token="$(curl -fs -X POST "http://$addr/auth/login" -H 'content-type: applicatio
   -d '{"email":"testuser@test.com","password":"password123"}' \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
 
+# Logging out would end the run's own session halfway; tests/api covers logout.
 schemathesis run "http://$addr/openapi.json" \
   --header "Authorization: Bearer $token" \
+  --exclude-path /auth/logout \
   --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
   --max-examples "${WARD_FUZZ_EXAMPLES:-50}" \
   --seed "${WARD_FUZZ_SEED:-20261125}"

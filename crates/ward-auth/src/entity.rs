@@ -20,6 +20,41 @@ pub(crate) mod users {
         /// A `UserRole` name, such as `clinician`.
         pub role: String,
         pub created_at: DateTimeUtc,
+        /// A disabled account cannot log in or refresh; its rows and history stay.
+        pub disabled: bool,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod refresh_tokens {
+    //! The `refresh_tokens` table: one row per refresh token, grouped by login session.
+
+    use sea_orm::entity::prelude::*;
+
+    /// A refresh token as stored: only its SHA-256, so a database leak reveals no usable token.
+    /// A login starts a session with one row; each refresh spends the current row and adds the
+    /// next one of the same session.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "refresh_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        /// The login session; access tokens carry it too.
+        pub session_id: Uuid,
+        pub user_id: Uuid,
+        /// Lowercase hex SHA-256 of the token text; never logged.
+        #[sea_orm(unique)]
+        pub token_hash: String,
+        pub created_at: DateTimeUtc,
+        pub expires_at: DateTimeUtc,
+        /// Set when the token was exchanged; a second use is a replay.
+        pub spent_at: Option<DateTimeUtc>,
+        /// Set by logout, a detected replay, a password change or disabling the account.
+        pub revoked_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,140 +1,158 @@
-//! [`AuthService`]: the in-process implementation of [`AuthApi`] over the `users` table.
+//! [`AuthService`]: the in-process implementation of [`AuthApi`] over the auth database.
+//!
+//! Logins and refreshes live in [`sessions`], account reads and admin changes in [`accounts`].
+//! Every change that revokes tokens writes its event to the outbox in the same transaction, then
+//! wakes the relay after the commit and, when asked, applies the revocation to this process's own
+//! set ([`AuthService::with_local_revocations`]).
 
-use std::str::FromStr;
+mod accounts;
+mod sessions;
+
 use std::sync::Arc;
 use std::time::Instant;
 
-use argon2::Argon2;
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Params;
 use async_trait::async_trait;
-use chrono::Utc;
-use email_address::{EmailAddress, Options as EmailOptions};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
-};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use sea_orm_migration::MigratorTrait;
+use uuid::Uuid;
 use ward_bus::AuthApi;
-use ward_bus::auth::{NewUser, Session, UserInfo};
-use ward_bus::db::{db_error, is_unique_violation, ping};
+use ward_bus::auth::{NewUser, PasswordChange, Session, UserChange, UserInfo};
+use ward_bus::db::{db_error, ping};
+use ward_bus::outbox::OutboxWaker;
+use ward_bus::revocation::Revocations;
 use ward_bus::token::TokenIssuer;
-use ward_core::{CallerContext, FieldError, Right, UserRole, WardError, WardResult};
+use ward_core::{CallerContext, Principal, WardError, WardResult};
 
-use crate::entity::users;
 use crate::migration::Migrator;
-
+use crate::password::{hash_password_blocking, load_common_passwords};
+use crate::revocation::Revocation;
+use crate::settings::AuthSettings;
 use crate::throttle::{LoginThrottle, account_key, addr_key};
-
-/// The one answer to any failed login, so a caller cannot tell which part was wrong.
-const INVALID_CREDENTIALS_MESSAGE: &str = "invalid email or password";
 
 /// The one answer to a throttled login, whether or not the account exists.
 const THROTTLED_MESSAGE: &str = "too many failed logins; try again later";
 
-const MIN_PASSWORD_CHARS: usize = 8;
-const MAX_PASSWORD_CHARS: usize = 128;
+/// The answer to a throttled password change.
+const THROTTLED_PASSWORD_CHECK_MESSAGE: &str = "too many wrong passwords; try again later";
 
-/// Longer login passwords are refused without hashing. Generous on purpose: it only bounds the
-/// work a hostile request can cause, and must stay above any password length ever accepted.
-const MAX_LOGIN_PASSWORD_BYTES: usize = 4 * 1024;
-
-/// RFC 5321 caps a forward path at 256 octets, so an address at 254.
-const MAX_EMAIL_BYTES: usize = 254;
-
-/// Accounts, passwords and access tokens, stored in the auth database.
+/// Accounts, passwords, sessions and access tokens, stored in the auth database.
 pub struct AuthService {
     db: DatabaseConnection,
     issuer: TokenIssuer,
-    access_token_ttl_secs: u64,
+    settings: AuthSettings,
+    /// New hashes use these; checked once in [`AuthService::open`].
+    argon2_params: Params,
     /// Verified against when the email is unknown, so both failures take the same time.
     dummy_password_hash: Arc<str>,
-    /// Failed logins per account and per client address, in this process only (see
+    /// Failed password checks per account and per client address, in this process only (see
     /// [`LoginThrottle`]: several auth tasks each keep their own counts).
     throttle: LoginThrottle,
+    /// Wakes the relay that moves this database's outbox to `ward.auth.v1`.
+    outbox: OutboxWaker,
+    /// This process's revocation set, updated right after each revoking commit.
+    local_revocations_opt: Option<Revocations>,
 }
 
 impl AuthService {
-    /// Builds the service over an open database; does not migrate (see [`AuthService::migrate`]).
+    /// Builds the service over an open, migrated database (see [`AuthService::migrate`]).
+    /// `outbox` is the waker of the relay that sends this database's `outbox` rows (see
+    /// [`ward_bus::outbox::OutboxRelay::waker`]). Invalid settings are `InvalidArgument` naming
+    /// the configuration key.
     pub async fn open(
         db: DatabaseConnection,
         issuer: TokenIssuer,
-        access_token_ttl_secs: u64,
+        settings: AuthSettings,
+        outbox: OutboxWaker,
     ) -> WardResult<Self> {
-        if access_token_ttl_secs == 0 {
-            return Err(WardError::invalid_field(
-                "auth.access_token_ttl_secs",
-                "access token lifetime must be at least one second",
-            ));
-        }
-        // Hashed with this build's parameters, so verifying it costs what a real check costs.
-        let dummy_password_hash =
-            hash_password_blocking("ward dummy password for unknown emails".to_string()).await?;
+        let argon2_params = settings.validate()?;
+        // Hashed with the configured cost, so checking it costs what a real check costs.
+        let dummy_password_hash = hash_password_blocking(
+            "ward dummy password for unknown emails".to_string(),
+            argon2_params.clone(),
+        )
+        .await?;
+        tokio::task::spawn_blocking(load_common_passwords)
+            .await
+            .map_err(|error| WardError::internal("loading the common passwords failed", error))?;
         Ok(Self {
             db,
             issuer,
-            access_token_ttl_secs,
+            settings,
+            argon2_params,
             dummy_password_hash: dummy_password_hash.into(),
             throttle: LoginThrottle::default(),
+            outbox,
+            local_revocations_opt: None,
         })
     }
 
-    /// Applies pending migrations of the auth database.
+    /// Also applies each revocation to `revocations` right after its commit, so tokens verified
+    /// in this process stop working at once; other processes learn it from the event.
+    pub fn with_local_revocations(mut self, revocations: Revocations) -> Self {
+        self.local_revocations_opt = Some(revocations);
+        self
+    }
+
+    /// Applies pending migrations of the auth database (including its `outbox` table).
     pub async fn migrate(db: &DatabaseConnection) -> WardResult<()> {
         Migrator::up(db, None)
             .await
             .map_err(|error| db_error("cannot migrate the auth database", error))
     }
 
-    /// Checks the credentials and issues a session; every failure is the same `Unauthenticated`.
-    async fn check_credentials(
-        &self,
-        email_normalized: &str,
-        password: &str,
-    ) -> WardResult<Session> {
-        if password.len() > MAX_LOGIN_PASSWORD_BYTES {
-            tracing::info!(reason = "password_too_long", "login rejected");
-            return Err(invalid_credentials());
-        }
-        let user_opt = self.find_by_normalized_email(email_normalized).await?;
-        let password_hash = match &user_opt {
-            Some(user) => user.password_hash.clone(),
-            None => self.dummy_password_hash.to_string(),
-        };
-        let password_matches =
-            verify_password_blocking(password.to_string(), password_hash).await?;
-        let Some(user) = user_opt else {
-            tracing::info!(reason = "unknown_email", "login rejected");
-            return Err(invalid_credentials());
-        };
-        if !password_matches {
-            tracing::info!(reason = "wrong_password", user_id = %user.id, "login rejected");
-            return Err(invalid_credentials());
-        }
-        let user_info = user_info_from_model(user)?;
-        let session = self
-            .issuer
-            .issue(&user_info, self.access_token_ttl_secs, Utc::now())?;
-        tracing::info!(user_id = %user_info.id, role = %user_info.role, "login succeeded");
-        Ok(session)
+    /// Starts a write transaction: IMMEDIATE on SQLite, so a read-then-write never fails on a
+    /// lock upgrade and concurrent writers wait their turn (see [`ward_bus::db::write_transaction`]).
+    async fn begin_write(&self, context: &str) -> WardResult<DatabaseTransaction> {
+        self.db
+            .begin_with_options(ward_bus::db::write_transaction())
+            .await
+            .map_err(|error| db_error(context, error))
     }
 
-    async fn find_by_normalized_email(
+    /// Commits a change whose `revocation` event is in `txn`'s outbox rows, then wakes the relay
+    /// and applies the revocation locally.
+    async fn commit_with_revocation(
         &self,
-        email_normalized: &str,
-    ) -> WardResult<Option<users::Model>> {
-        users::Entity::find()
-            .filter(users::Column::EmailNormalized.eq(email_normalized))
-            .one(&self.db)
+        txn: DatabaseTransaction,
+        revocation: Revocation,
+        context: &str,
+    ) -> WardResult<()> {
+        txn.commit()
             .await
-            .map_err(|error| db_error("cannot look up the account", error))
+            .map_err(|error| db_error(context, error))?;
+        self.outbox.wake();
+        revocation.log();
+        if let Some(local_revocations) = &self.local_revocations_opt {
+            revocation.apply_to(local_revocations);
+        }
+        Ok(())
     }
+}
+
+/// The caller's principal, or `Unauthenticated`.
+fn require_principal(ctx: &CallerContext) -> WardResult<&Principal> {
+    ctx.principal()
+        .ok_or_else(|| WardError::Unauthenticated("a valid bearer token is required".into()))
+}
+
+/// The caller's principal, refused when the token was narrowed: such a token is meant for a
+/// third-party app, which must not end the session or change the account.
+fn require_full_principal<'a>(ctx: &'a CallerContext, action: &str) -> WardResult<&'a Principal> {
+    let principal = require_principal(ctx)?;
+    if principal.is_narrowed() {
+        return Err(WardError::Forbidden(format!(
+            "a narrowed token cannot {action}"
+        )));
+    }
+    Ok(principal)
 }
 
 #[async_trait]
 impl AuthApi for AuthService {
     #[tracing::instrument(name = "auth.login", skip_all, fields(request_id = %ctx.request_id()))]
     async fn login(&self, ctx: &CallerContext, email: &str, password: &str) -> WardResult<Session> {
-        let email_normalized = normalize_email(email);
+        let email_normalized = accounts::normalize_email(email);
         let account = account_key(&email_normalized);
         let addr_opt = ctx.client_addr().map(addr_key);
         let keys: Vec<String> = std::iter::once(account.clone())
@@ -170,221 +188,71 @@ impl AuthApi for AuthService {
         outcome
     }
 
+    #[tracing::instrument(name = "auth.refresh", skip_all, fields(request_id = %ctx.request_id()))]
+    async fn refresh(&self, ctx: &CallerContext, refresh_token: &str) -> WardResult<Session> {
+        self.rotate_refresh_token(ctx, refresh_token).await
+    }
+
+    #[tracing::instrument(name = "auth.logout", skip_all, fields(request_id = %ctx.request_id()))]
+    async fn logout(&self, ctx: &CallerContext) -> WardResult<()> {
+        let principal = require_full_principal(ctx, "end the session")?;
+        self.end_session(ctx, principal).await
+    }
+
+    #[tracing::instrument(name = "auth.change_password", skip_all, fields(request_id = %ctx.request_id()))]
+    async fn change_password(&self, ctx: &CallerContext, change: PasswordChange) -> WardResult<()> {
+        let principal = require_full_principal(ctx, "change the password")?;
+        accounts::validate_password_change(&change)?;
+        let user = self.find_usable_account(principal.user_id).await?;
+        // The same per-account count as logins: proving the current password here must not be
+        // a way around the login throttle.
+        let account = account_key(&user.email_normalized);
+        let keys = [account.clone()];
+        let started_at = Instant::now();
+        if let Err(retry_after_secs) = self.throttle.try_begin(&keys, started_at) {
+            tracing::info!(reason = "throttled", user_id = %user.id, retry_after_secs, "password change rejected");
+            return Err(WardError::too_many_requests(
+                THROTTLED_PASSWORD_CHECK_MESSAGE,
+                retry_after_secs,
+            ));
+        }
+        let outcome = self.replace_password(ctx, user, change).await;
+        match &outcome {
+            Ok(()) => self.throttle.clear(&account),
+            Err(WardError::Unauthenticated(_)) => {}
+            Err(_) => self.throttle.forgive(&account, started_at),
+        }
+        outcome
+    }
+
     #[tracing::instrument(name = "auth.me", skip_all, fields(request_id = %ctx.request_id()))]
     async fn me(&self, ctx: &CallerContext) -> WardResult<UserInfo> {
-        let Some(principal) = ctx.principal() else {
-            return Err(WardError::Unauthenticated(
-                "a valid bearer token is required".into(),
-            ));
-        };
-        let user_opt = users::Entity::find_by_id(principal.user_id)
-            .one(&self.db)
-            .await
-            .map_err(|error| db_error("cannot look up the account", error))?;
-        let Some(user) = user_opt else {
-            return Err(WardError::Unauthenticated(
-                "the account behind this token no longer exists".into(),
-            ));
-        };
-        user_info_from_model(user)
+        let principal = require_principal(ctx)?;
+        let user = self.find_usable_account(principal.user_id).await?;
+        accounts::user_info_from_model(user)
     }
 
     #[tracing::instrument(name = "auth.create_user", skip_all, fields(request_id = %ctx.request_id()))]
     async fn create_user(&self, ctx: &CallerContext, user: NewUser) -> WardResult<UserInfo> {
-        ctx.require(Right::UsersAdmin)?;
-        validate_new_user(&user)?;
-        let email = user.email.trim().to_string();
-        let email_normalized = normalize_email(&email);
-        let password_hash = hash_password_blocking(user.password).await?;
+        self.insert_user(ctx, user).await
+    }
 
-        let new_row = users::ActiveModel {
-            id: ActiveValue::Set(ward_core::id::new_id()),
-            email: ActiveValue::Set(email),
-            email_normalized: ActiveValue::Set(email_normalized),
-            password_hash: ActiveValue::Set(password_hash),
-            role: ActiveValue::Set(user.role.as_str().to_string()),
-            created_at: ActiveValue::Set(Utc::now()),
-        };
-        // The unique index decides, so two concurrent requests cannot both succeed.
-        let inserted = new_row.insert(&self.db).await.map_err(|error| {
-            if is_unique_violation(&error) {
-                WardError::AlreadyExists("Email address already exists".into())
-            } else {
-                db_error("cannot create the account", error)
-            }
-        })?;
-        let user_info = user_info_from_model(inserted)?;
-        tracing::info!(user_id = %user_info.id, role = %user_info.role, actor = %ctx.actor(), "account created");
-        Ok(user_info)
+    #[tracing::instrument(name = "auth.list_users", skip_all, fields(request_id = %ctx.request_id()))]
+    async fn list_users(&self, ctx: &CallerContext) -> WardResult<Vec<UserInfo>> {
+        self.all_users(ctx).await
+    }
+
+    #[tracing::instrument(name = "auth.update_user", skip_all, fields(request_id = %ctx.request_id(), %user_id))]
+    async fn update_user(
+        &self,
+        ctx: &CallerContext,
+        user_id: Uuid,
+        change: UserChange,
+    ) -> WardResult<UserInfo> {
+        self.change_user(ctx, user_id, change).await
     }
 
     async fn check_ready(&self) -> WardResult<()> {
         ping(&self.db, "auth").await
-    }
-}
-
-fn invalid_credentials() -> WardError {
-    WardError::Unauthenticated(INVALID_CREDENTIALS_MESSAGE.into())
-}
-
-/// The form uniqueness and logins use: `Ada@Example.com ` and `ada@example.com` are one account.
-fn normalize_email(email: &str) -> String {
-    email.trim().to_lowercase()
-}
-
-/// Reports every failing field at once.
-fn validate_new_user(user: &NewUser) -> WardResult<()> {
-    let mut errors = Vec::new();
-    if !is_valid_email(user.email.trim()) {
-        errors.push(FieldError {
-            field: "email".into(),
-            message: "email must be a valid address".into(),
-        });
-    }
-    let num_password_chars = user.password.chars().count();
-    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&num_password_chars) {
-        errors.push(FieldError {
-            field: "password".into(),
-            message: format!(
-                "password must be between {MIN_PASSWORD_CHARS} and {MAX_PASSWORD_CHARS} characters"
-            ),
-        });
-    }
-    match errors.len() {
-        0 => Ok(()),
-        1 => {
-            let detail = errors[0].message.clone();
-            Err(WardError::invalid(detail, errors))
-        }
-        num_errors => Err(WardError::invalid(
-            format!("the account has {num_errors} invalid fields"),
-            errors,
-        )),
-    }
-}
-
-/// A plain `local@domain.tld` address: no display name, no IP literal, a dotted domain.
-fn is_valid_email(email: &str) -> bool {
-    let options = EmailOptions::default()
-        .with_required_tld()
-        .without_domain_literal()
-        .without_display_text();
-    let is_too_long = email.len() > MAX_EMAIL_BYTES;
-    !is_too_long && EmailAddress::parse_with_options(email, options).is_ok()
-}
-
-fn user_info_from_model(user: users::Model) -> WardResult<UserInfo> {
-    let role = UserRole::from_str(&user.role)
-        .map_err(|error| WardError::internal("a stored account has an unknown role", error))?;
-    Ok(UserInfo {
-        id: user.id,
-        email: user.email,
-        role,
-    })
-}
-
-/// Hashes with argon2id and default parameters off the async threads (it takes tens of ms).
-async fn hash_password_blocking(password: String) -> WardResult<String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|error| WardError::internal("cannot hash the password", error))
-    })
-    .await
-    .map_err(|error| WardError::internal("password hashing task failed", error))?
-}
-
-/// Checks `password` against a stored PHC string off the async threads. A stored hash that does
-/// not parse is a data bug, reported as `Internal` rather than as a wrong password.
-async fn verify_password_blocking(password: String, password_hash: String) -> WardResult<bool> {
-    tokio::task::spawn_blocking(move || {
-        let parsed_hash = PasswordHash::new(&password_hash)
-            .map_err(|error| WardError::internal("a stored password hash is invalid", error))?;
-        Ok(Argon2::default()
-            .verify_password(password.as_bytes(), &parsed_hash)
-            .is_ok())
-    })
-    .await
-    .map_err(|error| WardError::internal("password check task failed", error))?
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn new_user(email: &str, password: &str) -> NewUser {
-        NewUser {
-            email: email.into(),
-            password: password.into(),
-            role: UserRole::Clinician,
-        }
-    }
-
-    #[test]
-    fn emails_normalize_to_trimmed_lowercase() {
-        assert_eq!(normalize_email("  Ada@Example.COM "), "ada@example.com");
-    }
-
-    #[test]
-    fn email_validation_wants_a_plain_address() {
-        assert!(is_valid_email("ada@example.com"));
-        assert!(is_valid_email("ada.lovelace+ward@clinic.example.org"));
-        for invalid in [
-            "",
-            "ada",
-            "ada@",
-            "@example.com",
-            "ada@localhost",
-            "Ada <ada@example.com>",
-            "ada@[127.0.0.1]",
-            "ada @example.com",
-        ] {
-            assert!(!is_valid_email(invalid), "{invalid}");
-        }
-        let too_long = format!("{}@{}.com", "a".repeat(64), "b".repeat(200));
-        assert!(!is_valid_email(&too_long));
-    }
-
-    #[test]
-    fn password_length_is_checked_in_characters() {
-        assert!(validate_new_user(&new_user("a@example.com", "12345678")).is_ok());
-        assert!(validate_new_user(&new_user("a@example.com", &"é".repeat(128))).is_ok());
-        let too_short = validate_new_user(&new_user("a@example.com", "1234567")).unwrap_err();
-        assert_eq!(too_short.field_errors()[0].field, "password");
-        let too_long = validate_new_user(&new_user("a@example.com", &"x".repeat(129)));
-        assert!(too_long.is_err());
-    }
-
-    #[test]
-    fn every_failing_field_is_reported() {
-        let error = validate_new_user(&new_user("nope", "short")).unwrap_err();
-        let fields: Vec<&str> = error
-            .field_errors()
-            .iter()
-            .map(|field_error| field_error.field.as_str())
-            .collect();
-        assert_eq!(fields, vec!["email", "password"]);
-    }
-
-    #[tokio::test]
-    async fn password_hash_verifies_only_the_same_password() {
-        let hash = hash_password_blocking("correct horse".into())
-            .await
-            .unwrap();
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(
-            verify_password_blocking("correct horse".into(), hash.clone())
-                .await
-                .unwrap()
-        );
-        assert!(
-            !verify_password_blocking("wrong horse".into(), hash)
-                .await
-                .unwrap()
-        );
-        let corrupt = verify_password_blocking("x".into(), "not a hash".into()).await;
-        assert!(matches!(corrupt, Err(WardError::Internal(_))));
     }
 }

@@ -107,8 +107,7 @@ pub trait AuthApi: Send + Sync + 'static {
 
     /// Changes the caller's own password after checking the current one (a mismatch is
     /// `Unauthenticated`); every session of the account is revoked, this one included.
-    async fn change_password(&self, ctx: &CallerContext, change: PasswordChange)
-    -> WardResult<()>;
+    async fn change_password(&self, ctx: &CallerContext, change: PasswordChange) -> WardResult<()>;
 
     /// The account behind the caller's token; `Unauthenticated` if it no longer exists.
     async fn me(&self, ctx: &CallerContext) -> WardResult<UserInfo>;

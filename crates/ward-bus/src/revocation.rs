@@ -102,7 +102,9 @@ impl Revocations {
 
     // A poisoned lock only means a panic elsewhere mid-insert; the maps are still consistent.
     fn read(&self) -> std::sync::RwLockReadGuard<'_, RevocationSet> {
-        self.inner.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, RevocationSet> {
@@ -115,14 +117,14 @@ impl Revocations {
 impl RevocationSet {
     fn forget_before(&mut self, horizon: DateTime<Utc>) {
         self.sessions.retain(|_, revoked_at| *revoked_at >= horizon);
-        self.users.retain(|_, revoked_before| *revoked_before >= horizon);
+        self.users
+            .retain(|_, revoked_before| *revoked_before >= horizon);
     }
 }
 
 fn parse_id(raw: &str, field: &str) -> WardResult<Uuid> {
-    Uuid::parse_str(raw).map_err(|error| {
-        ward_core::WardError::invalid_field(field, format!("not a UUID: {error}"))
-    })
+    Uuid::parse_str(raw)
+        .map_err(|error| ward_core::WardError::invalid_field(field, format!("not a UUID: {error}")))
 }
 
 fn parse_instant(raw: &str, field: &str) -> WardResult<DateTime<Utc>> {

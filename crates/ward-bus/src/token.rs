@@ -477,7 +477,10 @@ impl AccessPolicy for TokenPolicy {
         let mut authorizer = authorizer_builder
             .build(&self.biscuit)
             .map_err(|e| e.to_string())?;
-        authorizer.authorize().map(|_| ()).map_err(|e| e.to_string())
+        authorizer
+            .authorize()
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     fn is_narrowed(&self) -> bool {
@@ -680,7 +683,12 @@ mod tests {
     fn token_is_rejected_from_its_expiry_on() {
         let issuer = test_issuer();
         let session = issuer
-            .issue(&user(UserRole::Admin), Uuid::now_v7(), 60, at(1_700_000_000))
+            .issue(
+                &user(UserRole::Admin),
+                Uuid::now_v7(),
+                60,
+                at(1_700_000_000),
+            )
             .unwrap();
         let verifier = issuer.verifier();
         assert!(verifier.verify(&session.token, at(1_700_000_059)).is_ok());
@@ -702,7 +710,9 @@ mod tests {
         let issuer = test_issuer();
         let verifier = issuer.verifier();
         let now = at(1_700_000_000);
-        let session = issuer.issue(&user(UserRole::Admin), Uuid::now_v7(), 60, now).unwrap();
+        let session = issuer
+            .issue(&user(UserRole::Admin), Uuid::now_v7(), 60, now)
+            .unwrap();
         let mut tampered = session.token.clone().into_bytes();
         let middle = tampered.len() / 2;
         tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
@@ -735,7 +745,10 @@ mod tests {
             ("user_id".to_string(), Term::Str(clinician.id.to_string())),
             ("email".to_string(), Term::Str(clinician.email.clone())),
             ("role".to_string(), Term::Str("clinician".into())),
-            ("session_id".to_string(), Term::Str(Uuid::now_v7().to_string())),
+            (
+                "session_id".to_string(),
+                Term::Str(Uuid::now_v7().to_string()),
+            ),
             ("issued_at_ms".to_string(), Term::Integer(1_700_000_000_000)),
             ("expires_at".to_string(), Term::Date(1_700_000_060)),
         ]);
@@ -762,7 +775,9 @@ mod tests {
         let issuer = test_issuer();
         let verifier = issuer.verifier();
         let now = at(1_700_000_000);
-        let session = issuer.issue(&user(UserRole::Analyst), Uuid::now_v7(), 600, now).unwrap();
+        let session = issuer
+            .issue(&user(UserRole::Analyst), Uuid::now_v7(), 600, now)
+            .unwrap();
         let biscuit = Biscuit::from_base64(&session.token, issuer.key_pair.public()).unwrap();
 
         // A holder cannot add identity or rights in an appended block.
@@ -803,9 +818,7 @@ mod tests {
         let verifier = issuer.verifier();
         let now = at(1_700_000_000);
         for role in UserRole::ALL {
-            let session = issuer
-                .issue(&user(role), Uuid::now_v7(), 600, now)
-                .unwrap();
+            let session = issuer.issue(&user(role), Uuid::now_v7(), 600, now).unwrap();
             let principal = verifier.verify(&session.token, now).unwrap();
             assert!(!principal.is_narrowed());
             for (right, patient_ids) in accesses() {
@@ -837,9 +850,7 @@ mod tests {
             },
         ];
         for role in UserRole::ALL {
-            let session = issuer
-                .issue(&user(role), Uuid::now_v7(), 600, now)
-                .unwrap();
+            let session = issuer.issue(&user(role), Uuid::now_v7(), 600, now).unwrap();
             let parent = verifier.verify(&session.token, now).unwrap();
             for narrowing in &narrowings {
                 let narrowed = verifier.narrow(&session.token, narrowing, now).unwrap();
@@ -861,14 +872,20 @@ mod tests {
                     let child_allows = child.policy.authorize(right, &patient_ids).is_ok();
                     let grandchild_allows =
                         grandchild.policy.authorize(right, &patient_ids).is_ok();
-                    assert!(!child_allows || parent_allows, "{role} {right} {narrowing:?}");
+                    assert!(
+                        !child_allows || parent_allows,
+                        "{role} {right} {narrowing:?}"
+                    );
                     assert!(!grandchild_allows || child_allows, "{role} {right}");
                     let expected = parent_allows
                         && (!narrowing.read_only || right.as_str().ends_with(":read"))
-                        && narrowing
-                            .patient_id_opt
-                            .is_none_or(|only| !patient_ids.is_empty() && patient_ids.iter().all(|id| *id == only));
-                    assert_eq!(child_allows, expected, "{role} {right} {patient_ids:?} {narrowing:?}");
+                        && narrowing.patient_id_opt.is_none_or(|only| {
+                            !patient_ids.is_empty() && patient_ids.iter().all(|id| *id == only)
+                        });
+                    assert_eq!(
+                        child_allows, expected,
+                        "{role} {right} {patient_ids:?} {narrowing:?}"
+                    );
                 }
             }
         }
@@ -885,7 +902,10 @@ mod tests {
         let error = verifier
             .narrow(&session.token, &Narrowing::default(), now)
             .unwrap_err();
-        assert!(matches!(error, WardError::InvalidArgument { .. }), "{error:?}");
+        assert!(
+            matches!(error, WardError::InvalidArgument { .. }),
+            "{error:?}"
+        );
         let read_only = Narrowing {
             read_only: true,
             ..Narrowing::default()
@@ -961,7 +981,9 @@ mod tests {
     fn hostile_rules_hit_the_limits() {
         let issuer = test_issuer();
         let now = at(1_700_000_000);
-        let session = issuer.issue(&user(UserRole::Admin), Uuid::now_v7(), 600, now).unwrap();
+        let session = issuer
+            .issue(&user(UserRole::Admin), Uuid::now_v7(), 600, now)
+            .unwrap();
         let biscuit = Biscuit::from_base64(&session.token, issuer.key_pair.public()).unwrap();
         // A cross product of 20 facts three times over: 8000 facts.
         let mut hostile_code = String::new();
@@ -991,7 +1013,9 @@ mod tests {
 
         // Assert
         let now = at(1_700_000_000);
-        let session = issuer.issue(&user(UserRole::Billing), Uuid::now_v7(), 60, now).unwrap();
+        let session = issuer
+            .issue(&user(UserRole::Billing), Uuid::now_v7(), 60, now)
+            .unwrap();
         assert_eq!(
             verifier.verify(&session.token, now).unwrap().role,
             UserRole::Billing
@@ -1072,7 +1096,9 @@ mod tests {
         let issuer = TokenIssuer::from_file(&private_path).unwrap();
         let verifier = TokenVerifier::from_file(&public_path).unwrap();
         let now = at(1_700_000_000);
-        let session = issuer.issue(&user(UserRole::Admin), Uuid::now_v7(), 60, now).unwrap();
+        let session = issuer
+            .issue(&user(UserRole::Admin), Uuid::now_v7(), 60, now)
+            .unwrap();
         assert!(verifier.verify(&session.token, now).is_ok());
         let _ = std::fs::remove_dir_all(&folder);
     }

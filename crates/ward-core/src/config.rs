@@ -59,6 +59,32 @@ pub struct ServerOptions {
     /// empty (the default) allows none. A list or one comma-separated string.
     #[serde(default, deserialize_with = "string_or_list")]
     pub cors_allowed_origins: Vec<String>,
+    /// Proxies (IPs or CIDR ranges, e.g. the load balancer's subnet) whose `X-Forwarded-For`
+    /// names the client. Empty (the default): the TCP peer is the client, and the header is
+    /// ignored, so a client cannot choose the address it is throttled and audited under.
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl ServerOptions {
+    /// The parsed `trusted_proxies`; entries that do not parse were refused by validation.
+    pub fn trusted_proxy_nets(&self) -> Vec<ipnet::IpNet> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|entry| parse_ip_net(entry))
+            .collect()
+    }
+}
+
+/// An IP range (`10.0.0.0/16`) or one address (`10.0.0.7`, taken as /32 or /128).
+fn parse_ip_net(raw: &str) -> Option<ipnet::IpNet> {
+    let trimmed = raw.trim();
+    trimmed.parse::<ipnet::IpNet>().ok().or_else(|| {
+        trimmed
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
 }
 
 /// One database URL per module; `sqlite://...` embedded, `postgres://...` in production.
@@ -216,6 +242,7 @@ impl Default for Config {
                 ops_addr: SocketAddr::from(([0, 0, 0, 0], 9090)),
                 shutdown_grace_secs: 10,
                 cors_allowed_origins: Vec::new(),
+                trusted_proxies: Vec::new(),
             },
             database: DatabaseOptions {
                 auth: SecretUrl::new("sqlite://data/auth.db?mode=rwc"),
@@ -442,6 +469,15 @@ impl Config {
                     &format!("database.{role}"),
                     url.redacted(),
                     "must start with sqlite:, postgres:// or postgresql://",
+                ));
+            }
+        }
+        for proxy in &self.server.trusted_proxies {
+            if parse_ip_net(proxy).is_none() {
+                return Err(fail(
+                    "server.trusted_proxies",
+                    proxy.clone(),
+                    "a proxy is an IP address or a CIDR range, such as 10.0.0.0/16",
                 ));
             }
         }

@@ -52,9 +52,9 @@ fn authenticate(request: &HttpRequest) -> WardResult<Caller> {
     let principal = (backends.token_check)(token, Utc::now())?;
     let request_id = request_id_of(request);
     let mut context = CallerContext::authenticated(principal.clone(), token, request_id.as_str());
-    // The TCP peer's IP, for the audit trail (as `routes::auth::login` does for throttling).
-    if let Some(peer) = request.peer_addr() {
-        context = context.with_client_addr(peer.ip().to_string());
+    // For the audit trail (and throttling of password changes).
+    if let Some(addr) = crate::client_addr::client_addr(request) {
+        context = context.with_client_addr(addr);
     }
     Ok(Caller { principal, context })
 }

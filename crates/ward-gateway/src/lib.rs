@@ -10,6 +10,7 @@
 //! Mount [`api_config`] on the public listener and [`ops_config`] on the ops listener.
 
 mod caller;
+mod client_addr;
 mod dto;
 mod json;
 mod metrics;
@@ -104,6 +105,8 @@ pub fn api_config_with_backends(
     let backends = web::Data::new(backends);
     let health = web::Data::new(health);
     let cors_policy = security::CorsPolicy::new(&options);
+    let trusted_proxies =
+        web::Data::new(client_addr::TrustedProxies::new(&options.trusted_proxies));
     move |cfg: &mut ServiceConfig| {
         let cors_policy = cors_policy.clone();
         // The security middleware is inner so that its preflight answers still get a request id
@@ -115,6 +118,7 @@ pub fn api_config_with_backends(
         let scope = web::scope("")
             .app_data(backends.clone())
             .app_data(health.clone())
+            .app_data(trusted_proxies.clone())
             .app_data(problem::json_config(JSON_BODY_LIMIT_BYTES))
             .app_data(problem::path_config())
             .app_data(problem::query_config())

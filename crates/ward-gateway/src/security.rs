@@ -21,6 +21,8 @@ pub struct GatewayOptions {
     /// Browser origins (`scheme://host[:port]`) allowed to call the API cross-origin. Empty means
     /// no CORS headers at all, so browsers keep the same-origin policy.
     pub cors_allowed_origins: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` names the client (`server.trusted_proxies`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 const JSON_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
@@ -183,6 +185,7 @@ mod tests {
     #[test]
     fn origins_match_exactly_ignoring_case_and_a_trailing_slash() {
         let policy = CorsPolicy::new(&GatewayOptions {
+            trusted_proxies: Vec::new(),
             cors_allowed_origins: vec!["https://Clinic.example/".into()],
         });
         let mut headers = HeaderMap::new();

@@ -30,8 +30,21 @@ pub fn load_issuer(config: &Config) -> WardResult<TokenIssuer> {
     TokenIssuer::from_file(private_path)
 }
 
-/// The verifier every process needs; from the issuer when auth runs here.
+/// The verifier every process needs (from the issuer when auth runs here), trusting also the
+/// earlier keys listed in `auth.trusted_public_key_files`.
 pub fn load_verifier(
+    config: &Config,
+    roles: &[Role],
+    issuer_opt: Option<&TokenIssuer>,
+) -> WardResult<TokenVerifier> {
+    let mut verifier = current_verifier(config, roles, issuer_opt)?;
+    for path in &config.auth.trusted_public_key_files {
+        verifier = verifier.trusting_file(path)?;
+    }
+    Ok(verifier)
+}
+
+fn current_verifier(
     config: &Config,
     roles: &[Role],
     issuer_opt: Option<&TokenIssuer>,

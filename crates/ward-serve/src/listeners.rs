@@ -118,6 +118,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> WardResult<()> {
     if let Some(http_listener) = http_listener_opt {
         let gateway_options = ward_gateway::GatewayOptions {
             cors_allowed_origins: config.server.cors_allowed_origins.clone(),
+            trusted_proxies: config.server.trusted_proxy_nets(),
         };
         let api_config =
             ward_gateway::api_config(services.clone(), health.clone(), gateway_options);

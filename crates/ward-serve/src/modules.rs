@@ -9,12 +9,12 @@ use futures::future::BoxFuture;
 use sea_orm::DatabaseConnection;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use ward_auth::AuthService;
+use ward_auth::{AuthService, AuthSettings};
 use ward_bus::consumer::Consumer;
 use ward_bus::events::{ALL_TOPICS, EventLogHandle};
 use ward_bus::local_log::LocalEventLog;
-use ward_bus::outbox::OutboxRelay;
-use ward_bus::token::TokenIssuer;
+use ward_bus::outbox::{OutboxRelay, OutboxWaker};
+use ward_bus::revocation::RevocationFeed;
 use ward_bus::{AnalyticsClient, AuthClient, BillingClient, PatientsClient, Services};
 use ward_core::config::{Config, EventBackend};
 use ward_core::{Role, WardError, WardResult};
@@ -23,13 +23,17 @@ use crate::grpc_server::LocalGrpcServices;
 use crate::keys::{load_issuer, load_verifier};
 use crate::peers::MissingPeer;
 
+/// How long start-up waits to read the revocations before it serves anyway (the feed goes on).
+const REVOCATION_CATCH_UP_LIMIT: Duration = Duration::from_secs(5);
+
 /// A readiness probe for one component.
 pub type ReadyCheck = Arc<dyn Fn() -> BoxFuture<'static, WardResult<()>> + Send + Sync>;
 
-/// A background loop: an outbox relay or an event consumer.
+/// A background loop: an outbox relay, an event consumer, or the revocation feed.
 pub enum Worker {
     Relay(OutboxRelay),
     Consumer(Consumer),
+    Revocations(RevocationFeed),
 }
 
 impl Worker {
@@ -37,6 +41,7 @@ impl Worker {
         match self {
             Worker::Relay(relay) => tokio::spawn(relay.run(cancel, poll_interval)),
             Worker::Consumer(consumer) => tokio::spawn(consumer.run(cancel, poll_interval)),
+            Worker::Revocations(feed) => tokio::spawn(feed.run(cancel, poll_interval)),
         }
     }
 }
@@ -60,50 +65,66 @@ pub async fn build_node(config: &Config, roles: &[Role]) -> WardResult<Node> {
     );
     let mut workers = Vec::new();
     let mut ready_checks: Vec<(String, ReadyCheck)> = Vec::new();
-    let needs_log = roles
-        .iter()
-        .any(|role| matches!(role, Role::Patients | Role::Billing | Role::Analytics));
-    let log_opt = if needs_log {
-        let log = open_event_log(config).await?;
-        let probe_log = log.clone();
-        ready_checks.push((
-            format!("event-log:{}", log.backend_name()),
-            Arc::new(move || {
-                let log = probe_log.clone();
-                Box::pin(async move { log.check_ready().await })
-            }),
-        ));
-        Some(log)
+    // Every process verifies tokens, so every process follows the revocations on the log.
+    let log = open_event_log(config).await?;
+    let probe_log = log.clone();
+    ready_checks.push((
+        format!("event-log:{}", log.backend_name()),
+        Arc::new(move || {
+            let log = probe_log.clone();
+            Box::pin(async move { log.check_ready().await })
+        }),
+    ));
+
+    let issuer_opt = if roles.contains(&Role::Auth) {
+        Some(load_issuer(config)?)
     } else {
         None
     };
+    let tokens = load_verifier(config, roles, issuer_opt.as_ref())?;
+    let mut feed = RevocationFeed::new(log.clone(), tokens.revocations().clone());
+    // Revocations issued while this process was down count before its first request. A log that
+    // cannot answer yet does not stop start-up: the feed retries, and readiness reports the log.
+    match tokio::time::timeout(REVOCATION_CATCH_UP_LIMIT, feed.catch_up()).await {
+        Ok(Ok(num_read)) => tracing::info!(num_read, "read the revocations on the event log"),
+        Ok(Err(error)) => tracing::warn!(%error, "cannot read the revocations yet; retrying"),
+        Err(_) => tracing::warn!("the revocations are still loading; continuing in the background"),
+    }
+    workers.push(Worker::Revocations(feed));
 
-    let mut issuer_opt: Option<TokenIssuer> = None;
-    let auth: AuthClient = if roles.contains(&Role::Auth) {
-        let issuer = load_issuer(config)?;
-        issuer_opt = Some(issuer.clone());
-        let db = open_database(config, Role::Auth, migrate).await?;
-        Arc::new(AuthService::open(db, issuer, config.auth.access_token_ttl_secs).await?)
-    } else {
-        match peer_channel(config, Role::Auth).await? {
+    let auth: AuthClient = match issuer_opt {
+        Some(issuer) => {
+            let db = open_database(config, Role::Auth, migrate).await?;
+            let relay = OutboxRelay::new("auth", db.clone(), log.clone());
+            let service = AuthService::open(
+                db,
+                issuer,
+                AuthSettings::from_config(&config.auth),
+                relay.waker(),
+            )
+            .await?
+            .with_local_revocations(tokens.revocations().clone());
+            workers.push(Worker::Relay(relay));
+            Arc::new(service)
+        }
+        None => match peer_channel(config, Role::Auth).await? {
             Some(channel) => Arc::new(
                 ward_auth::AuthGrpcClient::new(channel)
                     .with_addresses(config.peers.for_role(Role::Auth)),
             ),
             None => Arc::new(MissingPeer::new(Role::Auth)),
-        }
+        },
     };
-    let tokens = load_verifier(config, roles, issuer_opt.as_ref())?;
 
-    let patients: PatientsClient = match (&log_opt, roles.contains(&Role::Patients)) {
-        (Some(log), true) => {
+    let patients: PatientsClient = match roles.contains(&Role::Patients) {
+        true => {
             let db = open_database(config, Role::Patients, migrate).await?;
             let relay = OutboxRelay::new("patients", db.clone(), log.clone());
             let service = ward_patients::PatientsService::new(db, relay.waker());
             workers.push(Worker::Relay(relay));
             Arc::new(service)
         }
-        _ => match peer_channel(config, Role::Patients).await? {
+        false => match peer_channel(config, Role::Patients).await? {
             Some(channel) => Arc::new(
                 ward_patients::PatientsGrpcClient::new(channel)
                     .with_addresses(config.peers.for_role(Role::Patients)),
@@ -112,8 +133,8 @@ pub async fn build_node(config: &Config, roles: &[Role]) -> WardResult<Node> {
         },
     };
 
-    let billing: BillingClient = match (&log_opt, roles.contains(&Role::Billing)) {
-        (Some(log), true) => {
+    let billing: BillingClient = match roles.contains(&Role::Billing) {
+        true => {
             let db = open_database(config, Role::Billing, migrate).await?;
             let relay = OutboxRelay::new("billing", db.clone(), log.clone());
             let waker = relay.waker();
@@ -123,7 +144,7 @@ pub async fn build_node(config: &Config, roles: &[Role]) -> WardResult<Node> {
             workers.push(Worker::Consumer(consumer.with_share(share.0, share.1)));
             Arc::new(ward_billing::BillingService::new(db, waker))
         }
-        _ => match peer_channel(config, Role::Billing).await? {
+        false => match peer_channel(config, Role::Billing).await? {
             Some(channel) => Arc::new(
                 ward_billing::BillingGrpcClient::new(channel)
                     .with_addresses(config.peers.for_role(Role::Billing)),
@@ -132,14 +153,14 @@ pub async fn build_node(config: &Config, roles: &[Role]) -> WardResult<Node> {
         },
     };
 
-    let analytics: AnalyticsClient = match (&log_opt, roles.contains(&Role::Analytics)) {
-        (Some(log), true) => {
+    let analytics: AnalyticsClient = match roles.contains(&Role::Analytics) {
+        true => {
             let db = open_database(config, Role::Analytics, migrate).await?;
             let consumer = ward_analytics::events_consumer(db.clone(), log.clone());
             workers.push(Worker::Consumer(consumer.with_share(share.0, share.1)));
             Arc::new(ward_analytics::AnalyticsService::new(db))
         }
-        _ => match peer_channel(config, Role::Analytics).await? {
+        false => match peer_channel(config, Role::Analytics).await? {
             Some(channel) => Arc::new(
                 ward_analytics::AnalyticsGrpcClient::new(channel)
                     .with_addresses(config.peers.for_role(Role::Analytics)),
@@ -279,7 +300,14 @@ pub async fn open_auth(config: &Config, roles: &[Role], migrate: bool) -> WardRe
     let issuer = load_issuer(config)?;
     debug_assert!(roles.contains(&Role::Auth));
     let db = open_database(config, Role::Auth, migrate).await?;
-    AuthService::open(db, issuer, config.auth.access_token_ttl_secs).await
+    // Account creation writes no events, so nothing needs to relay this process's outbox.
+    AuthService::open(
+        db,
+        issuer,
+        AuthSettings::from_config(&config.auth),
+        OutboxWaker::default(),
+    )
+    .await
 }
 
 /// `ward migrate`: runs each local module's migrations and prepares the event log's topics.
@@ -299,17 +327,12 @@ pub async fn migrate(config: &Config) -> WardResult<Vec<String>> {
             ));
         }
     }
-    let needs_log = roles
-        .iter()
-        .any(|role| matches!(role, Role::Patients | Role::Billing | Role::Analytics));
-    if needs_log {
-        let log = open_event_log_now(config).await?;
-        log.ensure_topics(&ALL_TOPICS).await?;
-        done.push(format!(
-            "event log ({}): topics {}",
-            log.backend_name(),
-            ALL_TOPICS.join(", ")
-        ));
-    }
+    let log = open_event_log_now(config).await?;
+    log.ensure_topics(&ALL_TOPICS).await?;
+    done.push(format!(
+        "event log ({}): topics {}",
+        log.backend_name(),
+        ALL_TOPICS.join(", ")
+    ));
     Ok(done)
 }

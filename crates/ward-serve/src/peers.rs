@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 use ward_bus::analytics::Summary;
-use ward_bus::auth::{NewUser, Session, UserInfo};
+use ward_bus::auth::{NewUser, PasswordChange, Session, UserChange, UserInfo};
 use ward_bus::billing::{BillingAccount, OpenAccountRequest};
 use ward_bus::patients::{
     AuditPage, AuditQuery, NewPatient, PageRequest, Patient, PatientChanges, PatientPage,
@@ -51,10 +51,34 @@ impl AuthApi for MissingPeer {
     ) -> WardResult<Session> {
         self.fail()
     }
+    async fn refresh(&self, _ctx: &CallerContext, _refresh_token: &str) -> WardResult<Session> {
+        self.fail()
+    }
+    async fn logout(&self, _ctx: &CallerContext) -> WardResult<()> {
+        self.fail()
+    }
+    async fn change_password(
+        &self,
+        _ctx: &CallerContext,
+        _change: PasswordChange,
+    ) -> WardResult<()> {
+        self.fail()
+    }
     async fn me(&self, _ctx: &CallerContext) -> WardResult<UserInfo> {
         self.fail()
     }
     async fn create_user(&self, _ctx: &CallerContext, _user: NewUser) -> WardResult<UserInfo> {
+        self.fail()
+    }
+    async fn list_users(&self, _ctx: &CallerContext) -> WardResult<Vec<UserInfo>> {
+        self.fail()
+    }
+    async fn update_user(
+        &self,
+        _ctx: &CallerContext,
+        _user_id: Uuid,
+        _change: UserChange,
+    ) -> WardResult<UserInfo> {
         self.fail()
     }
     async fn check_ready(&self) -> WardResult<()> {

@@ -3,8 +3,9 @@
 use async_trait::async_trait;
 use tonic::Status;
 use tonic::transport::Channel;
+use uuid::Uuid;
 use ward_bus::AuthApi;
-use ward_bus::auth::{NewUser, Session, UserInfo};
+use ward_bus::auth::{NewUser, PasswordChange, Session, UserChange, UserInfo};
 use ward_bus::grpc::{
     call_with_reconnect, check_serving, error_from_peer_status, malformed_reply, outgoing_request,
     peer_description,
@@ -13,7 +14,9 @@ use ward_core::{CallerContext, Role, WardError, WardResult};
 use ward_proto::v1 as proto;
 use ward_proto::v1::auth_service_client::AuthServiceClient;
 
-use super::{AUTH_SERVICE_NAME, session_from_proto, user_from_proto};
+use super::{
+    AUTH_SERVICE_NAME, session_from_proto, user_change_to_proto, user_from_proto, users_from_proto,
+};
 
 /// Calls a remote auth role over a (balanced, lazily connected) gRPC channel.
 ///
@@ -54,6 +57,10 @@ impl AuthGrpcClient {
     fn user_reply(&self, user: proto::UserInfo) -> WardResult<UserInfo> {
         user_from_proto(user).map_err(|error| malformed_reply(&self.peer, error))
     }
+
+    fn session_reply(&self, response: proto::LoginResponse) -> WardResult<Session> {
+        session_from_proto(response).map_err(|error| malformed_reply(&self.peer, error))
+    }
 }
 
 #[async_trait]
@@ -70,8 +77,48 @@ impl AuthApi for AuthGrpcClient {
         })
         .await
         .map_err(|status| self.error(status))?;
-        session_from_proto(response.into_inner())
-            .map_err(|error| malformed_reply(&self.peer, error))
+        self.session_reply(response.into_inner())
+    }
+
+    async fn refresh(&self, ctx: &CallerContext, refresh_token: &str) -> WardResult<Session> {
+        let message = proto::RefreshRequest {
+            refresh_token: refresh_token.to_string(),
+        };
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.refresh(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
+        self.session_reply(response.into_inner())
+    }
+
+    async fn logout(&self, ctx: &CallerContext) -> WardResult<()> {
+        let message = proto::LogoutRequest {};
+        call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message, ctx);
+            async move { client.logout(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
+        Ok(())
+    }
+
+    async fn change_password(&self, ctx: &CallerContext, change: PasswordChange) -> WardResult<()> {
+        let message = proto::ChangePasswordRequest {
+            current_password: change.current_password,
+            new_password: change.new_password,
+        };
+        call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.change_password(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
+        Ok(())
     }
 
     async fn me(&self, ctx: &CallerContext) -> WardResult<UserInfo> {
@@ -96,6 +143,35 @@ impl AuthApi for AuthGrpcClient {
             let mut client = self.client();
             let request = outgoing_request(message.clone(), ctx);
             async move { client.create_user(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
+        self.user_reply(response.into_inner())
+    }
+
+    async fn list_users(&self, ctx: &CallerContext) -> WardResult<Vec<UserInfo>> {
+        let message = proto::ListUsersRequest {};
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message, ctx);
+            async move { client.list_users(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
+        users_from_proto(response.into_inner()).map_err(|error| malformed_reply(&self.peer, error))
+    }
+
+    async fn update_user(
+        &self,
+        ctx: &CallerContext,
+        user_id: Uuid,
+        change: UserChange,
+    ) -> WardResult<UserInfo> {
+        let message = user_change_to_proto(user_id, change);
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.update_user(request).await }
         })
         .await
         .map_err(|status| self.error(status))?;

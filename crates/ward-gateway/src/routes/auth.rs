@@ -60,10 +60,9 @@ pub(crate) async fn login(
 /// The context of a caller without a token (login, refresh), with the client's address.
 fn anonymous_context(request_id: &RequestId, request: &HttpRequest) -> CallerContext {
     let context = CallerContext::anonymous(request_id.as_str());
-    // The TCP peer's IP, for per-address throttling. Behind a proxy this is the proxy's address;
-    // trusting a forwarded-for header from configured proxies is future work.
-    match request.peer_addr() {
-        Some(peer) => context.with_client_addr(peer.ip().to_string()),
+    // For per-address throttling.
+    match crate::client_addr::client_addr(request) {
+        Some(addr) => context.with_client_addr(addr),
         None => context,
     }
 }

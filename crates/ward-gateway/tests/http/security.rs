@@ -12,6 +12,7 @@ const CLINIC_ORIGIN: &str = "https://clinic.example";
 
 fn with_clinic_origin() -> GatewayOptions {
     GatewayOptions {
+        trusted_proxies: Vec::new(),
         cors_allowed_origins: vec![CLINIC_ORIGIN.to_string()],
     }
 }

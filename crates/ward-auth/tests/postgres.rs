@@ -1,0 +1,345 @@
+//! The auth service on PostgreSQL: its migrations, its row locks (`FOR UPDATE`, `FOR SHARE`, which
+//! SQLite ignores) and the races they settle. Needs PostgreSQL (WARD_TEST_POSTGRES_URL, default
+//! the local server).
+
+use chrono::Utc;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use uuid::Uuid;
+use ward_auth::{AuthService, AuthSettings};
+use ward_bus::AuthApi;
+use ward_bus::auth::{NewUser, PasswordChange, UserChange};
+use ward_bus::outbox::{OutboxWaker, pending};
+use ward_bus::testsuite::TestKeys;
+use ward_core::config::{Argon2Options, SecretUrl};
+use ward_core::{CallerContext, ErrorCode, UserRole, WardError};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A fresh PostgreSQL database, dropped with [`TestDatabase::drop_database`].
+struct TestDatabase {
+    admin: DatabaseConnection,
+    db: DatabaseConnection,
+    name: String,
+}
+
+impl TestDatabase {
+    async fn create() -> Self {
+        let base = std::env::var("WARD_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let name = format!("ward_auth_{}", Uuid::now_v7().simple());
+        let admin = Database::connect(format!("{base}/postgres"))
+            .await
+            .unwrap_or_else(|error| {
+                panic!("PostgreSQL is required for this test ({base}): {error}")
+            });
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let url = SecretUrl::new(format!("{base}/{name}"));
+        let db = ward_bus::db::connect(&url, "auth").await.unwrap();
+        Self { admin, db, name }
+    }
+
+    async fn drop_database(self) {
+        self.db.close().await.unwrap();
+        let _ = self
+            .admin
+            .execute_unprepared(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .await;
+    }
+}
+
+async fn open_service(db: &DatabaseConnection, keys: &TestKeys) -> AuthService {
+    AuthService::migrate(db).await.unwrap();
+    AuthService::migrate(db).await.unwrap();
+    let settings = AuthSettings {
+        access_token_ttl_secs: 900,
+        refresh_token_ttl_secs: 3600,
+        argon2: Argon2Options {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        },
+    };
+    AuthService::open(
+        db.clone(),
+        keys.issuer().clone(),
+        settings,
+        OutboxWaker::default(),
+    )
+    .await
+    .unwrap()
+    .with_local_revocations(keys.verifier().revocations().clone())
+}
+
+fn new_user(email: &str, role: UserRole) -> NewUser {
+    NewUser {
+        email: email.into(),
+        password: PASSWORD.into(),
+        role,
+    }
+}
+
+fn caller(keys: &TestKeys, token: &str) -> CallerContext {
+    let principal = keys.verifier().verify(token, Utc::now()).unwrap();
+    CallerContext::authenticated(principal, token, "req-pg")
+}
+
+#[tokio::test]
+async fn sessions_and_accounts_work_on_postgres() {
+    // Arrange
+    let database = TestDatabase::create().await;
+    let keys = TestKeys::generate("auth-pg");
+    let service = open_service(&database.db, &keys).await;
+    let system = CallerContext::system("test");
+    let anonymous = keys.anonymous();
+    service
+        .create_user(&system, new_user("root@example.com", UserRole::Admin))
+        .await
+        .unwrap();
+    let ada = service
+        .create_user(&system, new_user("ada@example.com", UserRole::Clinician))
+        .await
+        .unwrap();
+    let root_session = service
+        .login(&anonymous, "root@example.com", PASSWORD)
+        .await
+        .unwrap();
+    let root = caller(&keys, &root_session.token);
+    let root_id = root.principal().unwrap().user_id;
+
+    // Act + Assert: rotation, then a replay that revokes the session.
+    let first = service
+        .login(&anonymous, "ada@example.com", PASSWORD)
+        .await
+        .unwrap();
+    let second = service
+        .refresh(&anonymous, &first.refresh_token)
+        .await
+        .unwrap();
+    assert!(
+        service
+            .refresh(&anonymous, &first.refresh_token)
+            .await
+            .is_err()
+    );
+    assert!(
+        service
+            .refresh(&anonymous, &second.refresh_token)
+            .await
+            .is_err()
+    );
+    assert!(keys.verifier().verify(&second.token, Utc::now()).is_err());
+
+    // A role change, a refresh with the new role, disabling, the last admin.
+    let third = service
+        .login(&anonymous, "ada@example.com", PASSWORD)
+        .await
+        .unwrap();
+    let to_billing = UserChange {
+        role: Some(UserRole::Billing),
+        disabled: None,
+    };
+    service
+        .update_user(&root, ada.id, to_billing)
+        .await
+        .unwrap();
+    let refreshed = service
+        .refresh(&anonymous, &third.refresh_token)
+        .await
+        .unwrap();
+    assert_eq!(
+        caller(&keys, &refreshed.token).principal().unwrap().role,
+        UserRole::Billing
+    );
+    let disable = UserChange {
+        role: None,
+        disabled: Some(true),
+    };
+    service
+        .update_user(&root, ada.id, disable.clone())
+        .await
+        .unwrap();
+    assert!(
+        service
+            .refresh(&anonymous, &refreshed.refresh_token)
+            .await
+            .is_err()
+    );
+    let last_admin = service
+        .update_user(&root, root_id, disable)
+        .await
+        .unwrap_err();
+    assert_eq!(last_admin.error_code(), ErrorCode::AlreadyExists);
+    let users = service.list_users(&root).await.unwrap();
+    let listed: Vec<(&str, bool)> = users
+        .iter()
+        .map(|user| (user.email.as_str(), user.disabled))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![("ada@example.com", true), ("root@example.com", false)]
+    );
+
+    // A password change ends the admin's own session.
+    let change = PasswordChange {
+        current_password: PASSWORD.into(),
+        new_password: "quiet lantern over the harbour".into(),
+    };
+    service.change_password(&root, change).await.unwrap();
+    assert!(
+        keys.verifier()
+            .verify(&root_session.token, Utc::now())
+            .is_err()
+    );
+    // Reuse, role change, disabling, password change.
+    assert_eq!(pending(&database.db).await.unwrap(), 4);
+
+    database.drop_database().await;
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_of_one_token_let_at_most_one_through() {
+    // Arrange
+    let database = TestDatabase::create().await;
+    let keys = TestKeys::generate("auth-pg-race");
+    let service = open_service(&database.db, &keys).await;
+    let anonymous = keys.anonymous();
+    service
+        .create_user(
+            &CallerContext::system("test"),
+            new_user("ada@example.com", UserRole::Clinician),
+        )
+        .await
+        .unwrap();
+    let session = service
+        .login(&anonymous, "ada@example.com", PASSWORD)
+        .await
+        .unwrap();
+
+    // Act
+    let (first, second) = tokio::join!(
+        service.refresh(&anonymous, &session.refresh_token),
+        service.refresh(&anonymous, &session.refresh_token)
+    );
+
+    // Assert: one spent it, the other is a replay that revoked the session.
+    let outcomes = [first, second];
+    let num_ok = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+    assert_eq!(num_ok, 1, "{outcomes:?}");
+    for outcome in &outcomes {
+        if let Err(error) = outcome {
+            assert_eq!(
+                *error,
+                WardError::Unauthenticated("invalid or expired refresh token".into())
+            );
+        }
+    }
+    for winner in outcomes.iter().flatten() {
+        let next = service.refresh(&anonymous, &winner.refresh_token).await;
+        assert!(next.is_err(), "the replay revoked the whole session");
+    }
+
+    database.drop_database().await;
+}
+
+#[tokio::test]
+async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
+    // Arrange
+    let database = TestDatabase::create().await;
+    let keys = TestKeys::generate("auth-pg-admins");
+    let service = open_service(&database.db, &keys).await;
+    let system = CallerContext::system("test");
+    let first = service
+        .create_user(&system, new_user("first@example.com", UserRole::Admin))
+        .await
+        .unwrap();
+    let second = service
+        .create_user(&system, new_user("second@example.com", UserRole::Admin))
+        .await
+        .unwrap();
+    let demote = UserChange {
+        role: Some(UserRole::Analyst),
+        disabled: None,
+    };
+
+    // Act
+    let (first_result, second_result) = tokio::join!(
+        service.update_user(&system, first.id, demote.clone()),
+        service.update_user(&system, second.id, demote.clone())
+    );
+
+    // Assert
+    let num_demoted = [&first_result, &second_result]
+        .iter()
+        .filter(|result| result.is_ok())
+        .count();
+    assert_eq!(num_demoted, 1, "{first_result:?} {second_result:?}");
+    let users = service.list_users(&system).await.unwrap();
+    let num_admins = users
+        .iter()
+        .filter(|user| user.role == UserRole::Admin && !user.disabled)
+        .count();
+    assert_eq!(num_admins, 1);
+
+    database.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_refresh_racing_a_disabling_never_outlives_it() {
+    // Arrange
+    let database = TestDatabase::create().await;
+    let keys = TestKeys::generate("auth-pg-disable");
+    let service = open_service(&database.db, &keys).await;
+    let system = CallerContext::system("test");
+    let anonymous = keys.anonymous();
+    let disable = UserChange {
+        role: None,
+        disabled: Some(true),
+    };
+    let enable = UserChange {
+        role: None,
+        disabled: Some(false),
+    };
+    let ada = service
+        .create_user(&system, new_user("ada@example.com", UserRole::Clinician))
+        .await
+        .unwrap();
+
+    for round in 0..10 {
+        let session = service
+            .login(&anonymous, "ada@example.com", PASSWORD)
+            .await
+            .unwrap();
+
+        // Act
+        let (refreshed, disabled) = tokio::join!(
+            service.refresh(&anonymous, &session.refresh_token),
+            service.update_user(&system, ada.id, disable.clone())
+        );
+
+        // Assert: no deadlock or other failure, and nothing issued survives the disabling.
+        disabled.unwrap();
+        match refreshed {
+            Ok(next) => {
+                assert!(
+                    keys.verifier().verify(&next.token, Utc::now()).is_err(),
+                    "round {round}"
+                );
+                let again = service.refresh(&anonymous, &next.refresh_token).await;
+                assert!(again.is_err(), "round {round}");
+            }
+            Err(error) => assert_eq!(error.error_code(), ErrorCode::Unauthenticated),
+        }
+        service
+            .update_user(&system, ada.id, enable.clone())
+            .await
+            .unwrap();
+    }
+
+    database.drop_database().await;
+}
