@@ -105,7 +105,7 @@ fn read_password_from_stdin() -> anyhow::Result<String> {
     Ok(password)
 }
 
-/// 128 random bits as 32 hex characters: strong, and easy to paste.
+/// A random (v4) UUID as 32 hex characters: 122 random bits, strong and easy to paste.
 fn generated_password() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }

@@ -122,6 +122,34 @@ fn keys_migrate_and_user_create_bootstrap_a_fresh_install() {
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("nurse@clinic.example"));
 
+    // A weak piped-in password is refused with the policy's reason, and nothing is created.
+    let mut weak = ward_command(
+        &dir.path,
+        &[
+            "user",
+            "create",
+            "--email",
+            "weak@clinic.example",
+            "--role",
+            "clinician",
+            "--password-stdin",
+        ],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    weak.stdin
+        .take()
+        .unwrap()
+        .write_all(b"Password1234\n")
+        .unwrap();
+    let weak_output = weak.wait_with_output().unwrap();
+    assert!(!weak_output.status.success());
+    let weak_error = String::from_utf8_lossy(&weak_output.stderr);
+    assert!(weak_error.contains("too common"), "{weak_error}");
+
     // A second account with the same email is refused; a generated password is printed once.
     let duplicate = ward_command(
         &dir.path,

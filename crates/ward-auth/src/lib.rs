@@ -11,6 +11,7 @@ mod entity;
 pub mod grpc;
 pub mod migration;
 mod password;
+pub use password::check_staff_password;
 mod refresh_token;
 mod revocation;
 mod service;

@@ -40,8 +40,19 @@ pub(crate) enum PasswordRules {
     Staff,
     /// Ward itself creates the account (`--demo`, `ward user create`): only 1 to 128 characters.
     /// The policy binds people; the demo seed reproduces the reference platform's demo account
-    /// (`password123`), and the CLI generates a strong password unless one is piped in.
+    /// (`password123`). The CLI generates a strong password, and checks a piped-in one with
+    /// [`check_staff_password`] first.
     System,
+}
+
+/// Checks a password a person chose against the staff policy (12 to 128 characters, not a
+/// common password); a failure is `InvalidArgument` on `field`. For callers that act as the
+/// system on a person's behalf, such as `ward user create --password-stdin`.
+pub fn check_staff_password(field: &str, password: &str) -> ward_core::WardResult<()> {
+    match password_problem(password, PasswordRules::Staff) {
+        None => Ok(()),
+        Some(message) => Err(ward_core::WardError::invalid_field(field, message)),
+    }
 }
 
 /// Builds the common-password set now, so no request pays for it (a few milliseconds).

@@ -14,6 +14,9 @@ pub async fn create_user(
     role: UserRole,
     password: String,
 ) -> WardResult<UserInfo> {
+    // The CLI acts as the system (there is no admin token yet), but a person chose or will hold
+    // this password, so the staff policy applies, before anything is opened.
+    ward_auth::check_staff_password("password", &password)?;
     let auth = open_auth(config, &[Role::Auth], true).await?;
     auth.create_user(
         &CallerContext::system("cli"),
