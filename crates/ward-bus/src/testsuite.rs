@@ -141,3 +141,52 @@ pub async fn serve_on_loopback(routes: Routes, serving_names: &[&str]) -> (Strin
     });
     (format!("http://{local_addr}"), server_task)
 }
+
+/// A fresh PostgreSQL database for one test, on the server named by `WARD_TEST_POSTGRES_URL`
+/// (default: the local one). Missing PostgreSQL fails the test loudly: nothing is skipped.
+pub struct TestPostgres {
+    admin: DatabaseConnection,
+    db: DatabaseConnection,
+    name: String,
+}
+
+impl TestPostgres {
+    /// Creates database `ward_{label}_{uuid}` and connects to it as `module`.
+    pub async fn create(label: &str, module: &str) -> Self {
+        use sea_orm::ConnectionTrait;
+        let base = std::env::var("WARD_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let name = format!("ward_{label}_{}", Uuid::now_v7().simple());
+        let admin = sea_orm::Database::connect(format!("{base}/postgres"))
+            .await
+            .unwrap_or_else(|error| {
+                panic!("PostgreSQL is required for this test ({base}): {error}")
+            });
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("cannot create a test database");
+        let url = SecretUrl::new(format!("{base}/{name}"));
+        let db = crate::db::connect(&url, module)
+            .await
+            .expect("cannot connect to the test database");
+        Self { admin, db, name }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Closes the connection and drops the database (best effort).
+    pub async fn drop_database(self) {
+        use sea_orm::ConnectionTrait;
+        let _ = self.db.close().await;
+        let _ = self
+            .admin
+            .execute_unprepared(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .await;
+    }
+}

@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(OutboxMigration),
             Box::new(CreatePatients),
             Box::new(CreateAuditEvents),
+            Box::new(AuditEventsAppendOnly),
         ]
     }
 
@@ -86,5 +87,78 @@ impl MigrationTrait for CreateAuditEvents {
         manager
             .drop_table(Table::drop().table(audit_events::Entity).to_owned())
             .await
+    }
+}
+
+/// Makes `audit_events` append-only in the database itself: an UPDATE or DELETE fails, whoever
+/// issues it (a bug, a hand-typed statement, a compromised module), so the trail can only grow.
+/// Dropping the triggers takes DDL rights, which the application role need not have.
+struct AuditEventsAppendOnly;
+
+impl MigrationName for AuditEventsAppendOnly {
+    fn name(&self) -> &str {
+        "m20261125_000103_audit_events_append_only"
+    }
+}
+
+const APPEND_ONLY_MESSAGE: &str = "audit_events is append-only";
+
+#[async_trait::async_trait]
+impl MigrationTrait for AuditEventsAppendOnly {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        match manager.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => {
+                db.execute_unprepared(&format!(
+                    "CREATE OR REPLACE FUNCTION ward_audit_events_append_only() RETURNS trigger \
+                     LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '{APPEND_ONLY_MESSAGE}'; END $$"
+                ))
+                .await?;
+                db.execute_unprepared(
+                    "CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON \
+                     audit_events FOR EACH ROW EXECUTE FUNCTION ward_audit_events_append_only()",
+                )
+                .await?;
+                // TRUNCATE skips row triggers; it gets its own statement-level one.
+                db.execute_unprepared(
+                    "CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events \
+                     FOR EACH STATEMENT EXECUTE FUNCTION ward_audit_events_append_only()",
+                )
+                .await?;
+            }
+            _ => {
+                for operation in ["UPDATE", "DELETE"] {
+                    let name = operation.to_lowercase();
+                    db.execute_unprepared(&format!(
+                        "CREATE TRIGGER IF NOT EXISTS audit_events_no_{name} BEFORE {operation} \
+                         ON audit_events BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END"
+                    ))
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        match manager.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => {
+                db.execute_unprepared(
+                    "DROP TRIGGER IF EXISTS audit_events_no_truncate ON audit_events; \
+                     DROP TRIGGER IF EXISTS audit_events_append_only ON audit_events; \
+                     DROP FUNCTION IF EXISTS ward_audit_events_append_only()",
+                )
+                .await?;
+            }
+            _ => {
+                db.execute_unprepared(
+                    "DROP TRIGGER IF EXISTS audit_events_no_update; \
+                     DROP TRIGGER IF EXISTS audit_events_no_delete",
+                )
+                .await?;
+            }
+        }
+        Ok(())
     }
 }

@@ -704,3 +704,24 @@ async fn the_audit_trail_is_for_admins_and_pages_by_cursor() {
     // The refused audit query is not itself audited.
     assert_eq!(audit_trail(&test).await.len(), 5);
 }
+
+#[tokio::test]
+async fn the_audit_trail_is_append_only_in_the_database() {
+    use sea_orm::ConnectionTrait;
+    let test = TestDb::new().await;
+    test.service
+        .list_patients(&caller(UserRole::Clinician), page(10, None))
+        .await
+        .unwrap();
+    for statement in [
+        "UPDATE audit_events SET outcome = 'denied'",
+        "DELETE FROM audit_events",
+    ] {
+        let error = test.db.execute_unprepared(statement).await.unwrap_err();
+        assert!(
+            error.to_string().contains("append-only"),
+            "{statement}: {error}"
+        );
+    }
+    assert_eq!(audit_trail(&test).await.len(), 1);
+}
