@@ -7,6 +7,7 @@ mod crash;
 mod events;
 mod faults;
 mod helpers;
+mod keys;
 mod matrix;
 mod reference;
 mod roles;

@@ -1,0 +1,48 @@
+//! Rotating the token signing key without logging everyone out: tokens name their key by id, and
+//! the previous public key stays trusted (`auth.trusted_public_key_files`) until they expire.
+
+use crate::helpers::{TestApp, Workdir, ward_command};
+
+#[tokio::test]
+async fn a_key_rotation_keeps_old_tokens_working_while_the_old_key_is_trusted() {
+    // Arrange: a token signed with the first key.
+    let dir = Workdir::new();
+    let app = TestApp::spawn(&dir.path, &["--demo"]).await;
+    let old_token = app.demo_token().await;
+    assert!(app.stop().success());
+
+    // Act: a second key pair, now the signing key, with the first public key still trusted.
+    let new_key_env = vec![
+        (
+            "WARD_AUTH__PRIVATE_KEY_FILE".to_string(),
+            "data/keys/next-private.key".to_string(),
+        ),
+        (
+            "WARD_AUTH__PUBLIC_KEY_FILE".to_string(),
+            "data/keys/next-public.key".to_string(),
+        ),
+    ];
+    let generate = ward_command(&dir.path, &["keys", "generate"])
+        .envs(new_key_env.clone())
+        .output()
+        .unwrap();
+    assert!(generate.status.success());
+    let mut trusting_env = new_key_env.clone();
+    trusting_env.push((
+        "WARD_AUTH__TRUSTED_PUBLIC_KEY_FILES".to_string(),
+        "[\"data/keys/auth-public.key\"]".to_string(),
+    ));
+    let app = TestApp::spawn_with_env(&dir.path, &[], &trusting_env).await;
+
+    // Assert: old and new tokens both work.
+    let new_token = app.demo_token().await;
+    assert_ne!(new_token, old_token);
+    assert_eq!(app.get(&old_token, "/api/patients").await.status(), 200);
+    assert_eq!(app.get(&new_token, "/api/patients").await.status(), 200);
+    assert!(app.stop().success());
+
+    // Once the old key is no longer trusted, its tokens stop working; the new ones do not.
+    let app = TestApp::spawn_with_env(&dir.path, &[], &new_key_env).await;
+    assert_eq!(app.get(&old_token, "/api/patients").await.status(), 401);
+    assert_eq!(app.get(&new_token, "/api/patients").await.status(), 200);
+}
