@@ -39,6 +39,8 @@ struct RevocationSet {
     sessions: HashMap<Uuid, DateTime<Utc>>,
     /// User id → tokens issued before this instant are revoked (the latest revocation wins).
     users: HashMap<Uuid, DateTime<Utc>>,
+    /// Whether a feed has read the whole topic once; until then a revoked token could pass.
+    loaded: bool,
 }
 
 impl Revocations {
@@ -88,6 +90,15 @@ impl Revocations {
             other => tracing::debug!(event_type = other, "ignoring an unknown auth event"),
         }
         Ok(())
+    }
+
+    /// Whether the topic has been read to its end at least once (for readiness).
+    pub fn is_loaded(&self) -> bool {
+        self.read().loaded
+    }
+
+    fn mark_loaded(&self) {
+        self.write().loaded = true;
     }
 
     /// How many sessions and users are revoked now (for tests and logs).
@@ -180,6 +191,7 @@ impl RevocationFeed {
                 }
             }
         }
+        self.revocations.mark_loaded();
         Ok(num_read)
     }
 
@@ -238,6 +250,50 @@ mod tests {
         assert!(revocations.is_revoked(session, user, before));
         assert!(!revocations.is_revoked(session, user, cut));
         assert!(!revocations.is_revoked(session, Uuid::now_v7(), before));
+    }
+
+    #[tokio::test]
+    async fn a_feed_reads_the_topic_and_marks_the_set_loaded() {
+        let dir = std::env::temp_dir().join(format!("ward-revocations-{}", Uuid::now_v7()));
+        let url = ward_core::config::SecretUrl::new(format!(
+            "sqlite://{}?mode=rwc",
+            dir.join("events.db").display()
+        ));
+        let log: EventLogHandle =
+            std::sync::Arc::new(crate::local_log::LocalEventLog::open(&url).await.unwrap());
+        log.ensure_topics(&[AUTH_TOPIC]).await.unwrap();
+        let (session, user) = (Uuid::now_v7(), Uuid::now_v7());
+        let event = SessionRevoked {
+            session_id: session.to_string(),
+            user_id: user.to_string(),
+            revoked_at: Utc::now().to_rfc3339(),
+            reason: "logout".into(),
+        };
+        let envelope = crate::events::envelope("auth", user, "r1", Utc::now(), &event);
+        let records = vec![
+            crate::events::OutgoingRecord {
+                topic: AUTH_TOPIC.into(),
+                key: user.to_string(),
+                value: b"not an envelope".to_vec(),
+            },
+            crate::events::OutgoingRecord {
+                topic: AUTH_TOPIC.into(),
+                key: user.to_string(),
+                value: crate::events::encode_envelope(&envelope),
+            },
+        ];
+        log.append(records).await.unwrap();
+
+        let revocations = Revocations::default();
+        assert!(!revocations.is_loaded());
+        let mut feed = RevocationFeed::new(log, revocations.clone());
+        assert_eq!(feed.catch_up().await.unwrap(), 2);
+        assert!(revocations.is_loaded());
+        // The garbage record before it did not stop the revocation.
+        assert!(revocations.is_revoked(session, user, Utc::now()));
+        // Nothing new: nothing read again.
+        assert_eq!(feed.catch_up().await.unwrap(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -91,6 +91,22 @@ pub async fn build_node(config: &Config, roles: &[Role]) -> WardResult<Node> {
         Err(_) => tracing::warn!("the revocations are still loading; continuing in the background"),
     }
     workers.push(Worker::Revocations(feed));
+    let revocations = tokens.revocations().clone();
+    ready_checks.push((
+        "revocations".to_string(),
+        Arc::new(move || {
+            let is_loaded = revocations.is_loaded();
+            Box::pin(async move {
+                if is_loaded {
+                    Ok(())
+                } else {
+                    Err(WardError::Unavailable(
+                        "still reading the revocations on ward.auth.v1".into(),
+                    ))
+                }
+            })
+        }),
+    ));
 
     let auth: AuthClient = match issuer_opt {
         Some(issuer) => {
