@@ -229,6 +229,16 @@ impl RevocationFeed {
 mod tests {
     use super::*;
 
+    fn logout_envelope(session: Uuid, user: Uuid) -> EventEnvelope {
+        let event = SessionRevoked {
+            session_id: session.to_string(),
+            user_id: user.to_string(),
+            revoked_at: Utc::now().to_rfc3339(),
+            reason: "logout".into(),
+        };
+        crate::events::envelope("auth", user, "r1", Utc::now(), &event)
+    }
+
     #[test]
     fn a_revoked_session_is_revoked_whenever_its_tokens_were_issued() {
         let revocations = Revocations::default();
@@ -263,13 +273,7 @@ mod tests {
             std::sync::Arc::new(crate::local_log::LocalEventLog::open(&url).await.unwrap());
         log.ensure_topics(&[AUTH_TOPIC]).await.unwrap();
         let (session, user) = (Uuid::now_v7(), Uuid::now_v7());
-        let event = SessionRevoked {
-            session_id: session.to_string(),
-            user_id: user.to_string(),
-            revoked_at: Utc::now().to_rfc3339(),
-            reason: "logout".into(),
-        };
-        let envelope = crate::events::envelope("auth", user, "r1", Utc::now(), &event);
+        let envelope = logout_envelope(session, user);
         let records = vec![
             crate::events::OutgoingRecord {
                 topic: AUTH_TOPIC.into(),
@@ -309,13 +313,7 @@ mod tests {
     fn events_apply_and_garbage_is_an_error() {
         let revocations = Revocations::default();
         let (session, user) = (Uuid::now_v7(), Uuid::now_v7());
-        let event = SessionRevoked {
-            session_id: session.to_string(),
-            user_id: user.to_string(),
-            revoked_at: Utc::now().to_rfc3339(),
-            reason: "logout".into(),
-        };
-        let envelope = crate::events::envelope("auth", user, "r1", Utc::now(), &event);
+        let envelope = logout_envelope(session, user);
         revocations.apply(&envelope).unwrap();
         assert!(revocations.is_revoked(session, user, Utc::now()));
 
