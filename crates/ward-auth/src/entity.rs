@@ -62,3 +62,29 @@ pub(crate) mod refresh_tokens {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub(crate) mod login_attempts {
+    //! The `login_attempts` table: the recent password checks of each throttle key, shared by
+    //! every auth process (see `crate::throttle`).
+
+    use sea_orm::entity::prelude::*;
+
+    /// One key's share of one attempt: an attempt under an account and an address has two rows
+    /// with the same `attempt_id`, so a success can clear the account and forgive the address.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "login_attempts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub attempt_id: Uuid,
+        /// `account:<email>` or `addr:<ip>`.
+        pub throttle_key: String,
+        /// When the attempt started, by the wall clock of the process that made it.
+        pub attempted_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

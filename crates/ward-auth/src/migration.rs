@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(OutboxMigration),
             Box::new(AddUsersDisabled),
             Box::new(CreateRefreshTokens),
+            Box::new(CreateLoginAttempts),
         ]
     }
 
@@ -137,6 +138,45 @@ impl MigrationTrait for CreateRefreshTokens {
     }
 }
 
+/// Creates `login_attempts`, the throttle's counts, indexed as each check reads them: one key's
+/// rows by time.
+struct CreateLoginAttempts;
+
+impl MigrationName for CreateLoginAttempts {
+    fn name(&self) -> &str {
+        "m20261201_000004_login_attempts"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateLoginAttempts {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let create_login_attempts = Table::create()
+            .table(LoginAttempts::Table)
+            .if_not_exists()
+            .col(pk_uuid(LoginAttempts::Id))
+            .col(uuid(LoginAttempts::AttemptId))
+            .col(text(LoginAttempts::ThrottleKey))
+            .col(timestamp_with_time_zone(LoginAttempts::AttemptedAt))
+            .to_owned();
+        manager.create_table(create_login_attempts).await?;
+        let create_index = Index::create()
+            .name("idx_login_attempts_key_attempted_at")
+            .table(LoginAttempts::Table)
+            .col(LoginAttempts::ThrottleKey)
+            .col(LoginAttempts::AttemptedAt)
+            .if_not_exists()
+            .to_owned();
+        manager.create_index(create_index).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(LoginAttempts::Table).to_owned())
+            .await
+    }
+}
+
 #[derive(DeriveIden)]
 enum Users {
     Table,
@@ -160,4 +200,13 @@ enum RefreshTokens {
     ExpiresAt,
     SpentAt,
     RevokedAt,
+}
+
+#[derive(DeriveIden)]
+enum LoginAttempts {
+    Table,
+    Id,
+    AttemptId,
+    ThrottleKey,
+    AttemptedAt,
 }

@@ -9,10 +9,10 @@ mod accounts;
 mod sessions;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use argon2::Params;
 use async_trait::async_trait;
+use chrono::Utc;
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
@@ -28,7 +28,7 @@ use crate::migration::Migrator;
 use crate::password::{hash_password_blocking, load_common_passwords};
 use crate::revocation::Revocation;
 use crate::settings::AuthSettings;
-use crate::throttle::{LoginThrottle, account_key, addr_key};
+use crate::throttle::{Admission, LoginThrottle, account_key, addr_key};
 
 /// The one answer to a throttled login, whether or not the account exists.
 const THROTTLED_MESSAGE: &str = "too many failed logins; try again later";
@@ -45,8 +45,8 @@ pub struct AuthService {
     argon2_params: Params,
     /// Verified against when the email is unknown, so both failures take the same time.
     dummy_password_hash: Arc<str>,
-    /// Failed password checks per account and per client address, in this process only (see
-    /// [`LoginThrottle`]: several auth tasks each keep their own counts).
+    /// Failed password checks per account and per client address, kept in the auth database so
+    /// every auth task sharing it sees the same counts (see [`LoginThrottle`]).
     throttle: LoginThrottle,
     /// Wakes the relay that moves this database's outbox to `ward.auth.v1`.
     outbox: OutboxWaker,
@@ -76,12 +76,12 @@ impl AuthService {
             .await
             .map_err(|error| WardError::internal("loading the common passwords failed", error))?;
         Ok(Self {
+            throttle: LoginThrottle::with_defaults(db.clone()),
             db,
             issuer,
             settings,
             argon2_params,
             dummy_password_hash: dummy_password_hash.into(),
-            throttle: LoginThrottle::default(),
             outbox,
             local_revocations_opt: None,
         })
@@ -108,6 +108,35 @@ impl AuthService {
             .begin_with_options(ward_bus::db::write_transaction())
             .await
             .map_err(|error| db_error(context, error))
+    }
+
+    /// Takes back what the throttle counted for `attempt_id` as `outcome` deserves: a success
+    /// clears `account` and forgives the attempt under the other keys, an error that is not the
+    /// client's fault (database down, corrupt hash) forgives it under every key, and a wrong
+    /// password (`Unauthenticated`) keeps it.
+    async fn settle_attempt<T>(
+        &self,
+        attempt_id: Uuid,
+        account: &str,
+        keys: &[String],
+        outcome: &WardResult<T>,
+    ) {
+        let settled = match outcome {
+            Ok(_) => {
+                let other_keys: Vec<String> =
+                    keys.iter().filter(|key| *key != account).cloned().collect();
+                let cleared = self.throttle.clear(account).await;
+                let forgiven = self.throttle.forgive(attempt_id, &other_keys).await;
+                cleared.and(forgiven)
+            }
+            Err(WardError::Unauthenticated(_)) => Ok(()),
+            Err(_) => self.throttle.forgive(attempt_id, keys).await,
+        };
+        // The outcome stands (a session may already be issued); an attempt left counted only
+        // costs its owner one try until it leaves the window.
+        if let Err(error) = settled {
+            tracing::warn!(%error, %attempt_id, "cannot take back a counted login attempt");
+        }
     }
 
     /// Commits a change whose `revocation` event is in `txn`'s outbox rows, then wakes the relay
@@ -160,31 +189,21 @@ impl AuthApi for AuthService {
             .collect();
         // Checked before any password work, and the same for unknown emails, so a throttled
         // answer tells nothing about the account and costs the attacker no hashing on our side.
-        let started_at = Instant::now();
-        if let Err(retry_after_secs) = self.throttle.try_begin(&keys, started_at) {
-            tracing::info!(reason = "throttled", retry_after_secs, "login rejected");
-            return Err(WardError::too_many_requests(
-                THROTTLED_MESSAGE,
-                retry_after_secs,
-            ));
-        }
+        // A throttle that cannot be read fails the login rather than letting it through.
+        let attempt_id = match self.throttle.try_begin(&keys, Utc::now()).await? {
+            Admission::Admitted { attempt_id } => attempt_id,
+            Admission::Refused { retry_after_secs } => {
+                tracing::info!(reason = "throttled", retry_after_secs, "login rejected");
+                return Err(WardError::too_many_requests(
+                    THROTTLED_MESSAGE,
+                    retry_after_secs,
+                ));
+            }
+        };
         // `try_begin` counted this attempt as a failure; only an Unauthenticated outcome keeps it.
         let outcome = self.check_credentials(&email_normalized, password).await;
-        match &outcome {
-            Ok(_) => {
-                self.throttle.clear(&account);
-                if let Some(addr) = &addr_opt {
-                    self.throttle.forgive(addr, started_at);
-                }
-            }
-            Err(WardError::Unauthenticated(_)) => {}
-            // Not the client's fault (database down, corrupt hash): no failure is held against it.
-            Err(_) => {
-                for key in &keys {
-                    self.throttle.forgive(key, started_at);
-                }
-            }
-        }
+        self.settle_attempt(attempt_id, &account, &keys, &outcome)
+            .await;
         outcome
     }
 
@@ -208,20 +227,19 @@ impl AuthApi for AuthService {
         // a way around the login throttle.
         let account = account_key(&user.email_normalized);
         let keys = [account.clone()];
-        let started_at = Instant::now();
-        if let Err(retry_after_secs) = self.throttle.try_begin(&keys, started_at) {
-            tracing::info!(reason = "throttled", user_id = %user.id, retry_after_secs, "password change rejected");
-            return Err(WardError::too_many_requests(
-                THROTTLED_PASSWORD_CHECK_MESSAGE,
-                retry_after_secs,
-            ));
-        }
+        let attempt_id = match self.throttle.try_begin(&keys, Utc::now()).await? {
+            Admission::Admitted { attempt_id } => attempt_id,
+            Admission::Refused { retry_after_secs } => {
+                tracing::info!(reason = "throttled", user_id = %user.id, retry_after_secs, "password change rejected");
+                return Err(WardError::too_many_requests(
+                    THROTTLED_PASSWORD_CHECK_MESSAGE,
+                    retry_after_secs,
+                ));
+            }
+        };
         let outcome = self.replace_password(ctx, user, change).await;
-        match &outcome {
-            Ok(()) => self.throttle.clear(&account),
-            Err(WardError::Unauthenticated(_)) => {}
-            Err(_) => self.throttle.forgive(&account, started_at),
-        }
+        self.settle_attempt(attempt_id, &account, &keys, &outcome)
+            .await;
         outcome
     }
 

@@ -1,13 +1,17 @@
 //! The auth service on PostgreSQL: its migrations, its row locks (`FOR UPDATE`, `FOR SHARE`, which
-//! SQLite ignores) and the races they settle. Needs PostgreSQL (WARD_TEST_POSTGRES_URL, default
+//! SQLite ignores), the login throttle's advisory locks, and the races they settle. Needs PostgreSQL (WARD_TEST_POSTGRES_URL, default
 //! the local server).
+
+use std::sync::Arc;
 
 use chrono::Utc;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use tokio::sync::Barrier;
+use tokio::task::JoinSet;
 use uuid::Uuid;
 use ward_auth::{AuthService, AuthSettings};
 use ward_bus::AuthApi;
-use ward_bus::auth::{NewUser, PasswordChange, UserChange};
+use ward_bus::auth::{NewUser, PasswordChange, Session, UserChange};
 use ward_bus::outbox::{OutboxWaker, pending};
 use ward_bus::testsuite::TestKeys;
 use ward_core::config::{Argon2Options, SecretUrl};
@@ -19,6 +23,7 @@ const PASSWORD: &str = "correct horse battery staple";
 struct TestDatabase {
     admin: DatabaseConnection,
     db: DatabaseConnection,
+    url: SecretUrl,
     name: String,
 }
 
@@ -38,7 +43,17 @@ impl TestDatabase {
             .unwrap();
         let url = SecretUrl::new(format!("{base}/{name}"));
         let db = ward_bus::db::connect(&url, "auth").await.unwrap();
-        Self { admin, db, name }
+        Self {
+            admin,
+            db,
+            url,
+            name,
+        }
+    }
+
+    /// Another connection pool to the same database, as a second auth task would open.
+    async fn connect_again(&self) -> DatabaseConnection {
+        ward_bus::db::connect(&self.url, "auth").await.unwrap()
     }
 
     async fn drop_database(self) {
@@ -341,5 +356,153 @@ async fn a_refresh_racing_a_disabling_never_outlives_it() {
             .unwrap();
     }
 
+    database.drop_database().await;
+}
+
+fn from_addr(keys: &TestKeys, addr: &str) -> CallerContext {
+    keys.anonymous().with_client_addr(addr)
+}
+
+#[tokio::test]
+async fn two_auth_services_over_one_database_share_the_login_throttle() {
+    // Arrange: two services, each with its own connection pool, as two auth tasks.
+    let database = TestDatabase::create().await;
+    let keys = TestKeys::generate("auth-pg-throttle");
+    let first = open_service(&database.db, &keys).await;
+    let other_db = database.connect_again().await;
+    let other = open_service(&other_db, &keys).await;
+    let system = CallerContext::system("test");
+    for email in ["ada@example.com", "bob@example.com"] {
+        first
+            .create_user(&system, new_user(email, UserRole::Clinician))
+            .await
+            .unwrap();
+    }
+    // A success through one service clears what the other counted.
+    for attempt in 0..4 {
+        let client = from_addr(&keys, &format!("192.0.2.{attempt}"));
+        first
+            .login(&client, "bob@example.com", "not the password")
+            .await
+            .unwrap_err();
+    }
+    other
+        .login(&from_addr(&keys, "192.0.2.50"), "bob@example.com", PASSWORD)
+        .await
+        .unwrap();
+    for attempt in 0..5 {
+        let client = from_addr(&keys, &format!("192.0.2.{}", 60 + attempt));
+        let error = first
+            .login(&client, "bob@example.com", "not the password")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.error_code(),
+            ErrorCode::Unauthenticated,
+            "bob, attempt {attempt}"
+        );
+    }
+
+    // Act: three failures through one service, two through the other, each from its own address.
+    for attempt in 0..5 {
+        let client = from_addr(&keys, &format!("198.51.100.{attempt}"));
+        let service = if attempt < 3 { &first } else { &other };
+        let error = service
+            .login(&client, "ada@example.com", "not the password")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.error_code(),
+            ErrorCode::Unauthenticated,
+            "ada, attempt {attempt}"
+        );
+    }
+    let client = from_addr(&keys, "198.51.100.99");
+    let through_first = first.login(&client, "ada@example.com", PASSWORD).await;
+    let through_other = other.login(&client, "ada@example.com", PASSWORD).await;
+
+    // Assert: the sixth attempt is refused on either, even with the right password.
+    for outcome in [&through_first, &through_other] {
+        let Err(error) = outcome else {
+            panic!("the sixth attempt got through: {outcome:?}");
+        };
+        assert_eq!(error.error_code(), ErrorCode::TooManyRequests, "{error:?}");
+        let retry_after_secs = error.retry_after_secs().unwrap();
+        assert!((1..=60).contains(&retry_after_secs), "{retry_after_secs}");
+    }
+
+    other_db.close().await.unwrap();
+    database.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_wrong_passwords_across_two_services_stop_at_the_limit() {
+    // Arrange
+    let database = TestDatabase::create().await;
+    let keys = TestKeys::generate("auth-pg-throttle-race");
+    let first = Arc::new(open_service(&database.db, &keys).await);
+    let other_db = database.connect_again().await;
+    let other = Arc::new(open_service(&other_db, &keys).await);
+    first
+        .create_user(
+            &CallerContext::system("test"),
+            new_user("ada@example.com", UserRole::Clinician),
+        )
+        .await
+        .unwrap();
+
+    // Open several connections in each pool up front, so connecting does not spread the
+    // attempts out in time.
+    let mut warm_up = JoinSet::new();
+    for index in 0..16 {
+        let service = if index % 2 == 0 {
+            Arc::clone(&first)
+        } else {
+            Arc::clone(&other)
+        };
+        warm_up.spawn(async move { service.check_ready().await });
+    }
+    for ready in warm_up.join_all().await {
+        ready.unwrap();
+    }
+
+    // Act: twenty at once, alternating services, each from its own address.
+    let num_attempts = 20;
+    let start_line = Arc::new(Barrier::new(num_attempts));
+    let mut attempts: JoinSet<Result<Session, WardError>> = JoinSet::new();
+    for index in 0..num_attempts {
+        let service = if index % 2 == 0 {
+            Arc::clone(&first)
+        } else {
+            Arc::clone(&other)
+        };
+        let client = from_addr(&keys, &format!("203.0.113.{index}"));
+        let start_line = Arc::clone(&start_line);
+        attempts.spawn(async move {
+            start_line.wait().await;
+            service
+                .login(&client, "ada@example.com", "not the password")
+                .await
+        });
+    }
+    let outcomes = attempts.join_all().await;
+
+    // Assert: five were checked (and counted), every other one was throttled.
+    let mut num_checked = 0;
+    for outcome in &outcomes {
+        let Err(error) = outcome else {
+            panic!("a wrong password logged in: {outcome:?}");
+        };
+        match error.error_code() {
+            ErrorCode::Unauthenticated => num_checked += 1,
+            ErrorCode::TooManyRequests => assert!(error.retry_after_secs().is_some()),
+            _ => panic!("unexpected answer: {error:?}"),
+        }
+    }
+    assert_eq!(num_checked, 5, "{outcomes:?}");
+
+    drop(first);
+    drop(other);
+    other_db.close().await.unwrap();
     database.drop_database().await;
 }

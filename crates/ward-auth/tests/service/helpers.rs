@@ -109,6 +109,16 @@ pub fn caller_with(principal: Principal, token: &str) -> CallerContext {
 }
 
 impl TestAuth {
+    /// Another service over the same database file, through its own connection pool and with
+    /// the same signing key, as a second auth process would run.
+    pub async fn second_service(&self) -> AuthService {
+        let db = open_db(&self.folder).await;
+        let issuer = TokenIssuer::from_file(&self.folder.join("keys/auth.key")).unwrap();
+        AuthService::open(db, issuer, test_settings(), OutboxWaker::default())
+            .await
+            .unwrap()
+    }
+
     /// Creates an account as the system would (`ward user create`, `--demo`).
     pub async fn create(&self, email: &str, role: UserRole) -> UserInfo {
         self.service

@@ -4,3 +4,4 @@ mod accounts;
 mod helpers;
 mod login;
 mod sessions;
+mod throttle;
