@@ -18,6 +18,21 @@ pub struct AuthSettings {
 const MAX_TTL_SECS: u64 = 10 * 366 * 24 * 3600;
 
 impl AuthSettings {
+    /// Cheap hashing (1 MiB, one pass) and short lifetimes, so tests run fast. Never for a
+    /// deployment: configuration goes through [`AuthSettings::from_config`].
+    #[doc(hidden)]
+    pub fn for_tests() -> Self {
+        Self {
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_secs: 3600,
+            argon2: Argon2Options {
+                memory_kib: 1024,
+                iterations: 1,
+                parallelism: 1,
+            },
+        }
+    }
+
     /// Returns the settings named in `auth` (`access_token_ttl_secs`, `refresh_token_ttl_secs`,
     /// `argon2`).
     pub fn from_config(auth: &AuthOptions) -> Self {
@@ -62,15 +77,7 @@ mod tests {
     use super::*;
 
     fn settings() -> AuthSettings {
-        AuthSettings {
-            access_token_ttl_secs: 900,
-            refresh_token_ttl_secs: 3600,
-            argon2: Argon2Options {
-                memory_kib: 1024,
-                iterations: 1,
-                parallelism: 1,
-            },
-        }
+        AuthSettings::for_tests()
     }
 
     #[test]

@@ -15,7 +15,6 @@ use ward_bus::grpc::{connect_peer, error_from_status, outgoing_request};
 use ward_bus::outbox::OutboxWaker;
 use ward_bus::testsuite::{TestKeys, serve_on_loopback, sqlite_in};
 use ward_bus::token::Narrowing;
-use ward_core::config::Argon2Options;
 use ward_core::{CallerContext, ErrorCode, Role, UserRole, WardError};
 use ward_proto::v1 as proto;
 use ward_proto::v1::auth_service_client::AuthServiceClient;
@@ -45,16 +44,7 @@ impl TestPeer {
         let keys = TestKeys::generate("auth-grpc");
         let db = sqlite_in(keys.folder(), "auth").await;
         AuthService::migrate(&db).await.unwrap();
-        let settings = AuthSettings {
-            access_token_ttl_secs: 900,
-            refresh_token_ttl_secs: 3600,
-            // Cheap, so tests stay fast.
-            argon2: Argon2Options {
-                memory_kib: 1024,
-                iterations: 1,
-                parallelism: 1,
-            },
-        };
+        let settings = AuthSettings::for_tests();
         let service =
             AuthService::open(db, keys.issuer().clone(), settings, OutboxWaker::default())
                 .await

@@ -14,7 +14,7 @@ use ward_bus::AuthApi;
 use ward_bus::auth::{NewUser, PasswordChange, Session, UserChange};
 use ward_bus::outbox::{OutboxWaker, pending};
 use ward_bus::testsuite::TestKeys;
-use ward_core::config::{Argon2Options, SecretUrl};
+use ward_core::config::SecretUrl;
 use ward_core::{CallerContext, ErrorCode, UserRole, WardError};
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -71,15 +71,7 @@ impl TestDatabase {
 async fn open_service(db: &DatabaseConnection, keys: &TestKeys) -> AuthService {
     AuthService::migrate(db).await.unwrap();
     AuthService::migrate(db).await.unwrap();
-    let settings = AuthSettings {
-        access_token_ttl_secs: 900,
-        refresh_token_ttl_secs: 3600,
-        argon2: Argon2Options {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-        },
-    };
+    let settings = AuthSettings::for_tests();
     AuthService::open(
         db.clone(),
         keys.issuer().clone(),

@@ -12,7 +12,7 @@ use ward_bus::auth::{NewUser, Session, UserInfo};
 use ward_bus::events::{SessionRevoked, UserTokensRevoked, decode_envelope, decode_payload};
 use ward_bus::outbox::OutboxWaker;
 use ward_bus::token::{TokenIssuer, TokenVerifier, generate_key_files};
-use ward_core::config::{Argon2Options, SecretUrl};
+use ward_core::config::SecretUrl;
 use ward_core::{CallerContext, Principal, UserRole};
 use ward_proto::v1::EventEnvelope;
 
@@ -21,15 +21,7 @@ pub const ADMIN_EMAIL: &str = "root@example.com";
 
 /// Cheap argon2 parameters, so tests stay fast.
 pub fn test_settings() -> AuthSettings {
-    AuthSettings {
-        access_token_ttl_secs: 900,
-        refresh_token_ttl_secs: 3600,
-        argon2: Argon2Options {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-        },
-    }
+    AuthSettings::for_tests()
 }
 
 pub struct TestAuth {
