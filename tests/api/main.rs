@@ -14,3 +14,4 @@ mod roles;
 mod secrets;
 mod security;
 mod sessions;
+mod versions;

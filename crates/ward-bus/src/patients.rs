@@ -29,6 +29,33 @@ pub struct Patient {
     pub address: String,
     pub date_of_birth: NaiveDate,
     pub registered_date: NaiveDate,
+    /// 1 when registered, plus one per change; the HTTP `ETag` and `If-Match` carry it.
+    pub version: u32,
+}
+
+/// One entry of a patient's history: the record as it stood after a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientVersion {
+    /// Counted from 1 per patient; a delete records one more.
+    pub version: u32,
+    pub at: DateTime<Utc>,
+    /// A user id, `system:<purpose>` or `anonymous`.
+    pub actor: String,
+    /// One of [`HISTORY_ACTIONS`].
+    pub action: String,
+    /// The record after the change (for a delete, as it was when deleted); its `version` is
+    /// this entry's.
+    pub patient: Patient,
+}
+
+/// The history actions, as stored and answered.
+pub const HISTORY_ACTIONS: [&str; 3] = ["create", "update", "delete"];
+
+/// The refusal of a write whose expected version is not the current one.
+pub fn patient_changed(current_version: u32) -> WardError {
+    WardError::PreconditionFailed(format!(
+        "the patient has changed (version {current_version} is current)"
+    ))
 }
 
 /// Patient fields as they arrive, before any check. `None` means absent.
@@ -453,16 +480,45 @@ pub trait PatientsApi: Send + Sync + 'static {
         page: PageRequest,
     ) -> WardResult<PatientPage>;
 
-    /// Replaces the patient's fields and writes `PatientUpdated`. Needs `patients:write`.
+    /// Replaces the patient's fields, adds one to its version and writes `PatientUpdated` and a
+    /// history entry. Needs `patients:write`. With `expected_version_opt`, the write happens only
+    /// if that is still the current version, checked atomically with the write; otherwise it is
+    /// `PreconditionFailed` ([`patient_changed`]) and nothing is written. Without it, the last
+    /// write wins.
     async fn update_patient(
         &self,
         ctx: &CallerContext,
         id: Uuid,
         changes: PatientChanges,
+        expected_version_opt: Option<u32>,
     ) -> WardResult<Patient>;
 
-    /// Removes the patient and writes `PatientDeleted`. Needs `patients:write`.
-    async fn delete_patient(&self, ctx: &CallerContext, id: Uuid) -> WardResult<()>;
+    /// Removes the patient and writes `PatientDeleted` and a last history entry (`delete`, one
+    /// version more). Needs `patients:write`. `expected_version_opt` as for
+    /// [`PatientsApi::update_patient`].
+    async fn delete_patient(
+        &self,
+        ctx: &CallerContext,
+        id: Uuid,
+        expected_version_opt: Option<u32>,
+    ) -> WardResult<()>;
+
+    /// The patient's history, newest first; still readable after a delete. Needs
+    /// `patients:read` and is audited as a `read`; `NotFound` when the patient never existed.
+    async fn patient_history(
+        &self,
+        ctx: &CallerContext,
+        id: Uuid,
+    ) -> WardResult<Vec<PatientVersion>>;
+
+    /// One entry of the patient's history. Needs `patients:read` and is audited as a `read`;
+    /// `NotFound` for an unknown patient or version, `InvalidArgument` for version 0.
+    async fn patient_version(
+        &self,
+        ctx: &CallerContext,
+        id: Uuid,
+        version: u32,
+    ) -> WardResult<PatientVersion>;
 
     /// Loads records with known ids, skipping ids already present; returns how many were new.
     /// Each new one is registered exactly as `create_patient` would (with its event). Needs

@@ -7,6 +7,7 @@
 mod fields;
 mod session;
 mod users;
+mod versions;
 
 use std::collections::BTreeMap;
 
@@ -28,6 +29,9 @@ use ward_core::{FieldError, Principal, UserRole, WardResult};
 use self::fields::{field_error, invalid, required, text_field, unknown_fields, with_type_errors};
 pub(crate) use self::session::{AccessTokenResponse, NarrowBody, PasswordBody, RefreshBody};
 pub(crate) use self::users::{NewUserBody, UserListResponse, UserPatchBody, UserResponse};
+pub(crate) use self::versions::{
+    PatientHistoryResponse, PatientMergePatch, PatientMergePatchSchema, PatientVersionResponse,
+};
 
 // No `Debug`: it holds a password.
 /// An account's credentials.
@@ -221,10 +225,21 @@ impl PatientBody {
     }
 
     /// A `PUT` body may carry the record's own `id` (a client that GETs, edits and PUTs the
-    /// document back); it must then name the patient in the path.
+    /// document back); it must then name the patient in the path. Its `version` is tolerated
+    /// for the same reason and ignored: `If-Match` is what makes a write conditional.
     pub(crate) fn into_changes(mut self, path_id: uuid::Uuid) -> WardResult<PatientChanges> {
         let id_opt = self.unknown.remove("id");
+        let version_opt = self.unknown.remove("version");
         let (input, mut type_errors) = self.into_input();
+        if let Some(version) = version_opt {
+            let is_version = match version.as_u64() {
+                Some(number) => (1..=u64::from(u32::MAX)).contains(&number),
+                None => version.is_null(),
+            };
+            if !is_version {
+                type_errors.push(field_error("version", "version must be a positive integer"));
+            }
+        }
         if let Some(id) = id_opt {
             let matches_path = id
                 .as_str()
@@ -262,6 +277,10 @@ pub(crate) struct PatientUpdateSchema {
     /// and it must then be the id in the path.
     #[schema(read_only, required = false)]
     id: Uuid,
+    /// The version a `GET` answered, tolerated so the document can be sent back; ignored (send
+    /// `If-Match` to make the write conditional on it).
+    #[schema(read_only, required = false, minimum = 1)]
+    version: u32,
     #[schema(max_length = 100, pattern = r"\S", example = "John Doe")]
     name: String,
     #[schema(format = Email, max_length = 254, example = "john.doe@example.com")]
@@ -294,6 +313,9 @@ pub(crate) struct PatientResponse {
     address: String,
     date_of_birth: NaiveDate,
     registered_date: NaiveDate,
+    /// 1 when registered, plus one per change; the `ETag` header carries it as `W/"<version>"`.
+    #[schema(minimum = 1, example = 1)]
+    version: u32,
 }
 
 impl From<Patient> for PatientResponse {
@@ -305,6 +327,7 @@ impl From<Patient> for PatientResponse {
             address: patient.address,
             date_of_birth: patient.date_of_birth,
             registered_date: patient.registered_date,
+            version: patient.version,
         }
     }
 }
@@ -695,6 +718,24 @@ mod tests {
     }
 
     #[test]
+    fn a_put_body_may_carry_a_version_which_must_be_one() {
+        let mut body = json!({
+            "name": "John Doe",
+            "email": "john.doe@example.com",
+            "address": "123 Main St",
+            "dateOfBirth": "1985-06-15",
+            "version": 3
+        });
+        assert!(patient_body(body.clone()).into_changes(Uuid::nil()).is_ok());
+        body["version"] = json!("3");
+        let error = patient_body(body).into_changes(Uuid::nil()).unwrap_err();
+        assert_eq!(
+            fields(&error),
+            vec![("version", "version must be a positive integer")]
+        );
+    }
+
+    #[test]
     fn null_is_absent() {
         let error = patient_body(json!({"name": null}))
             .into_new_patient()
@@ -739,6 +780,7 @@ mod tests {
             address: "123 Main St".into(),
             date_of_birth: NaiveDate::from_ymd_opt(1985, 6, 15).unwrap(),
             registered_date: NaiveDate::from_ymd_opt(2024, 1, 10).unwrap(),
+            version: 2,
         };
         let page = PatientPage {
             items: vec![patient],
@@ -748,5 +790,6 @@ mod tests {
         assert_eq!(json["nextCursor"], Value::Null);
         assert_eq!(json["items"][0]["dateOfBirth"], "1985-06-15");
         assert_eq!(json["items"][0]["registeredDate"], "2024-01-10");
+        assert_eq!(json["items"][0]["version"], 2);
     }
 }

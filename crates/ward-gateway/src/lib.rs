@@ -12,6 +12,7 @@
 mod caller;
 mod client_addr;
 mod dto;
+mod etag;
 mod json;
 mod metrics;
 mod openapi;

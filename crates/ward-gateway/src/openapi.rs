@@ -43,12 +43,19 @@ pub(crate) struct NotFound(#[allow(dead_code)] Problem);
 #[response(content_type = "application/problem+json")]
 pub(crate) struct Conflict(#[allow(dead_code)] Problem);
 
+/// The record has changed since the version named in `If-Match`; nothing was written. Read it
+/// again (its `ETag` is the current version) and retry.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub(crate) struct PreconditionFailed(#[allow(dead_code)] Problem);
+
 /// The body exceeds 64 KiB.
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub(crate) struct PayloadTooLarge(#[allow(dead_code)] Problem);
 
-/// The body is not declared as JSON: send `Content-Type: application/json`.
+/// The body is not declared as the JSON this operation reads: send `Content-Type:
+/// application/json` (`application/merge-patch+json` for a patient `PATCH`).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub(crate) struct UnsupportedMediaType(#[allow(dead_code)] Problem);
@@ -82,7 +89,10 @@ pub(crate) struct ServiceUnavailable(#[allow(dead_code)] Problem);
         patients::list_patients,
         patients::get_patient,
         patients::update_patient,
+        patients::patch_patient,
         patients::delete_patient,
+        patients::patient_history,
+        patients::patient_version,
         billing::get_account_by_patient,
         analytics::summary,
         audit::list_audit_events,
@@ -98,6 +108,7 @@ pub(crate) struct ServiceUnavailable(#[allow(dead_code)] Problem);
             Forbidden,
             NotFound,
             Conflict,
+            PreconditionFailed,
             PayloadTooLarge,
             UnsupportedMediaType,
             ServiceUnavailable

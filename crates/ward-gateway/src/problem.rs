@@ -79,9 +79,12 @@ pub enum ApiError {
     PayloadTooLarge { limit_bytes: usize },
     /// The path exists but not with this method (405). HTTP-only.
     MethodNotAllowed { allow: &'static str },
-    /// The body is not declared as JSON (415); `found_opt` is the declared media type, if any.
-    /// HTTP-only.
-    UnsupportedMediaType { found_opt: Option<String> },
+    /// The body is not declared as the JSON this route reads (415): `expected` names the media
+    /// type to send, `found_opt` the declared one, if any. HTTP-only.
+    UnsupportedMediaType {
+        expected: &'static str,
+        found_opt: Option<String>,
+    },
 }
 
 impl From<WardError> for ApiError {
@@ -101,9 +104,13 @@ impl fmt::Display for ApiError {
                 )
             }
             Self::MethodNotAllowed { allow } => write!(f, "this path accepts only {allow}"),
-            Self::UnsupportedMediaType { found_opt } => {
-                f.write_str(
-                    "the request body must be JSON, sent with Content-Type: application/json",
+            Self::UnsupportedMediaType {
+                expected,
+                found_opt,
+            } => {
+                write!(
+                    f,
+                    "the request body must be JSON, sent with Content-Type: {expected}"
                 )?;
                 match found_opt {
                     Some(found) => write!(f, " (got {found})"),
@@ -284,7 +291,10 @@ fn json_error(error: JsonPayloadError) -> ApiError {
         JsonPayloadError::OverflowKnownLength { limit, .. }
         | JsonPayloadError::Overflow { limit } => ApiError::PayloadTooLarge { limit_bytes: limit },
         // `ApiJson` checks the media type first and more strictly; kept for any plain `web::Json`.
-        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType { found_opt: None },
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType {
+            expected: crate::json::JSON_MEDIA_TYPE,
+            found_opt: None,
+        },
         JsonPayloadError::Deserialize(cause) if cause.is_data() => WardError::invalid(
             format!("the request body does not have the expected shape: {cause}"),
             Vec::new(),
@@ -366,6 +376,7 @@ mod tests {
         let too_large = ApiError::PayloadTooLarge { limit_bytes: 10 };
         assert_eq!(too_large.status_code(), StatusCode::PAYLOAD_TOO_LARGE);
         let wrong_type = ApiError::UnsupportedMediaType {
+            expected: "application/json",
             found_opt: Some("text/plain".into()),
         };
         assert_eq!(wrong_type.status_code(), StatusCode::UNSUPPORTED_MEDIA_TYPE);

@@ -37,10 +37,19 @@ pub(crate) fn api_routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(patients::create_patient)),
         )
         .service(
-            resource("/api/patients/{id}", "GET, PUT, DELETE")
+            resource("/api/patients/{id}", "GET, PUT, PATCH, DELETE")
                 .route(web::get().to(patients::get_patient))
                 .route(web::put().to(patients::update_patient))
+                .route(web::patch().to(patients::patch_patient))
                 .route(web::delete().to(patients::delete_patient)),
+        )
+        .service(
+            resource("/api/patients/{id}/history", "GET")
+                .route(web::get().to(patients::patient_history)),
+        )
+        .service(
+            resource("/api/patients/{id}/history/{version}", "GET")
+                .route(web::get().to(patients::patient_version)),
         )
         .service(
             resource("/api/billing/accounts/{patientId}", "GET")

@@ -24,6 +24,10 @@ pub(crate) mod patients {
         pub registered_date: Date,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        /// 1 when registered, plus one per update; writes that name a version are conditional
+        /// on it (`UPDATE ... WHERE version = ?`). Added by a later migration, existing rows 1.
+        #[sea_orm(default_value = 1)]
+        pub version: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -57,6 +61,42 @@ pub(crate) mod audit_events {
         pub outcome: String,
         pub request_id: String,
         pub client_addr: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod patient_versions {
+    //! The `patient_versions` table: each patient's history, one row per create, update and
+    //! delete, written in the change's transaction. Rows outlive the patient's deletion.
+
+    use sea_orm::entity::prelude::*;
+
+    /// The record as it stood after one change (for a delete, as it was when deleted).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "patient_versions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub patient_id: Uuid,
+        /// The patient's version after the change; the key with `patient_id`, so two writers
+        /// can never record the same version.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub version: i64,
+        pub recorded_at: DateTimeUtc,
+        /// The principal's user id, `system:<purpose>` or `anonymous`.
+        pub actor: String,
+        pub request_id: String,
+        /// create, update or delete.
+        pub action: String,
+        pub name: String,
+        pub email: String,
+        #[sea_orm(column_type = "Text")]
+        pub address: String,
+        pub date_of_birth: Date,
+        pub registered_date: Date,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use ward_bus::grpc::{parse_date, parse_uuid};
 use ward_bus::patients::{
     AuditEvent, AuditPage, AuditQuery, NewPatient, PageRequest, Patient, PatientChanges,
-    PatientInput, PatientPage, cursor_after, format_date,
+    PatientInput, PatientPage, PatientVersion, cursor_after, format_date,
 };
 use ward_core::{WardError, WardResult};
 use ward_proto::v1 as proto;
@@ -32,6 +32,7 @@ fn patient_to_proto(patient: Patient) -> proto::Patient {
         address: patient.address,
         date_of_birth: format_date(patient.date_of_birth),
         registered_date: format_date(patient.registered_date),
+        version: patient.version,
     }
 }
 
@@ -44,7 +45,51 @@ fn patient_from_proto(patient: proto::Patient) -> WardResult<Patient> {
         name: patient.name,
         email: patient.email,
         address: patient.address,
+        version: patient.version,
     })
+}
+
+fn patient_version_to_proto(entry: PatientVersion) -> proto::PatientVersion {
+    proto::PatientVersion {
+        version: entry.version,
+        at: format_instant(entry.at),
+        actor: entry.actor,
+        action: entry.action,
+        patient: Some(patient_to_proto(entry.patient)),
+    }
+}
+
+/// Reads a history entry from a reply; a bad or missing field is `InvalidArgument` naming it.
+fn patient_version_from_proto(entry: proto::PatientVersion) -> WardResult<PatientVersion> {
+    let at = DateTime::parse_from_rfc3339(&entry.at)
+        .map_err(|_| WardError::invalid_field("at", "at must be an RFC 3339 date-time"))?
+        .with_timezone(&Utc);
+    let Some(patient) = entry.patient else {
+        return Err(WardError::invalid_field("patient", "patient is required"));
+    };
+    Ok(PatientVersion {
+        version: entry.version,
+        at,
+        actor: entry.actor,
+        action: entry.action,
+        patient: patient_from_proto(patient)?,
+    })
+}
+
+fn patient_versions_to_proto(entries: Vec<PatientVersion>) -> proto::PatientVersionList {
+    let mut items = Vec::with_capacity(entries.len());
+    for entry in entries {
+        items.push(patient_version_to_proto(entry));
+    }
+    proto::PatientVersionList { items }
+}
+
+fn patient_versions_from_proto(list: proto::PatientVersionList) -> WardResult<Vec<PatientVersion>> {
+    let mut entries = Vec::with_capacity(list.items.len());
+    for entry in list.items {
+        entries.push(patient_version_from_proto(entry)?);
+    }
+    Ok(entries)
 }
 
 fn new_patient_to_proto(patient: NewPatient, id_opt: Option<Uuid>) -> proto::PatientInput {
@@ -206,11 +251,31 @@ mod tests {
             address: "123 Main St".into(),
             date_of_birth: date("1985-06-15"),
             registered_date: date("2024-01-10"),
+            version: 3,
         };
         assert_eq!(
             patient_from_proto(patient_to_proto(patient.clone())).unwrap(),
             patient
         );
+        let entry = PatientVersion {
+            version: 3,
+            at: DateTime::parse_from_rfc3339("2024-06-01T10:00:00.5Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            actor: "system:demo".into(),
+            action: "update".into(),
+            patient,
+        };
+        let list = patient_versions_to_proto(vec![entry.clone()]);
+        assert_eq!(patient_versions_from_proto(list).unwrap(), vec![entry]);
+        let without_patient = proto::PatientVersion {
+            version: 1,
+            at: "2024-06-01T10:00:00Z".into(),
+            actor: "a".into(),
+            action: "create".into(),
+            patient: None,
+        };
+        assert!(patient_version_from_proto(without_patient).is_err());
     }
 
     #[test]

@@ -1,11 +1,11 @@
-//! The patients database schema: the outbox (shared shape, from `ward-bus`), `patients` and
-//! `audit_events`.
+//! The patients database schema: the outbox (shared shape, from `ward-bus`), `patients`,
+//! `audit_events` and `patient_versions`.
 
 use sea_orm::Schema;
 use sea_orm_migration::prelude::*;
 use ward_bus::outbox::OutboxMigration;
 
-use crate::entity::{audit_events, patients};
+use crate::entity::{audit_events, patient_versions, patients};
 
 /// Applies the patients module's migrations, recorded in its own `patients_migrations` table so
 /// several modules may share one database (one PostgreSQL database, several schemas' worth of
@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreatePatients),
             Box::new(CreateAuditEvents),
             Box::new(AuditEventsAppendOnly),
+            Box::new(AddPatientVersions),
         ]
     }
 
@@ -160,5 +161,63 @@ impl MigrationTrait for AuditEventsAppendOnly {
             }
         }
         Ok(())
+    }
+}
+
+/// Adds `patients.version` (existing rows get 1) and creates `patient_versions`, seeded with
+/// each existing patient's current state as its version 1: what came before is unknown, so the
+/// entry is an `update` unless the record never changed, and its actor says where it came from.
+struct AddPatientVersions;
+
+impl MigrationName for AddPatientVersions {
+    fn name(&self) -> &str {
+        "m20261201_000104_add_patient_versions"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddPatientVersions {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // A database created after the entity gained `version` already has the column.
+        if !manager.has_column("patients", "version").await? {
+            let add_version = Table::alter()
+                .table(patients::Entity)
+                .add_column(
+                    ColumnDef::new(patients::Column::Version)
+                        .big_integer()
+                        .not_null()
+                        .default(1),
+                )
+                .to_owned();
+            manager.alter_table(add_version).await?;
+        }
+        let schema = Schema::new(manager.get_database_backend());
+        let create_table = schema
+            .create_table_from_entity(patient_versions::Entity)
+            .if_not_exists()
+            .to_owned();
+        manager.create_table(create_table).await?;
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "INSERT INTO patient_versions (patient_id, version, recorded_at, actor, \
+                 request_id, action, name, email, address, date_of_birth, registered_date) \
+                 SELECT id, version, updated_at, 'system:migration', 'migration', \
+                 CASE WHEN updated_at = created_at THEN 'create' ELSE 'update' END, \
+                 name, email, address, date_of_birth, registered_date FROM patients",
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(patient_versions::Entity).to_owned())
+            .await?;
+        let drop_version = Table::alter()
+            .table(patients::Entity)
+            .drop_column(patients::Column::Version)
+            .to_owned();
+        manager.alter_table(drop_version).await
     }
 }

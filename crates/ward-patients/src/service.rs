@@ -3,16 +3,22 @@
 //! Every write commits the row change and its event in one transaction (the outbox), then wakes
 //! the relay, so a patient never exists without its `PatientRegistered` event, nor the reverse.
 //!
+//! Every patient carries a version (1 when registered, plus one per change). Each create,
+//! update and delete also appends the record's new state to `patient_versions`, in the same
+//! transaction; writes that name an expected version are conditional on it
+//! (`UPDATE ... WHERE version = ?`), so of two writers that read the same version one gets
+//! `PreconditionFailed`.
+//!
 //! Every call also leaves a row in `audit_events` (who, what, which patients, outcome): writes in
 //! the same transaction as the change, reads right after the read, refusals before the error
 //! goes back.
 
 use async_trait::async_trait;
 use chrono::Utc;
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
@@ -24,11 +30,11 @@ use ward_bus::events::{
 use ward_bus::outbox::{OutboxWaker, enqueue};
 use ward_bus::patients::{
     AuditEvent, AuditPage, AuditQuery, NewPatient, PAGE_MAX, PageRequest, Patient, PatientChanges,
-    PatientPage, cursor_after, format_date, normalized_email,
+    PatientPage, PatientVersion, cursor_after, format_date, normalized_email, patient_changed,
 };
 use ward_core::{CallerContext, Right, WardError, WardResult};
 
-use crate::entity::{audit_events, patients};
+use crate::entity::{audit_events, patient_versions, patients};
 use crate::migration::Migrator;
 
 /// The producer name in event envelopes.
@@ -36,6 +42,7 @@ const PRODUCER: &str = "patients";
 /// The reference platform's messages, kept so its clients feel at home.
 const EMAIL_TAKEN_MESSAGE: &str = "Email address already exists";
 const NOT_FOUND_MESSAGE: &str = "Patient not found";
+const VERSION_NOT_FOUND_MESSAGE: &str = "Patient version not found";
 /// Audit outcomes.
 const ALLOWED: &str = "allowed";
 const DENIED: &str = "denied";
@@ -128,7 +135,7 @@ impl PatientsApi for PatientsService {
         // Same transaction: no patient without its audit row.
         record(&txn, ctx, "create", &[id], ALLOWED).await?;
         self.commit_and_wake(txn, "registering a patient").await?;
-        Ok(to_patient(model))
+        to_patient(model)
     }
 
     #[tracing::instrument(name = "patients.get_patient", skip_all, fields(patient_id = %id))]
@@ -137,8 +144,9 @@ impl PatientsApi for PatientsService {
             .await?;
         let model = find_patient(&self.db, id).await?.ok_or_else(not_found)?;
         // A failed audit write fails the read: no unaudited access to patient data.
+        let patient = to_patient(model)?;
         record(&self.db, ctx, "read", &[id], ALLOWED).await?;
-        Ok(to_patient(model))
+        Ok(patient)
     }
 
     #[tracing::instrument(name = "patients.list_patients", skip_all)]
@@ -176,7 +184,7 @@ impl PatientsApi for PatientsService {
         let mut items = Vec::with_capacity(rows.len());
         for model in rows {
             ids.push(model.id);
-            items.push(to_patient(model));
+            items.push(to_patient(model)?);
         }
         // A failed audit write fails the search: no unaudited access to patient data.
         record(&self.db, ctx, "search", &ids, ALLOWED).await?;
@@ -192,11 +200,15 @@ impl PatientsApi for PatientsService {
         ctx: &CallerContext,
         id: Uuid,
         changes: PatientChanges,
+        expected_version_opt: Option<u32>,
     ) -> WardResult<Patient> {
         self.authorize(ctx, Right::PatientsWrite, "update", &[id])
             .await?;
         let txn = self.begin_write("updating a patient").await?;
-        let existing = find_patient(&txn, id).await?.ok_or_else(not_found)?;
+        let existing = find_patient_for_write(&txn, id)
+            .await?
+            .ok_or_else(not_found)?;
+        check_expected_version(&existing, expected_version_opt)?;
         let email = changes.email.trim().to_string();
         let email_normalized = normalized_email(&email);
         // Keeping one's own address (in any case) is not a conflict.
@@ -205,49 +217,85 @@ impl PatientsApi for PatientsService {
         {
             return Err(email_taken());
         }
-        let mut row: patients::ActiveModel = existing.into();
-        row.name = ActiveValue::Set(changes.name.clone());
-        row.email = ActiveValue::Set(email.clone());
-        row.email_normalized = ActiveValue::Set(email_normalized);
-        row.address = ActiveValue::Set(changes.address);
-        row.date_of_birth = ActiveValue::Set(changes.date_of_birth);
-        row.updated_at = ActiveValue::Set(Utc::now());
-        let model = match row.update(&txn).await {
-            Ok(model) => model,
-            // Deleted by a concurrent request between the read and the write (PostgreSQL).
-            Err(DbErr::RecordNotUpdated) => return Err(not_found()),
-            Err(error) => {
-                return Err(write_error(
-                    error,
-                    "updating a patient",
-                    EMAIL_TAKEN_MESSAGE,
-                ));
-            }
-        };
-        let payload = PatientUpdated {
-            patient_id: id.to_string(),
+        let model = patients::Model {
             name: changes.name,
             email,
+            email_normalized,
+            address: changes.address,
+            date_of_birth: changes.date_of_birth,
+            updated_at: Utc::now(),
+            version: existing.version + 1,
+            ..existing
+        };
+        // Conditional on the version read: the check above and this write cannot be split by
+        // another writer, and an affected-row count of 0 means one got in between.
+        let updated = patients::Entity::update_many()
+            .col_expr(patients::Column::Name, Expr::value(model.name.clone()))
+            .col_expr(patients::Column::Email, Expr::value(model.email.clone()))
+            .col_expr(
+                patients::Column::EmailNormalized,
+                Expr::value(model.email_normalized.clone()),
+            )
+            .col_expr(
+                patients::Column::Address,
+                Expr::value(model.address.clone()),
+            )
+            .col_expr(
+                patients::Column::DateOfBirth,
+                Expr::value(model.date_of_birth),
+            )
+            .col_expr(patients::Column::UpdatedAt, Expr::value(model.updated_at))
+            .col_expr(patients::Column::Version, Expr::value(model.version))
+            .filter(patients::Column::Id.eq(id))
+            .filter(patients::Column::Version.eq(existing.version))
+            .exec(&txn)
+            .await
+            .map_err(|error| write_error(error, "updating a patient", EMAIL_TAKEN_MESSAGE))?;
+        if updated.rows_affected == 0 {
+            return Err(lost_race(&txn, id).await);
+        }
+        let payload = PatientUpdated {
+            patient_id: id.to_string(),
+            name: model.name.clone(),
+            email: model.email.clone(),
         };
         enqueue_event(&txn, ctx, id, &payload).await?;
+        record_version(&txn, ctx, &model, "update").await?;
         record(&txn, ctx, "update", &[id], ALLOWED).await?;
         self.commit_and_wake(txn, "updating a patient").await?;
-        Ok(to_patient(model))
+        to_patient(model)
     }
 
     #[tracing::instrument(name = "patients.delete_patient", skip_all, fields(patient_id = %id))]
-    async fn delete_patient(&self, ctx: &CallerContext, id: Uuid) -> WardResult<()> {
+    async fn delete_patient(
+        &self,
+        ctx: &CallerContext,
+        id: Uuid,
+        expected_version_opt: Option<u32>,
+    ) -> WardResult<()> {
         self.authorize(ctx, Right::PatientsWrite, "delete", &[id])
             .await?;
         let txn = self.begin_write("deleting a patient").await?;
-        // The affected-row count is the existence check: no separate read can race the delete.
-        let deleted = patients::Entity::delete_by_id(id)
+        let existing = find_patient_for_write(&txn, id)
+            .await?
+            .ok_or_else(not_found)?;
+        check_expected_version(&existing, expected_version_opt)?;
+        // Conditional on the version read, as in `update_patient`.
+        let deleted = patients::Entity::delete_many()
+            .filter(patients::Column::Id.eq(id))
+            .filter(patients::Column::Version.eq(existing.version))
             .exec(&txn)
             .await
             .map_err(|error| db_error("deleting a patient", error))?;
         if deleted.rows_affected == 0 {
-            return Err(not_found());
+            return Err(lost_race(&txn, id).await);
         }
+        // The delete is the history's last version: the record as it was, one version on.
+        let last = patients::Model {
+            version: existing.version + 1,
+            ..existing
+        };
+        record_version(&txn, ctx, &last, "delete").await?;
         let payload = PatientDeleted {
             patient_id: id.to_string(),
         };
@@ -255,6 +303,57 @@ impl PatientsApi for PatientsService {
         record(&txn, ctx, "delete", &[id], ALLOWED).await?;
         self.commit_and_wake(txn, "deleting a patient").await?;
         Ok(())
+    }
+
+    #[tracing::instrument(name = "patients.patient_history", skip_all, fields(patient_id = %id))]
+    async fn patient_history(
+        &self,
+        ctx: &CallerContext,
+        id: Uuid,
+    ) -> WardResult<Vec<PatientVersion>> {
+        self.authorize(ctx, Right::PatientsRead, "read", &[id])
+            .await?;
+        let rows = patient_versions::Entity::find()
+            .filter(patient_versions::Column::PatientId.eq(id))
+            .order_by_desc(patient_versions::Column::Version)
+            .all(&self.db)
+            .await
+            .map_err(|error| db_error("reading a patient's history", error))?;
+        if rows.is_empty() {
+            return Err(not_found());
+        }
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            items.push(to_patient_version(row)?);
+        }
+        // A failed audit write fails the read: no unaudited access to patient data.
+        record(&self.db, ctx, "read", &[id], ALLOWED).await?;
+        Ok(items)
+    }
+
+    #[tracing::instrument(name = "patients.patient_version", skip_all, fields(patient_id = %id, version))]
+    async fn patient_version(
+        &self,
+        ctx: &CallerContext,
+        id: Uuid,
+        version: u32,
+    ) -> WardResult<PatientVersion> {
+        if version == 0 {
+            return Err(WardError::invalid_field(
+                "version",
+                "version must be a positive integer",
+            ));
+        }
+        self.authorize(ctx, Right::PatientsRead, "read", &[id])
+            .await?;
+        let row = patient_versions::Entity::find_by_id((id, i64::from(version)))
+            .one(&self.db)
+            .await
+            .map_err(|error| db_error("reading a patient version", error))?
+            .ok_or_else(|| WardError::NotFound(VERSION_NOT_FOUND_MESSAGE.into()))?;
+        let entry = to_patient_version(row)?;
+        record(&self.db, ctx, "read", &[id], ALLOWED).await?;
+        Ok(entry)
     }
 
     #[tracing::instrument(name = "patients.import_patients", skip_all, fields(num_records = records.len()))]
@@ -374,6 +473,16 @@ async fn insert_registered(
 ) -> WardResult<patients::Model> {
     let now = Utc::now();
     let email = patient.email.trim().to_string();
+    // A re-imported patient (deleted, then loaded again with its id) continues its history.
+    let last_version_opt: Option<i64> = patient_versions::Entity::find()
+        .select_only()
+        .column_as(patient_versions::Column::Version.max(), "last_version")
+        .filter(patient_versions::Column::PatientId.eq(id))
+        .into_tuple()
+        .one(txn)
+        .await
+        .map_err(|error| db_error("reading a patient's history", error))?
+        .flatten();
     let model = patients::Model {
         id,
         name: patient.name.clone(),
@@ -384,6 +493,7 @@ async fn insert_registered(
         registered_date: patient.registered_date,
         created_at: now,
         updated_at: now,
+        version: last_version_opt.unwrap_or(0) + 1,
     };
     let row: patients::ActiveModel = model.clone().into();
     patients::Entity::insert(row)
@@ -397,7 +507,70 @@ async fn insert_registered(
         registered_date: format_date(model.registered_date),
     };
     enqueue_event(txn, ctx, id, &payload).await?;
+    record_version(txn, ctx, &model, "create").await?;
     Ok(model)
+}
+
+/// Appends the history entry for `model` (the record after the change) inside `txn`. Its key
+/// is (patient, version), so a version can never be recorded twice.
+async fn record_version(
+    txn: &DatabaseTransaction,
+    ctx: &CallerContext,
+    model: &patients::Model,
+    action: &'static str,
+) -> WardResult<()> {
+    let row = patient_versions::ActiveModel {
+        patient_id: ActiveValue::Set(model.id),
+        version: ActiveValue::Set(model.version),
+        recorded_at: ActiveValue::Set(Utc::now()),
+        actor: ActiveValue::Set(ctx.actor()),
+        request_id: ActiveValue::Set(ctx.request_id().to_string()),
+        action: ActiveValue::Set(action.to_string()),
+        name: ActiveValue::Set(model.name.clone()),
+        email: ActiveValue::Set(model.email.clone()),
+        address: ActiveValue::Set(model.address.clone()),
+        date_of_birth: ActiveValue::Set(model.date_of_birth),
+        registered_date: ActiveValue::Set(model.registered_date),
+    };
+    patient_versions::Entity::insert(row)
+        .exec_without_returning(txn)
+        .await
+        .map_err(|error| db_error("recording a patient version", error))?;
+    Ok(())
+}
+
+/// Refuses a write whose expected version is not the stored one.
+fn check_expected_version(
+    existing: &patients::Model,
+    expected_version_opt: Option<u32>,
+) -> WardResult<()> {
+    let Some(expected) = expected_version_opt else {
+        return Ok(());
+    };
+    if i64::from(expected) != existing.version {
+        return Err(patient_changed(stored_version(existing.version)?));
+    }
+    Ok(())
+}
+
+/// Explains a conditional write that matched no row: the patient was deleted or changed by a
+/// concurrent request after it was read.
+async fn lost_race(txn: &DatabaseTransaction, id: Uuid) -> WardError {
+    match find_patient(txn, id).await {
+        Ok(None) => not_found(),
+        Ok(Some(current)) => match stored_version(current.version) {
+            Ok(version) => patient_changed(version),
+            Err(error) => error,
+        },
+        Err(error) => error,
+    }
+}
+
+/// A stored version as the API's `u32`; anything else was written by hand.
+fn stored_version(raw: i64) -> WardResult<u32> {
+    u32::try_from(raw).map_err(|_| {
+        WardError::Internal(format!("a stored patient version is out of range: {raw}"))
+    })
 }
 
 /// Adds `payload`, keyed by the patient, to the outbox inside `txn`.
@@ -409,6 +582,20 @@ async fn enqueue_event<E: DomainEvent>(
 ) -> WardResult<()> {
     let event = envelope(PRODUCER, patient_id, ctx.request_id(), Utc::now(), payload);
     enqueue(txn, PATIENTS_TOPIC, &event).await
+}
+
+/// Reads a patient about to be changed. On PostgreSQL the row is locked (`FOR UPDATE`), so a
+/// concurrent writer waits and then reads the version this write leaves; SQLite ignores the
+/// clause, and its IMMEDIATE write transactions already run one at a time.
+async fn find_patient_for_write(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+) -> WardResult<Option<patients::Model>> {
+    patients::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(txn)
+        .await
+        .map_err(|error| db_error("reading a patient", error))
 }
 
 async fn find_patient<C: ConnectionTrait>(
@@ -436,15 +623,35 @@ async fn email_owner<C: ConnectionTrait>(
         .map_err(|error| db_error("checking an email address", error))
 }
 
-fn to_patient(model: patients::Model) -> Patient {
-    Patient {
+fn to_patient(model: patients::Model) -> WardResult<Patient> {
+    Ok(Patient {
+        version: stored_version(model.version)?,
         id: model.id,
         name: model.name,
         email: model.email,
         address: model.address,
         date_of_birth: model.date_of_birth,
         registered_date: model.registered_date,
-    }
+    })
+}
+
+fn to_patient_version(row: patient_versions::Model) -> WardResult<PatientVersion> {
+    let version = stored_version(row.version)?;
+    Ok(PatientVersion {
+        version,
+        at: row.recorded_at,
+        actor: row.actor,
+        action: row.action,
+        patient: Patient {
+            id: row.patient_id,
+            name: row.name,
+            email: row.email,
+            address: row.address,
+            date_of_birth: row.date_of_birth,
+            registered_date: row.registered_date,
+            version,
+        },
+    })
 }
 
 fn email_taken() -> WardError {

@@ -111,11 +111,11 @@ async fn create_get_list_update_delete_through_the_network() {
     };
     let updated = peer
         .client
-        .update_patient(&clinician, ada.id, changes)
+        .update_patient(&clinician, ada.id, changes, None)
         .await
         .unwrap();
     peer.client
-        .delete_patient(&clinician, bob.id)
+        .delete_patient(&clinician, bob.id, None)
         .await
         .unwrap();
 
@@ -156,7 +156,7 @@ async fn error_kinds_survive_the_network() {
     assert_eq!(not_found.error_code(), ErrorCode::NotFound);
     let not_found = peer
         .client
-        .delete_patient(&clinician, unknown)
+        .delete_patient(&clinician, unknown, None)
         .await
         .unwrap_err();
     assert_eq!(not_found.error_code(), ErrorCode::NotFound);
@@ -333,4 +333,67 @@ async fn readiness_names_a_peer_that_does_not_serve_patients() {
     );
     assert!(peer.client.check_ready().await.is_ok(), "{}", peer.address);
     other_server.abort();
+}
+
+#[tokio::test]
+async fn versions_and_history_cross_the_network() {
+    // Arrange
+    let peer = TestPeer::start().await;
+    let clinician = peer.keys.caller(UserRole::Clinician);
+    let ada = peer
+        .client
+        .create_patient(&clinician, new_patient("Ada Lovelace", "ada@example.com"))
+        .await
+        .unwrap();
+    let changes = PatientChanges {
+        name: "Ada King".into(),
+        email: "ada@example.com".into(),
+        address: "12 St James Sq".into(),
+        date_of_birth: date("1815-12-10"),
+    };
+
+    // Act
+    let updated = peer
+        .client
+        .update_patient(&clinician, ada.id, changes.clone(), Some(1))
+        .await
+        .unwrap();
+    let stale_update = peer
+        .client
+        .update_patient(&clinician, ada.id, changes, Some(1))
+        .await;
+    let stale_delete = peer
+        .client
+        .delete_patient(&clinician, ada.id, Some(1))
+        .await;
+    peer.client
+        .delete_patient(&clinician, ada.id, Some(2))
+        .await
+        .unwrap();
+    let history = peer
+        .client
+        .patient_history(&clinician, ada.id)
+        .await
+        .unwrap();
+    let first = peer
+        .client
+        .patient_version(&clinician, ada.id, 1)
+        .await
+        .unwrap();
+    let unknown = peer.client.patient_version(&clinician, ada.id, 9).await;
+
+    // Assert
+    assert_eq!((ada.version, updated.version), (1, 2));
+    let changed =
+        WardError::PreconditionFailed("the patient has changed (version 2 is current)".into());
+    assert_eq!(stale_update, Err(changed.clone()));
+    assert_eq!(stale_delete, Err(changed));
+    let summary: Vec<(u32, &str)> = history
+        .iter()
+        .map(|entry| (entry.version, entry.action.as_str()))
+        .collect();
+    assert_eq!(summary, vec![(3, "delete"), (2, "update"), (1, "create")]);
+    assert_eq!(first.patient, ada);
+    assert_eq!(first, history[2]);
+    assert_eq!(unknown.unwrap_err().error_code(), ErrorCode::NotFound);
 }

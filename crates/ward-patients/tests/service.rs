@@ -131,12 +131,13 @@ async fn create_get_update_delete_write_their_events_in_order() {
             &clinician,
             created.id,
             changes("John Q. Doe", "jq@example.com"),
+            None,
         )
         .await
         .unwrap();
     assert_eq!(test.num_pending().await, 2);
     test.service
-        .delete_patient(&clinician, created.id)
+        .delete_patient(&clinician, created.id, None)
         .await
         .unwrap();
 
@@ -273,7 +274,12 @@ async fn updating_to_another_patients_email_conflicts_but_keeping_ones_own_does_
     // Act
     let stolen = test
         .service
-        .update_patient(&system(), second.id, changes("Second", "FIRST@example.com"))
+        .update_patient(
+            &system(),
+            second.id,
+            changes("Second", "FIRST@example.com"),
+            None,
+        )
         .await;
     let recased = test
         .service
@@ -281,6 +287,7 @@ async fn updating_to_another_patients_email_conflicts_but_keeping_ones_own_does_
             &system(),
             second.id,
             changes("Second", "Second@Example.com"),
+            None,
         )
         .await;
 
@@ -309,9 +316,14 @@ async fn unknown_ids_are_not_found_everywhere() {
     let got = test.service.get_patient(&system(), unknown).await;
     let updated = test
         .service
-        .update_patient(&system(), unknown, changes("Nobody", "nobody@example.com"))
+        .update_patient(
+            &system(),
+            unknown,
+            changes("Nobody", "nobody@example.com"),
+            None,
+        )
         .await;
-    let deleted = test.service.delete_patient(&system(), unknown).await;
+    let deleted = test.service.delete_patient(&system(), unknown, None).await;
 
     // Assert
     assert_eq!(got.unwrap_err(), not_found);
@@ -425,7 +437,10 @@ async fn rights_are_enforced_before_any_work() {
             .await
             .is_ok()
     );
-    let billing_delete = test.service.delete_patient(&billing, existing.id).await;
+    let billing_delete = test
+        .service
+        .delete_patient(&billing, existing.id, None)
+        .await;
     assert!(matches!(billing_delete, Err(WardError::Forbidden(_))));
     let anonymous_get = test.service.get_patient(&anonymous, existing.id).await;
     assert!(matches!(anonymous_get, Err(WardError::Unauthenticated(_))));
@@ -503,7 +518,10 @@ async fn the_relay_moves_outbox_rows_to_the_log() {
         .create_patient(&system(), new_patient("Two", "two@example.com"))
         .await
         .unwrap();
-    service.delete_patient(&system(), first.id).await.unwrap();
+    service
+        .delete_patient(&system(), first.id, None)
+        .await
+        .unwrap();
 
     // Act
     let num_moved = relay.relay_once().await.unwrap();

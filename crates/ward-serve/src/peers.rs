@@ -11,6 +11,7 @@ use ward_bus::auth::{NewUser, PasswordChange, Session, UserChange, UserInfo};
 use ward_bus::billing::{BillingAccount, OpenAccountRequest};
 use ward_bus::patients::{
     AuditPage, AuditQuery, NewPatient, PageRequest, Patient, PatientChanges, PatientPage,
+    PatientVersion,
 };
 use ward_bus::{AnalyticsApi, AuthApi, BillingApi, PatientsApi};
 use ward_core::{CallerContext, Role, WardError, WardResult};
@@ -110,10 +111,31 @@ impl PatientsApi for MissingPeer {
         _ctx: &CallerContext,
         _id: Uuid,
         _changes: PatientChanges,
+        _expected_version_opt: Option<u32>,
     ) -> WardResult<Patient> {
         self.fail()
     }
-    async fn delete_patient(&self, _ctx: &CallerContext, _id: Uuid) -> WardResult<()> {
+    async fn delete_patient(
+        &self,
+        _ctx: &CallerContext,
+        _id: Uuid,
+        _expected_version_opt: Option<u32>,
+    ) -> WardResult<()> {
+        self.fail()
+    }
+    async fn patient_history(
+        &self,
+        _ctx: &CallerContext,
+        _id: Uuid,
+    ) -> WardResult<Vec<PatientVersion>> {
+        self.fail()
+    }
+    async fn patient_version(
+        &self,
+        _ctx: &CallerContext,
+        _id: Uuid,
+        _version: u32,
+    ) -> WardResult<PatientVersion> {
         self.fail()
     }
     async fn import_patients(

@@ -1,20 +1,54 @@
-//! `/api/patients`: register, list, read, update and remove patient records.
+//! `/api/patients`: register, list, read, update, patch and remove patient records, and read
+//! their history.
+//!
+//! Responses with one record carry its version as `ETag: W/"<version>"`; `PUT`, `PATCH` and
+//! `DELETE` honour `If-Match`, checked by the module atomically with the write.
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
+use serde_json::Value;
+use ward_bus::patients::{Patient, PatientChanges};
 use ward_core::id::parse_id;
+use ward_core::{WardError, WardResult};
 
 use crate::ApiBackends;
 use crate::caller::Caller;
 use crate::dto::{
-    ListPatientsQuery, PatientBody, PatientPageResponse, PatientResponse, PatientUpdateSchema,
+    ListPatientsQuery, PatientBody, PatientHistoryResponse, PatientMergePatch,
+    PatientMergePatchSchema, PatientPageResponse, PatientResponse, PatientUpdateSchema,
+    PatientVersionResponse,
 };
-use crate::json::ApiJson;
+use crate::etag::{IfMatch, etag};
+use crate::json::{ApiJson, MergePatchJson};
 use crate::openapi::{
-    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, ServiceUnavailable, Unauthorized,
-    UnsupportedMediaType,
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed,
+    ServiceUnavailable, Unauthorized, UnsupportedMediaType,
 };
 use crate::problem::ApiError;
+
+/// Describes the `If-Match` request header in the operations that honour it.
+const IF_MATCH_DESCRIPTION: &str = "Apply the change only to this version of the record, as \
+    its `ETag` gave it (`W/\"3\"`; `\"3\"` and `*` are accepted too). Another version is a 412 \
+    and nothing is written. Without it, the last write wins.";
+
+/// A patient answer: the record, with its version as the `ETag`.
+fn patient_reply(mut response: actix_web::HttpResponseBuilder, patient: Patient) -> HttpResponse {
+    response
+        .insert_header((header::ETAG, etag(patient.version)))
+        .json(PatientResponse::from(patient))
+}
+
+/// Reads a version from the path: digits only, from 1.
+fn parse_version(raw: &str) -> WardResult<u32> {
+    let is_digits = !raw.is_empty() && raw.bytes().all(|byte| byte.is_ascii_digit());
+    match raw.parse::<u32>() {
+        Ok(version) if is_digits && version > 0 => Ok(version),
+        _ => Err(WardError::invalid_field(
+            "version",
+            "version must be a positive integer",
+        )),
+    }
+}
 
 /// Registers a patient, opens its billing account and records the event, all or nothing.
 #[utoipa::path(
@@ -24,7 +58,10 @@ use crate::problem::ApiError;
     request_body = PatientBody,
     responses(
         (status = 201, description = "Registered", body = PatientResponse,
-            headers(("Location" = String, description = "The new patient's URL"))),
+            headers(
+                ("Location" = String, description = "The new patient's URL"),
+                ("ETag" = String, description = "The record's version, `W/\"1\"`")
+            )),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -47,9 +84,9 @@ pub(crate) async fn create_patient(
         .create_patient(caller.context(), new_patient)
         .await?;
     let location = format!("/api/patients/{}", patient.id);
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, location))
-        .json(PatientResponse::from(patient)))
+    let mut response = HttpResponse::Created();
+    response.insert_header((header::LOCATION, location));
+    Ok(patient_reply(response, patient))
 }
 
 /// Lists patients a page at a time, ordered by id (so by registration time).
@@ -88,7 +125,8 @@ pub(crate) async fn list_patients(
     tag = "patients",
     params(("id" = uuid::Uuid, Path, description = "The patient's id")),
     responses(
-        (status = 200, description = "The patient", body = PatientResponse),
+        (status = 200, description = "The patient", body = PatientResponse,
+            headers(("ETag" = String, description = "The record's version, `W/\"<version>\"`"))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -102,10 +140,10 @@ pub(crate) async fn get_patient(
     backends: web::Data<ApiBackends>,
     caller: Caller,
     raw_id: web::Path<String>,
-) -> Result<web::Json<PatientResponse>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&raw_id, "id")?;
     let patient = backends.patients.get_patient(caller.context(), id).await?;
-    Ok(web::Json(PatientResponse::from(patient)))
+    Ok(patient_reply(HttpResponse::Ok(), patient))
 }
 
 /// Replaces a patient's fields; `registeredDate` is ignored.
@@ -113,15 +151,21 @@ pub(crate) async fn get_patient(
     put,
     path = "/api/patients/{id}",
     tag = "patients",
-    params(("id" = uuid::Uuid, Path, description = "The patient's id")),
+    params(
+        ("id" = uuid::Uuid, Path, description = "The patient's id"),
+        ("If-Match" = Option<String>, Header, description = IF_MATCH_DESCRIPTION,
+            pattern = r#"^(\*|(W/)?"[0-9]{1,10}")$"#),
+    ),
     request_body = PatientUpdateSchema,
     responses(
-        (status = 200, description = "The updated patient", body = PatientResponse),
+        (status = 200, description = "The updated patient", body = PatientResponse,
+            headers(("ETag" = String, description = "The record's new version"))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 503, response = ServiceUnavailable),
@@ -133,15 +177,84 @@ pub(crate) async fn update_patient(
     backends: web::Data<ApiBackends>,
     caller: Caller,
     raw_id: web::Path<String>,
+    if_match: IfMatch,
     body: ApiJson<PatientBody>,
-) -> Result<web::Json<PatientResponse>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&raw_id, "id")?;
     let changes = body.into_inner().into_changes(id)?;
     let patient = backends
         .patients
-        .update_patient(caller.context(), id, changes)
+        .update_patient(
+            caller.context(),
+            id,
+            changes,
+            if_match.expected_version_opt(),
+        )
         .await?;
-    Ok(web::Json(PatientResponse::from(patient)))
+    Ok(patient_reply(HttpResponse::Ok(), patient))
+}
+
+/// Changes some of a patient's fields with an RFC 7396 merge patch: the members sent replace
+/// the stored ones, `null` removes one (a 400, as every editable field is required).
+#[utoipa::path(
+    patch,
+    path = "/api/patients/{id}",
+    tag = "patients",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The patient's id"),
+        ("If-Match" = Option<String>, Header, description = IF_MATCH_DESCRIPTION,
+            pattern = r#"^(\*|(W/)?"[0-9]{1,10}")$"#),
+    ),
+    request_body(content = PatientMergePatchSchema, content_type = "application/merge-patch+json"),
+    responses(
+        (status = 200, description = "The patched patient", body = PatientResponse,
+            headers(("ETag" = String, description = "The record's version"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []))
+)]
+#[tracing::instrument(name = "gateway.patch_patient", skip_all)]
+pub(crate) async fn patch_patient(
+    backends: web::Data<ApiBackends>,
+    caller: Caller,
+    raw_id: web::Path<String>,
+    if_match: IfMatch,
+    body: MergePatchJson<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&raw_id, "id")?;
+    let patch = PatientMergePatch::parse(body.into_inner())?;
+    let current = backends.patients.get_patient(caller.context(), id).await?;
+    if let Some(expected) = if_match.expected_version_opt()
+        && expected != current.version
+    {
+        return Err(ward_bus::patients::patient_changed(current.version).into());
+    }
+    let changes = patch.apply(&current)?;
+    if is_unchanged(&current, &changes) {
+        // Nothing to write: no new version for a patch that changes nothing.
+        return Ok(patient_reply(HttpResponse::Ok(), current));
+    }
+    // Conditional on the version read, so a change made since is a 412, never overwritten.
+    let patient = backends
+        .patients
+        .update_patient(caller.context(), id, changes, Some(current.version))
+        .await?;
+    Ok(patient_reply(HttpResponse::Ok(), patient))
+}
+
+fn is_unchanged(current: &Patient, changes: &PatientChanges) -> bool {
+    current.name == changes.name
+        && current.email == changes.email.trim()
+        && current.address == changes.address
+        && current.date_of_birth == changes.date_of_birth
 }
 
 /// Removes a patient.
@@ -149,13 +262,18 @@ pub(crate) async fn update_patient(
     delete,
     path = "/api/patients/{id}",
     tag = "patients",
-    params(("id" = uuid::Uuid, Path, description = "The patient's id")),
+    params(
+        ("id" = uuid::Uuid, Path, description = "The patient's id"),
+        ("If-Match" = Option<String>, Header, description = IF_MATCH_DESCRIPTION,
+            pattern = r#"^(\*|(W/)?"[0-9]{1,10}")$"#),
+    ),
     responses(
-        (status = 204, description = "Removed"),
+        (status = 204, description = "Removed; its history stays readable"),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
+        (status = 412, response = PreconditionFailed),
         (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
@@ -165,11 +283,106 @@ pub(crate) async fn delete_patient(
     backends: web::Data<ApiBackends>,
     caller: Caller,
     raw_id: web::Path<String>,
+    if_match: IfMatch,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&raw_id, "id")?;
     backends
         .patients
-        .delete_patient(caller.context(), id)
+        .delete_patient(caller.context(), id, if_match.expected_version_opt())
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Returns a patient's history, newest first: one entry per create, update and delete, each
+/// with the record as it stood after it. Still readable after the patient is deleted.
+#[utoipa::path(
+    get,
+    path = "/api/patients/{id}/history",
+    tag = "patients",
+    params(("id" = uuid::Uuid, Path, description = "The patient's id")),
+    responses(
+        (status = 200, description = "The history, newest first", body = PatientHistoryResponse),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []))
+)]
+#[tracing::instrument(name = "gateway.patient_history", skip_all)]
+pub(crate) async fn patient_history(
+    backends: web::Data<ApiBackends>,
+    caller: Caller,
+    raw_id: web::Path<String>,
+) -> Result<web::Json<PatientHistoryResponse>, ApiError> {
+    let id = parse_id(&raw_id, "id")?;
+    let history = backends
+        .patients
+        .patient_history(caller.context(), id)
+        .await?;
+    Ok(web::Json(PatientHistoryResponse::try_from(history)?))
+}
+
+/// Returns one entry of a patient's history: the record as it stood at that version.
+#[utoipa::path(
+    get,
+    path = "/api/patients/{id}/history/{version}",
+    tag = "patients",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The patient's id"),
+        ("version" = u32, Path, minimum = 1, description = "The version, from 1"),
+    ),
+    responses(
+        (status = 200, description = "That version", body = PatientVersionResponse,
+            headers(("ETag" = String, description = "That version, `W/\"<version>\"`"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []))
+)]
+#[tracing::instrument(name = "gateway.patient_version", skip_all)]
+pub(crate) async fn patient_version(
+    backends: web::Data<ApiBackends>,
+    caller: Caller,
+    raw_path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (raw_id, raw_version) = raw_path.into_inner();
+    let id_result = parse_id(&raw_id, "id");
+    let version_result = parse_version(&raw_version);
+    let (id, version) = match (id_result, version_result) {
+        (Ok(id), Ok(version)) => (id, version),
+        (Err(error), Ok(_)) | (Ok(_), Err(error)) => return Err(error.into()),
+        (Err(id_error), Err(version_error)) => {
+            let mut errors = id_error.field_errors().to_vec();
+            errors.extend_from_slice(version_error.field_errors());
+            let detail = format!("{id_error}; {version_error}");
+            return Err(WardError::invalid(detail, errors).into());
+        }
+    };
+    let entry = backends
+        .patients
+        .patient_version(caller.context(), id, version)
+        .await?;
+    let response = PatientVersionResponse::try_from(entry)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, etag(version)))
+        .json(response))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_in_the_path_are_positive_decimal_numbers() {
+        assert_eq!(parse_version("1"), Ok(1));
+        assert_eq!(parse_version("4294967295"), Ok(u32::MAX));
+        for raw in ["0", "", "-1", "+1", "one", "1.0", "4294967296", " 1"] {
+            assert!(parse_version(raw).is_err(), "{raw}");
+        }
+    }
 }

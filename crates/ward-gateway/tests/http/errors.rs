@@ -33,7 +33,7 @@ async fn the_root_path_is_a_404_problem_too() {
 #[actix_web::test]
 async fn a_wrong_method_is_a_405_problem_listing_the_allowed_ones() {
     let app = api_app!();
-    let request = TestRequest::patch()
+    let request = TestRequest::post()
         .uri(&format!("/api/patients/{}", Uuid::now_v7()))
         .insert_header(("authorization", format!("Bearer {ADMIN_TOKEN}")))
         .to_request();
@@ -45,7 +45,7 @@ async fn a_wrong_method_is_a_405_problem_listing_the_allowed_ones() {
         problem["type"],
         "https://ward.dev/problems/method-not-allowed"
     );
-    assert_eq!(reply.header("allow"), Some("GET, PUT, DELETE"));
+    assert_eq!(reply.header("allow"), Some("GET, PUT, PATCH, DELETE"));
 }
 
 #[actix_web::test]

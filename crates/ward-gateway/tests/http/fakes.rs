@@ -14,7 +14,7 @@ use ward_bus::auth::AccessToken;
 use ward_bus::billing::{AccountStatus, BillingAccount, BillingApi, OpenAccountRequest};
 use ward_bus::patients::{
     AuditPage, AuditQuery, NewPatient, PageRequest, Patient, PatientChanges, PatientPage,
-    PatientsApi, cursor_after, normalized_email,
+    PatientVersion, PatientsApi, cursor_after, normalized_email, patient_changed,
 };
 use ward_bus::token::Narrowing;
 use ward_core::{CallerContext, Principal, Right, UserRole, WardError, WardResult};
@@ -102,9 +102,46 @@ pub fn fake_narrow(log: NarrowLog) -> TokenNarrow {
 #[derive(Default)]
 pub struct FakePatients {
     patients: Mutex<BTreeMap<Uuid, Patient>>,
+    /// Each patient's history, oldest first.
+    history: Mutex<BTreeMap<Uuid, Vec<PatientVersion>>>,
+    /// The expected version of every update and delete, in order: what `If-Match` became.
+    expected_versions: Mutex<Vec<Option<u32>>>,
 }
 
 impl FakePatients {
+    /// The expected versions the gateway passed to updates and deletes, in order.
+    pub fn expected_versions(&self) -> Vec<Option<u32>> {
+        self.expected_versions.lock().unwrap().clone()
+    }
+
+    fn record_version(&self, ctx: &CallerContext, patient: &Patient, action: &str) {
+        let entry = PatientVersion {
+            version: patient.version,
+            at: Utc.with_ymd_and_hms(2024, 6, 1, 10, 0, 0).unwrap(),
+            actor: ctx.actor(),
+            action: action.into(),
+            patient: patient.clone(),
+        };
+        let mut history = self.history.lock().unwrap();
+        history.entry(patient.id).or_default().push(entry);
+    }
+
+    /// Refuses a stale expected version, as the real module does.
+    fn check_version(
+        &self,
+        patient: &Patient,
+        expected_version_opt: Option<u32>,
+    ) -> WardResult<()> {
+        self.expected_versions
+            .lock()
+            .unwrap()
+            .push(expected_version_opt);
+        match expected_version_opt {
+            Some(expected) if expected != patient.version => Err(patient_changed(patient.version)),
+            _ => Ok(()),
+        }
+    }
+
     /// How many patients the store holds: proves a rejected request wrote nothing.
     pub fn count(&self) -> usize {
         self.patients.lock().unwrap().len()
@@ -139,8 +176,10 @@ impl PatientsApi for FakePatients {
             address: new.address,
             date_of_birth: new.date_of_birth,
             registered_date: new.registered_date,
+            version: 1,
         };
         patients.insert(patient.id, patient.clone());
+        self.record_version(ctx, &patient, "create");
         Ok(patient)
     }
 
@@ -182,32 +221,79 @@ impl PatientsApi for FakePatients {
         ctx: &CallerContext,
         id: Uuid,
         changes: PatientChanges,
+        expected_version_opt: Option<u32>,
     ) -> WardResult<Patient> {
         ctx.require(Right::PatientsWrite)?;
         let mut patients = self.patients.lock().unwrap();
-        if !patients.contains_key(&id) {
+        let Some(existing) = patients.get(&id).cloned() else {
             return Err(WardError::NotFound("Patient not found".into()));
-        }
+        };
+        self.check_version(&existing, expected_version_opt)?;
         if Self::email_taken(&patients, &changes.email, Some(id)) {
             return Err(WardError::AlreadyExists(
                 "Email address already exists".into(),
             ));
         }
-        let patient = patients.get_mut(&id).unwrap();
-        patient.name = changes.name;
-        patient.email = changes.email;
-        patient.address = changes.address;
-        patient.date_of_birth = changes.date_of_birth;
-        Ok(patient.clone())
+        let patient = Patient {
+            name: changes.name,
+            email: changes.email,
+            address: changes.address,
+            date_of_birth: changes.date_of_birth,
+            version: existing.version + 1,
+            ..existing
+        };
+        patients.insert(id, patient.clone());
+        self.record_version(ctx, &patient, "update");
+        Ok(patient)
     }
 
-    async fn delete_patient(&self, ctx: &CallerContext, id: Uuid) -> WardResult<()> {
+    async fn delete_patient(
+        &self,
+        ctx: &CallerContext,
+        id: Uuid,
+        expected_version_opt: Option<u32>,
+    ) -> WardResult<()> {
         ctx.require(Right::PatientsWrite)?;
         let mut patients = self.patients.lock().unwrap();
-        match patients.remove(&id) {
-            Some(_) => Ok(()),
-            None => Err(WardError::NotFound("Patient not found".into())),
-        }
+        let Some(existing) = patients.get(&id).cloned() else {
+            return Err(WardError::NotFound("Patient not found".into()));
+        };
+        self.check_version(&existing, expected_version_opt)?;
+        patients.remove(&id);
+        let last = Patient {
+            version: existing.version + 1,
+            ..existing
+        };
+        self.record_version(ctx, &last, "delete");
+        Ok(())
+    }
+
+    async fn patient_history(
+        &self,
+        ctx: &CallerContext,
+        id: Uuid,
+    ) -> WardResult<Vec<PatientVersion>> {
+        ctx.require(Right::PatientsRead)?;
+        let history = self.history.lock().unwrap();
+        let Some(entries) = history.get(&id) else {
+            return Err(WardError::NotFound("Patient not found".into()));
+        };
+        Ok(entries.iter().rev().cloned().collect())
+    }
+
+    async fn patient_version(
+        &self,
+        ctx: &CallerContext,
+        id: Uuid,
+        version: u32,
+    ) -> WardResult<PatientVersion> {
+        ctx.require(Right::PatientsRead)?;
+        let history = self.history.lock().unwrap();
+        history
+            .get(&id)
+            .and_then(|entries| entries.iter().find(|entry| entry.version == version))
+            .cloned()
+            .ok_or_else(|| WardError::NotFound("Patient version not found".into()))
     }
 
     async fn import_patients(

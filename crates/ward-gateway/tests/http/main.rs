@@ -15,3 +15,4 @@ mod ops;
 mod patients;
 mod security;
 mod users;
+mod versions;

@@ -112,6 +112,7 @@ async fn create_read_update_delete() {
     assert_eq!(created.header("location"), Some(location.as_str()));
     let mut expected = john_doe();
     expected["id"] = json!(id);
+    expected["version"] = json!(1);
     assert_eq!(patient, expected);
 
     // Read it back from its Location.

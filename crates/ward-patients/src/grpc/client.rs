@@ -11,6 +11,7 @@ use ward_bus::grpc::{
 };
 use ward_bus::patients::{
     AuditPage, AuditQuery, NewPatient, PageRequest, Patient, PatientChanges, PatientPage,
+    PatientVersion,
 };
 use ward_core::{CallerContext, Role, WardError, WardResult};
 use ward_proto::v1 as proto;
@@ -19,6 +20,7 @@ use ward_proto::v1::patient_service_client::PatientServiceClient;
 use super::{
     PATIENTS_SERVICE_NAME, audit_page_from_proto, audit_query_to_proto, changes_to_proto,
     new_patient_to_proto, page_from_proto, page_request_to_proto, patient_from_proto,
+    patient_version_from_proto, patient_versions_from_proto,
 };
 
 /// Calls a remote patients role over a (balanced, lazily connected) gRPC channel.
@@ -113,10 +115,12 @@ impl PatientsApi for PatientsGrpcClient {
         ctx: &CallerContext,
         id: Uuid,
         changes: PatientChanges,
+        expected_version_opt: Option<u32>,
     ) -> WardResult<Patient> {
         let message = proto::UpdatePatientRequest {
             id: id.to_string(),
             patient: Some(changes_to_proto(changes)),
+            expected_version: expected_version_opt,
         };
         let response = call_with_reconnect(|| {
             let mut client = self.client();
@@ -128,8 +132,16 @@ impl PatientsApi for PatientsGrpcClient {
         self.patient_reply(response.into_inner())
     }
 
-    async fn delete_patient(&self, ctx: &CallerContext, id: Uuid) -> WardResult<()> {
-        let message = proto::PatientId { id: id.to_string() };
+    async fn delete_patient(
+        &self,
+        ctx: &CallerContext,
+        id: Uuid,
+        expected_version_opt: Option<u32>,
+    ) -> WardResult<()> {
+        let message = proto::DeletePatientRequest {
+            id: id.to_string(),
+            expected_version: expected_version_opt,
+        };
         call_with_reconnect(|| {
             let mut client = self.client();
             let request = outgoing_request(message.clone(), ctx);
@@ -138,6 +150,44 @@ impl PatientsApi for PatientsGrpcClient {
         .await
         .map_err(|status| self.error(status))?;
         Ok(())
+    }
+
+    async fn patient_history(
+        &self,
+        ctx: &CallerContext,
+        id: Uuid,
+    ) -> WardResult<Vec<PatientVersion>> {
+        let message = proto::PatientId { id: id.to_string() };
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.list_patient_versions(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
+        patient_versions_from_proto(response.into_inner())
+            .map_err(|error| malformed_reply(&self.peer, error))
+    }
+
+    async fn patient_version(
+        &self,
+        ctx: &CallerContext,
+        id: Uuid,
+        version: u32,
+    ) -> WardResult<PatientVersion> {
+        let message = proto::PatientVersionRequest {
+            id: id.to_string(),
+            version,
+        };
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.get_patient_version(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
+        patient_version_from_proto(response.into_inner())
+            .map_err(|error| malformed_reply(&self.peer, error))
     }
 
     async fn import_patients(

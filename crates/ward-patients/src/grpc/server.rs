@@ -13,7 +13,7 @@ use ward_proto::v1::patient_service_server::{PatientService, PatientServiceServe
 
 use super::{
     audit_page_to_proto, audit_query_from_proto, input_from_proto, page_request_from_proto,
-    page_to_proto, patient_to_proto,
+    page_to_proto, patient_to_proto, patient_version_to_proto, patient_versions_to_proto,
 };
 
 /// The gRPC face of a patients module: builds the caller from metadata, parses the request with
@@ -123,7 +123,11 @@ impl PatientService for PatientsGrpcServer {
         // A missing `patient` is an empty input: every required field is reported.
         let input = input_from_proto(message.patient.unwrap_or_default());
         let result = match (parse_uuid(&message.id, "id"), PatientChanges::parse(input)) {
-            (Ok(id), Ok(changes)) => self.service.update_patient(&ctx, id, changes).await,
+            (Ok(id), Ok(changes)) => {
+                self.service
+                    .update_patient(&ctx, id, changes, message.expected_version)
+                    .await
+            }
             (Err(id_error), Ok(_)) => Err(id_error),
             (Ok(_), Err(input_error)) => Err(input_error),
             (Err(id_error), Err(input_error)) => {
@@ -140,17 +144,55 @@ impl PatientService for PatientsGrpcServer {
 
     async fn delete_patient(
         &self,
-        request: Request<proto::PatientId>,
+        request: Request<proto::DeletePatientRequest>,
     ) -> Result<Response<proto::DeletePatientResponse>, Status> {
         let ctx = caller_from_request(&request, &self.verifier);
+        let expected_version_opt = request.get_ref().expected_version;
         let result = match parse_uuid(&request.get_ref().id, "id") {
-            Ok(id) => self.service.delete_patient(&ctx, id).await,
+            Ok(id) => {
+                self.service
+                    .delete_patient(&ctx, id, expected_version_opt)
+                    .await
+            }
             Err(error) => Err(error),
         };
         respond(
             &ctx,
             "DeletePatient",
             result.map(|()| proto::DeletePatientResponse {}),
+        )
+    }
+
+    async fn list_patient_versions(
+        &self,
+        request: Request<proto::PatientId>,
+    ) -> Result<Response<proto::PatientVersionList>, Status> {
+        let ctx = caller_from_request(&request, &self.verifier);
+        let result = match parse_uuid(&request.get_ref().id, "id") {
+            Ok(id) => self.service.patient_history(&ctx, id).await,
+            Err(error) => Err(error),
+        };
+        respond(
+            &ctx,
+            "ListPatientVersions",
+            result.map(patient_versions_to_proto),
+        )
+    }
+
+    async fn get_patient_version(
+        &self,
+        request: Request<proto::PatientVersionRequest>,
+    ) -> Result<Response<proto::PatientVersion>, Status> {
+        let ctx = caller_from_request(&request, &self.verifier);
+        let version = request.get_ref().version;
+        let result = match parse_uuid(&request.get_ref().id, "id") {
+            Ok(id) => self.service.patient_version(&ctx, id, version).await,
+            Err(error) => Err(error),
+        };
+        respond(
+            &ctx,
+            "GetPatientVersion",
+            result.map(patient_version_to_proto),
         )
     }
 
