@@ -5,68 +5,17 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::DatabaseConnection;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
-use uuid::Uuid;
 use ward_auth::{AuthService, AuthSettings};
 use ward_bus::AuthApi;
 use ward_bus::auth::{NewUser, PasswordChange, Session, UserChange};
 use ward_bus::outbox::{OutboxWaker, pending};
-use ward_bus::testsuite::TestKeys;
-use ward_core::config::SecretUrl;
+use ward_bus::testsuite::{TestKeys, TestPostgres};
 use ward_core::{CallerContext, ErrorCode, UserRole, WardError};
 
 const PASSWORD: &str = "correct horse battery staple";
-
-/// A fresh PostgreSQL database, dropped with [`TestDatabase::drop_database`].
-struct TestDatabase {
-    admin: DatabaseConnection,
-    db: DatabaseConnection,
-    url: SecretUrl,
-    name: String,
-}
-
-impl TestDatabase {
-    async fn create() -> Self {
-        let base = std::env::var("WARD_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-        let name = format!("ward_auth_{}", Uuid::now_v7().simple());
-        let admin = Database::connect(format!("{base}/postgres"))
-            .await
-            .unwrap_or_else(|error| {
-                panic!("PostgreSQL is required for this test ({base}): {error}")
-            });
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        let url = SecretUrl::new(format!("{base}/{name}"));
-        let db = ward_bus::db::connect(&url, "auth").await.unwrap();
-        Self {
-            admin,
-            db,
-            url,
-            name,
-        }
-    }
-
-    /// Another connection pool to the same database, as a second auth task would open.
-    async fn connect_again(&self) -> DatabaseConnection {
-        ward_bus::db::connect(&self.url, "auth").await.unwrap()
-    }
-
-    async fn drop_database(self) {
-        self.db.close().await.unwrap();
-        let _ = self
-            .admin
-            .execute_unprepared(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await;
-    }
-}
 
 async fn open_service(db: &DatabaseConnection, keys: &TestKeys) -> AuthService {
     AuthService::migrate(db).await.unwrap();
@@ -99,9 +48,9 @@ fn caller(keys: &TestKeys, token: &str) -> CallerContext {
 #[tokio::test]
 async fn sessions_and_accounts_work_on_postgres() {
     // Arrange
-    let database = TestDatabase::create().await;
+    let database = TestPostgres::create("auth", "auth").await;
     let keys = TestKeys::generate("auth-pg");
-    let service = open_service(&database.db, &keys).await;
+    let service = open_service(database.db(), &keys).await;
     let system = CallerContext::system("test");
     let anonymous = keys.anonymous();
     service
@@ -204,7 +153,7 @@ async fn sessions_and_accounts_work_on_postgres() {
             .is_err()
     );
     // Reuse, role change, disabling, password change.
-    assert_eq!(pending(&database.db).await.unwrap(), 4);
+    assert_eq!(pending(database.db()).await.unwrap(), 4);
 
     database.drop_database().await;
 }
@@ -212,9 +161,9 @@ async fn sessions_and_accounts_work_on_postgres() {
 #[tokio::test]
 async fn concurrent_refreshes_of_one_token_let_at_most_one_through() {
     // Arrange
-    let database = TestDatabase::create().await;
+    let database = TestPostgres::create("auth", "auth").await;
     let keys = TestKeys::generate("auth-pg-race");
-    let service = open_service(&database.db, &keys).await;
+    let service = open_service(database.db(), &keys).await;
     let anonymous = keys.anonymous();
     service
         .create_user(
@@ -257,9 +206,9 @@ async fn concurrent_refreshes_of_one_token_let_at_most_one_through() {
 #[tokio::test]
 async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
     // Arrange
-    let database = TestDatabase::create().await;
+    let database = TestPostgres::create("auth", "auth").await;
     let keys = TestKeys::generate("auth-pg-admins");
-    let service = open_service(&database.db, &keys).await;
+    let service = open_service(database.db(), &keys).await;
     let system = CallerContext::system("test");
     let first = service
         .create_user(&system, new_user("first@example.com", UserRole::Admin))
@@ -299,9 +248,9 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
 #[tokio::test]
 async fn a_refresh_racing_a_disabling_never_outlives_it() {
     // Arrange
-    let database = TestDatabase::create().await;
+    let database = TestPostgres::create("auth", "auth").await;
     let keys = TestKeys::generate("auth-pg-disable");
-    let service = open_service(&database.db, &keys).await;
+    let service = open_service(database.db(), &keys).await;
     let system = CallerContext::system("test");
     let anonymous = keys.anonymous();
     let disable = UserChange {
@@ -358,9 +307,9 @@ fn from_addr(keys: &TestKeys, addr: &str) -> CallerContext {
 #[tokio::test]
 async fn two_auth_services_over_one_database_share_the_login_throttle() {
     // Arrange: two services, each with its own connection pool, as two auth tasks.
-    let database = TestDatabase::create().await;
+    let database = TestPostgres::create("auth", "auth").await;
     let keys = TestKeys::generate("auth-pg-throttle");
-    let first = open_service(&database.db, &keys).await;
+    let first = open_service(database.db(), &keys).await;
     let other_db = database.connect_again().await;
     let other = open_service(&other_db, &keys).await;
     let system = CallerContext::system("test");
@@ -430,9 +379,9 @@ async fn two_auth_services_over_one_database_share_the_login_throttle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn concurrent_wrong_passwords_across_two_services_stop_at_the_limit() {
     // Arrange
-    let database = TestDatabase::create().await;
+    let database = TestPostgres::create("auth", "auth").await;
     let keys = TestKeys::generate("auth-pg-throttle-race");
-    let first = Arc::new(open_service(&database.db, &keys).await);
+    let first = Arc::new(open_service(database.db(), &keys).await);
     let other_db = database.connect_again().await;
     let other = Arc::new(open_service(&other_db, &keys).await);
     first

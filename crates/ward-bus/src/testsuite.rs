@@ -147,6 +147,8 @@ pub async fn serve_on_loopback(routes: Routes, serving_names: &[&str]) -> (Strin
 pub struct TestPostgres {
     admin: DatabaseConnection,
     db: DatabaseConnection,
+    url: SecretUrl,
+    module: String,
     name: String,
 }
 
@@ -170,11 +172,24 @@ impl TestPostgres {
         let db = crate::db::connect(&url, module)
             .await
             .expect("cannot connect to the test database");
-        Self { admin, db, name }
+        Self {
+            admin,
+            db,
+            url,
+            module: module.to_string(),
+            name,
+        }
     }
 
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Another connection pool to the same database, as a second task of the module would open.
+    pub async fn connect_again(&self) -> DatabaseConnection {
+        crate::db::connect(&self.url, &self.module)
+            .await
+            .expect("cannot connect to the test database again")
     }
 
     /// Closes the connection and drops the database (best effort).
