@@ -18,6 +18,8 @@ pub const EMAIL_MAX_CHARS: usize = 254;
 pub const ADDRESS_MAX_CHARS: usize = 500;
 pub const PAGE_DEFAULT: u32 = 50;
 pub const PAGE_MAX: u32 = 500;
+/// The longest `identifier` a search accepts; a medical record number is far shorter.
+pub const IDENTIFIER_MAX_CHARS: usize = 64;
 pub const DATE_FORMAT: &str = "%Y-%m-%d";
 
 /// A stored patient record.
@@ -31,6 +33,8 @@ pub struct Patient {
     pub registered_date: NaiveDate,
     /// 1 when registered, plus one per change; the HTTP `ETag` and `If-Match` carry it.
     pub version: u32,
+    /// The medical record number, assigned at registration (`MRN-00000042`); never changes.
+    pub mrn: String,
 }
 
 /// One entry of a patient's history: the record as it stood after a change.
@@ -100,6 +104,8 @@ pub struct PatientPage {
     pub items: Vec<Patient>,
     /// Pass back as `cursor` for the next page; `None` on the last page.
     pub next_cursor_opt: Option<String>,
+    /// The number of all matches, when the search asked for it.
+    pub total_opt: Option<u64>,
 }
 
 /// Filters for the audit trail query; every filter is optional and they combine with AND.
@@ -321,6 +327,448 @@ impl AuditQuery {
     }
 }
 
+/// The orders a search can be sorted in. Every order breaks ties by id, so pages never overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatientSortField {
+    /// By id, i.e. by registration time: the order of an unsorted list.
+    Id,
+    /// By the name, compared folded (lowercase, without accents).
+    Name,
+    BirthDate,
+    RegisteredDate,
+}
+
+/// A sort order: a field, ascending unless `descending`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PatientSort {
+    pub field: PatientSortField,
+    pub descending: bool,
+}
+
+/// The `sort` values a search accepts (each also with a leading `-` for descending).
+pub const SORT_FIELDS: [&str; 3] = ["name", "birthDate", "registeredDate"];
+
+impl PatientSort {
+    /// By id, ascending: the default.
+    pub const BY_ID: PatientSort = PatientSort {
+        field: PatientSortField::Id,
+        descending: false,
+    };
+
+    /// Reads `name`, `birthDate` or `registeredDate`, optionally prefixed with `-`.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (descending, name) = match raw.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, raw),
+        };
+        let field = match name {
+            "name" => PatientSortField::Name,
+            "birthDate" => PatientSortField::BirthDate,
+            "registeredDate" => PatientSortField::RegisteredDate,
+            _ => return None,
+        };
+        Some(Self { field, descending })
+    }
+
+    /// The `sort` parameter value; empty for the default order.
+    pub fn as_param(&self) -> String {
+        let name = match self.field {
+            PatientSortField::Id => return String::new(),
+            PatientSortField::Name => "name",
+            PatientSortField::BirthDate => "birthDate",
+            PatientSortField::RegisteredDate => "registeredDate",
+        };
+        if self.descending {
+            format!("-{name}")
+        } else {
+            name.to_string()
+        }
+    }
+}
+
+/// How a `birthDate` bound compares (FHIR's prefixes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateComparator {
+    Eq,
+    Ge,
+    Le,
+}
+
+/// One `birthDate` condition, e.g. `ge1980-01-01`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BirthDateBound {
+    pub comparator: DateComparator,
+    pub date: NaiveDate,
+}
+
+impl BirthDateBound {
+    /// The parameter value, with its prefix (`eq` spelled out).
+    pub fn as_param(&self) -> String {
+        let prefix = match self.comparator {
+            DateComparator::Eq => "eq",
+            DateComparator::Ge => "ge",
+            DateComparator::Le => "le",
+        };
+        format!("{prefix}{}", format_date(self.date))
+    }
+}
+
+/// The sort key of the last patient on a page, where the next page starts after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortKey {
+    /// Sorted by id: the id alone is the key.
+    None,
+    /// The folded name (`name` sort).
+    Text(String),
+    /// A date (`birthDate` and `registeredDate` sorts).
+    Date(NaiveDate),
+}
+
+/// Where the next page of a search starts: after (key, id) in the search's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchAfter {
+    pub key: SortKey,
+    pub id: Uuid,
+}
+
+/// Search parameters as they arrive (HTTP query or protobuf), before any check. Blank values
+/// count as absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PatientSearchInput {
+    pub name_opt: Option<String>,
+    pub email_opt: Option<String>,
+    /// Each `birthDate` value, in order.
+    pub birth_dates: Vec<String>,
+    /// A medical record number, matched exactly.
+    pub identifier_opt: Option<String>,
+    pub sort_opt: Option<String>,
+    pub limit_opt: Option<i64>,
+    pub cursor_opt: Option<String>,
+    /// `accurate` asks for the count of all matches; `none` (or absent) does not.
+    pub total_opt: Option<String>,
+}
+
+/// A valid patient search: filters (combined with AND), an order and a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientSearch {
+    /// The words of `name`, each a prefix of some word of a matching name (compared folded:
+    /// lowercase, without accents). Empty: no name filter.
+    pub name_words: Vec<String>,
+    /// Matches the email exactly, ignoring case ([`normalized_email`]).
+    pub email_opt: Option<String>,
+    pub birth_dates: Vec<BirthDateBound>,
+    /// Matches the medical record number exactly.
+    pub identifier_opt: Option<String>,
+    pub sort: PatientSort,
+    /// Page size, 1..=500.
+    pub limit: u32,
+    /// Set from a cursor: the page starts after this key.
+    pub after_opt: Option<SearchAfter>,
+    /// Count every match into [`PatientPage::total_opt`].
+    pub with_total: bool,
+}
+
+const CURSOR_NOT_ISSUED: &str = "cursor is not one this server issued";
+const CURSOR_SEPARATOR: char = '~';
+
+impl PatientSearch {
+    /// Every patient, by id, a default page: what an unfiltered list answers.
+    pub fn everyone(limit: u32) -> Self {
+        Self {
+            name_words: Vec::new(),
+            email_opt: None,
+            birth_dates: Vec::new(),
+            identifier_opt: None,
+            sort: PatientSort::BY_ID,
+            limit,
+            after_opt: None,
+            with_total: false,
+        }
+    }
+
+    /// Parses raw search parameters, reporting every bad one by name. A cursor must come from
+    /// a search with the same filters and sort.
+    pub fn parse(input: PatientSearchInput) -> WardResult<Self> {
+        let mut errors = Vec::new();
+        let limit = match input.limit_opt {
+            None => PAGE_DEFAULT,
+            Some(limit) if (1..=i64::from(PAGE_MAX)).contains(&limit) => limit as u32,
+            Some(_) => {
+                errors.push(field_error(
+                    "limit",
+                    format!("limit must be between 1 and {PAGE_MAX}"),
+                ));
+                PAGE_DEFAULT
+            }
+        };
+        let name_words = parse_name_words(input.name_opt, &mut errors);
+        let email_opt = parse_email_filter(input.email_opt, &mut errors);
+        let mut birth_dates = Vec::new();
+        for raw in input.birth_dates {
+            if let Some(bound) = parse_birth_date_bound(&raw, &mut errors) {
+                birth_dates.push(bound);
+            }
+        }
+        let identifier_opt = parse_identifier(input.identifier_opt, &mut errors);
+        let sort = match required_text(input.sort_opt) {
+            None => PatientSort::BY_ID,
+            Some(raw) => match PatientSort::parse(&raw) {
+                Some(sort) => sort,
+                None => {
+                    errors.push(field_error(
+                        "sort",
+                        "sort must be one of name, birthDate, registeredDate, each optionally \
+                         prefixed with - for descending",
+                    ));
+                    PatientSort::BY_ID
+                }
+            },
+        };
+        let with_total = match required_text(input.total_opt).as_deref() {
+            None | Some("none") => false,
+            Some("accurate") => true,
+            Some(_) => {
+                errors.push(field_error("total", "total must be accurate or none"));
+                false
+            }
+        };
+        let mut search = PatientSearch {
+            name_words,
+            email_opt,
+            birth_dates,
+            identifier_opt,
+            sort,
+            limit,
+            after_opt: None,
+            with_total,
+        };
+        if let Some(cursor) = required_text(input.cursor_opt) {
+            // A cursor is checked against the rest only once the rest is known to be valid.
+            if errors.is_empty() {
+                match search.decode_cursor(&cursor) {
+                    Ok(after) => search.after_opt = Some(after),
+                    Err(message) => errors.push(field_error("cursor", message)),
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(search)
+        } else {
+            Err(validation_failed(errors))
+        }
+    }
+
+    /// Returns the raw parameters this search was parsed from (in canonical form), so it can
+    /// cross the wire and be parsed again on the other side.
+    pub fn to_input(&self) -> PatientSearchInput {
+        let sort = self.sort.as_param();
+        PatientSearchInput {
+            name_opt: (!self.name_words.is_empty()).then(|| self.name_words.join(" ")),
+            email_opt: self.email_opt.clone(),
+            birth_dates: self
+                .birth_dates
+                .iter()
+                .map(BirthDateBound::as_param)
+                .collect(),
+            identifier_opt: self.identifier_opt.clone(),
+            sort_opt: (!sort.is_empty()).then_some(sort),
+            limit_opt: Some(i64::from(self.limit)),
+            cursor_opt: self
+                .after_opt
+                .as_ref()
+                .map(|after| self.cursor_after(&after.key, after.id)),
+            total_opt: self.with_total.then(|| "accurate".to_string()),
+        }
+    }
+
+    /// Encodes where the page after a patient with this sort key and id starts. The cursor
+    /// carries the sort and a fingerprint of the filters, so it is refused by another search.
+    pub fn cursor_after(&self, key: &SortKey, id: Uuid) -> String {
+        let key_text = match key {
+            SortKey::None => String::new(),
+            SortKey::Text(text) => hex_encode(text.as_bytes()),
+            SortKey::Date(date) => format_date(*date),
+        };
+        let sort = match self.sort.as_param() {
+            sort if sort.is_empty() => "id".to_string(),
+            sort => sort,
+        };
+        format!(
+            "{sort}{CURSOR_SEPARATOR}{:016x}{CURSOR_SEPARATOR}{key_text}{CURSOR_SEPARATOR}{}",
+            self.filter_fingerprint(),
+            id.simple()
+        )
+    }
+
+    /// A stable hash (FNV-1a) of the filters: a cursor must come from the same filters.
+    fn filter_fingerprint(&self) -> u64 {
+        let mut canonical = String::new();
+        canonical.push_str(&self.name_words.join(" ").to_lowercase());
+        canonical.push('\u{1f}');
+        canonical.push_str(self.email_opt.as_deref().unwrap_or(""));
+        for bound in &self.birth_dates {
+            canonical.push('\u{1f}');
+            canonical.push_str(&bound.as_param());
+        }
+        canonical.push('\u{1e}');
+        canonical.push_str(self.identifier_opt.as_deref().unwrap_or(""));
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in canonical.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        hash
+    }
+
+    fn decode_cursor(&self, cursor: &str) -> Result<SearchAfter, &'static str> {
+        let is_unfiltered = self.name_words.is_empty()
+            && self.email_opt.is_none()
+            && self.birth_dates.is_empty()
+            && self.identifier_opt.is_none();
+        // A bare id: the cursor of an unfiltered list before search existed.
+        if let Ok(id) = Uuid::parse_str(cursor) {
+            if is_unfiltered && self.sort == PatientSort::BY_ID {
+                return Ok(SearchAfter {
+                    key: SortKey::None,
+                    id,
+                });
+            }
+            return Err(CURSOR_OTHER_SEARCH);
+        }
+        let parts: Vec<&str> = cursor.split(CURSOR_SEPARATOR).collect();
+        let [sort, fingerprint, key_text, id_text] = parts.as_slice() else {
+            return Err(CURSOR_NOT_ISSUED);
+        };
+        let id = Uuid::parse_str(id_text).map_err(|_| CURSOR_NOT_ISSUED)?;
+        let cursor_sort = match *sort {
+            "id" => PatientSort::BY_ID,
+            other => PatientSort::parse(other).ok_or(CURSOR_NOT_ISSUED)?,
+        };
+        let fingerprint = u64::from_str_radix(fingerprint, 16).map_err(|_| CURSOR_NOT_ISSUED)?;
+        if cursor_sort != self.sort || fingerprint != self.filter_fingerprint() {
+            return Err(CURSOR_OTHER_SEARCH);
+        }
+        let key = match self.sort.field {
+            PatientSortField::Id if key_text.is_empty() => SortKey::None,
+            PatientSortField::Id => return Err(CURSOR_NOT_ISSUED),
+            PatientSortField::Name => {
+                let bytes = hex_decode(key_text).ok_or(CURSOR_NOT_ISSUED)?;
+                SortKey::Text(String::from_utf8(bytes).map_err(|_| CURSOR_NOT_ISSUED)?)
+            }
+            PatientSortField::BirthDate | PatientSortField::RegisteredDate => SortKey::Date(
+                NaiveDate::parse_from_str(key_text, DATE_FORMAT).map_err(|_| CURSOR_NOT_ISSUED)?,
+            ),
+        };
+        Ok(SearchAfter { key, id })
+    }
+}
+
+const CURSOR_OTHER_SEARCH: &str =
+    "cursor belongs to a search with other filters or another sort; start again without it";
+
+fn hex_encode(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push_str(&format!("{byte:02x}"));
+    }
+    text
+}
+
+fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(text.len() / 2);
+    for index in (0..text.len()).step_by(2) {
+        bytes.push(u8::from_str_radix(&text[index..index + 2], 16).ok()?);
+    }
+    Some(bytes)
+}
+
+/// Splits `name` into its words; a name filter needs a letter or digit to match anything.
+fn parse_name_words(raw_opt: Option<String>, errors: &mut Vec<FieldError>) -> Vec<String> {
+    let Some(name) = required_text(raw_opt) else {
+        return Vec::new();
+    };
+    if !has_no_control_chars(&name, "name", errors) {
+        return Vec::new();
+    }
+    if name.chars().count() > NAME_MAX_CHARS {
+        errors.push(field_error(
+            "name",
+            format!("name must be at most {NAME_MAX_CHARS} characters"),
+        ));
+        return Vec::new();
+    }
+    if !name.chars().any(char::is_alphanumeric) {
+        errors.push(field_error("name", "name must contain a letter or a digit"));
+        return Vec::new();
+    }
+    name.split_whitespace().map(str::to_string).collect()
+}
+
+fn parse_email_filter(raw_opt: Option<String>, errors: &mut Vec<FieldError>) -> Option<String> {
+    let email = required_text(raw_opt)?;
+    if !has_no_control_chars(&email, "email", errors) {
+        return None;
+    }
+    if email.chars().count() > EMAIL_MAX_CHARS {
+        errors.push(field_error(
+            "email",
+            format!("email must be at most {EMAIL_MAX_CHARS} characters"),
+        ));
+        return None;
+    }
+    Some(normalized_email(&email))
+}
+
+fn parse_identifier(raw_opt: Option<String>, errors: &mut Vec<FieldError>) -> Option<String> {
+    let identifier = required_text(raw_opt)?;
+    if !has_no_control_chars(&identifier, "identifier", errors) {
+        return None;
+    }
+    if identifier.chars().count() > IDENTIFIER_MAX_CHARS {
+        errors.push(field_error(
+            "identifier",
+            format!("identifier must be at most {IDENTIFIER_MAX_CHARS} characters"),
+        ));
+        return None;
+    }
+    Some(identifier)
+}
+
+/// Reads `[eq|ge|le]yyyy-MM-dd`; no prefix means `eq`.
+fn parse_birth_date_bound(raw: &str, errors: &mut Vec<FieldError>) -> Option<BirthDateBound> {
+    let trimmed = raw.trim();
+    let (comparator, date_text) = if let Some(rest) = trimmed.strip_prefix("eq") {
+        (DateComparator::Eq, rest)
+    } else if let Some(rest) = trimmed.strip_prefix("ge") {
+        (DateComparator::Ge, rest)
+    } else if let Some(rest) = trimmed.strip_prefix("le") {
+        (DateComparator::Le, rest)
+    } else {
+        (DateComparator::Eq, trimmed)
+    };
+    let mut date_errors = Vec::new();
+    let date_opt = parse_date(
+        Some(date_text.to_string()),
+        "birthDate",
+        "",
+        &mut date_errors,
+    );
+    match date_opt {
+        Some(date) => Some(BirthDateBound { comparator, date }),
+        None => {
+            errors.push(field_error(
+                "birthDate",
+                "birthDate must be a date in yyyy-MM-dd format, optionally prefixed with eq, ge \
+                 or le",
+            ));
+            None
+        }
+    }
+}
+
 /// Encodes the id a next page starts after.
 pub fn cursor_after(id: Uuid) -> String {
     id.simple().to_string()
@@ -478,6 +926,14 @@ pub trait PatientsApi: Send + Sync + 'static {
         &self,
         ctx: &CallerContext,
         page: PageRequest,
+    ) -> WardResult<PatientPage>;
+
+    /// The patients matching every filter of `search`, one page in its order. Needs
+    /// `patients:read` and is audited as a `search` with the ids of the page.
+    async fn search_patients(
+        &self,
+        ctx: &CallerContext,
+        search: PatientSearch,
     ) -> WardResult<PatientPage>;
 
     /// Replaces the patient's fields, adds one to its version and writes `PatientUpdated` and a
@@ -718,6 +1174,88 @@ mod tests {
             .map(|(field, _)| field)
             .collect();
         assert_eq!(fields, vec!["limit", "cursor", "patientId", "from", "to"]);
+    }
+
+    #[test]
+    fn a_search_cursor_round_trips_and_stays_with_its_search() {
+        let input = PatientSearchInput {
+            name_opt: Some(" Jo  Álv ".into()),
+            birth_dates: vec!["ge1980-01-01".into(), "1985-06-15".into()],
+            sort_opt: Some("-name".into()),
+            limit_opt: Some(3),
+            ..PatientSearchInput::default()
+        };
+        let search = PatientSearch::parse(input.clone()).unwrap();
+        assert_eq!(search.name_words, vec!["Jo", "Álv"]);
+        assert_eq!(search.birth_dates[1].comparator, DateComparator::Eq);
+        let id = Uuid::now_v7();
+        let key = SortKey::Text("jose alvarez".into());
+        let cursor = search.cursor_after(&key, id);
+        let next = PatientSearch::parse(PatientSearchInput {
+            cursor_opt: Some(cursor.clone()),
+            ..input.clone()
+        })
+        .unwrap();
+        assert_eq!(next.after_opt, Some(SearchAfter { key, id }));
+        assert_eq!(PatientSearch::parse(next.to_input()).unwrap(), next);
+
+        let other_filter = PatientSearch::parse(PatientSearchInput {
+            name_opt: Some("jo".into()),
+            cursor_opt: Some(cursor),
+            ..input
+        })
+        .unwrap_err();
+        assert_eq!(messages(other_filter)[0].0, "cursor");
+    }
+
+    #[test]
+    fn a_list_cursor_still_pages_an_unfiltered_search() {
+        let id = Uuid::now_v7();
+        let search = PatientSearch::parse(PatientSearchInput {
+            cursor_opt: Some(cursor_after(id)),
+            ..PatientSearchInput::default()
+        })
+        .unwrap();
+        assert_eq!(search.after_opt.map(|after| after.id), Some(id));
+        for cursor in ["garbage", "name~0~zz~x", "id~0~~"] {
+            let error = PatientSearch::parse(PatientSearchInput {
+                cursor_opt: Some(cursor.into()),
+                ..PatientSearchInput::default()
+            })
+            .unwrap_err();
+            assert_eq!(messages(error)[0].0, "cursor", "{cursor}");
+        }
+    }
+
+    #[test]
+    fn search_parameters_name_each_failure() {
+        let error = PatientSearch::parse(PatientSearchInput {
+            name_opt: Some("--".into()),
+            email_opt: Some("a\u{0}b".into()),
+            birth_dates: vec!["lt1980-01-01".into()],
+            identifier_opt: Some("x".repeat(65)),
+            sort_opt: Some("age".into()),
+            limit_opt: Some(0),
+            cursor_opt: None,
+            total_opt: Some("estimate".into()),
+        })
+        .unwrap_err();
+        let fields: Vec<String> = messages(error)
+            .into_iter()
+            .map(|(field, _)| field)
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                "limit",
+                "name",
+                "email",
+                "birthDate",
+                "identifier",
+                "sort",
+                "total"
+            ]
+        );
     }
 
     #[test]

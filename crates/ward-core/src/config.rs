@@ -34,6 +34,7 @@ pub struct Config {
     pub events: EventsOptions,
     pub peers: PeersOptions,
     pub auth: AuthOptions,
+    pub patients: PatientsOptions,
     pub log: LogOptions,
 }
 
@@ -196,6 +197,28 @@ pub struct AuthOptions {
     pub argon2: Argon2Options,
 }
 
+/// The patients module's options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatientsOptions {
+    /// The text before the number of every new medical record number (`MRN-` gives
+    /// `MRN-00000042`); up to 16 letters, digits, `-`, `_`, `.` or `/`. Changing it affects
+    /// only patients registered afterwards. Since v0.2.
+    pub mrn_prefix: String,
+    /// How many digits the number is zero-padded to (1..=18); a number that outgrows it just
+    /// gets longer. Since v0.2.
+    pub mrn_digits: u8,
+}
+
+impl Default for PatientsOptions {
+    fn default() -> Self {
+        Self {
+            mrn_prefix: "MRN-".into(),
+            mrn_digits: 8,
+        }
+    }
+}
+
 /// argon2id cost parameters; the defaults are OWASP's (19 MiB, 2 passes, 1 lane).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -270,6 +293,7 @@ impl Default for Config {
                 refresh_token_ttl_secs: 14 * 24 * 3600,
                 argon2: Argon2Options::default(),
             },
+            patients: PatientsOptions::default(),
             log: LogOptions {
                 format: LogFormat::Pretty,
                 filter: "info,sqlx=warn,rskafka=warn".into(),
@@ -548,6 +572,25 @@ impl Config {
                 "must be between 3600 seconds and 90 days",
             ));
         }
+        let mrn_prefix = &self.patients.mrn_prefix;
+        let is_mrn_prefix = mrn_prefix.chars().count() <= 16
+            && mrn_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+        if !is_mrn_prefix {
+            return Err(fail(
+                "patients.mrn_prefix",
+                mrn_prefix.clone(),
+                "up to 16 ASCII letters, digits, -, _, . or /",
+            ));
+        }
+        if !(1..=18).contains(&self.patients.mrn_digits) {
+            return Err(fail(
+                "patients.mrn_digits",
+                self.patients.mrn_digits.to_string(),
+                "must be between 1 and 18",
+            ));
+        }
         let argon2 = self.auth.argon2;
         if !(1..=16).contains(&argon2.parallelism) {
             return Err(fail(
@@ -704,5 +747,29 @@ mod tests {
             assert!(ok.parse::<FilterSyntax>().is_ok(), "{ok}");
         }
         assert!("ward=loud".parse::<FilterSyntax>().is_err());
+    }
+
+    #[test]
+    fn medical_record_numbers_default_to_mrn_and_eight_digits_and_are_checked() {
+        let config = Config::load(&ConfigSources::default()).unwrap();
+        assert_eq!(config.patients, PatientsOptions::default());
+        assert_eq!(config.patients.mrn_prefix, "MRN-");
+        assert_eq!(config.patients.mrn_digits, 8);
+        for (key, value) in [
+            ("patients.mrn_prefix", serde_json::json!("MRN 1")),
+            (
+                "patients.mrn_prefix",
+                serde_json::json!("A-VERY-LONG-PREFIX-"),
+            ),
+            ("patients.mrn_digits", serde_json::json!(0)),
+            ("patients.mrn_digits", serde_json::json!(19)),
+        ] {
+            let sources = ConfigSources {
+                explicit_file: None,
+                overrides: vec![(key.to_string(), value.clone())],
+            };
+            let error = Config::load(&sources).unwrap_err();
+            assert_eq!(error.key, key, "{value}");
+        }
     }
 }

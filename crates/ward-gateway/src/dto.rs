@@ -5,6 +5,7 @@
 //! field, reported with every other failing field, rather than an opaque deserialization error.
 
 mod fields;
+mod search;
 mod session;
 mod users;
 mod versions;
@@ -21,12 +22,13 @@ use ward_bus::auth::{Session, UserInfo};
 use ward_bus::billing::{AccountStatus, BillingAccount};
 use ward_bus::health::{ComponentState, HealthReport};
 use ward_bus::patients::{
-    AuditEvent, AuditPage, AuditQuery, NewPatient, PageRequest, Patient, PatientChanges,
-    PatientInput, PatientPage,
+    AuditEvent, AuditPage, AuditQuery, NewPatient, Patient, PatientChanges, PatientInput,
+    PatientPage,
 };
 use ward_core::{FieldError, Principal, UserRole, WardResult};
 
 use self::fields::{field_error, invalid, required, text_field, unknown_fields, with_type_errors};
+pub(crate) use self::search::{BirthDateBoundParam, PatientSearchParams, parse_patient_search};
 pub(crate) use self::session::{AccessTokenResponse, NarrowBody, PasswordBody, RefreshBody};
 pub(crate) use self::users::{NewUserBody, UserListResponse, UserPatchBody, UserResponse};
 pub(crate) use self::versions::{
@@ -224,12 +226,23 @@ impl PatientBody {
         with_type_errors(NewPatient::parse(input), type_errors)
     }
 
+    /// Whether the body names `mrn`, which must then be checked against the stored one.
+    pub(crate) fn names_mrn(&self) -> bool {
+        self.unknown.contains_key("mrn")
+    }
+
     /// A `PUT` body may carry the record's own `id` (a client that GETs, edits and PUTs the
-    /// document back); it must then name the patient in the path. Its `version` is tolerated
-    /// for the same reason and ignored: `If-Match` is what makes a write conditional.
-    pub(crate) fn into_changes(mut self, path_id: uuid::Uuid) -> WardResult<PatientChanges> {
+    /// document back); it must then name the patient in the path. Its `mrn` likewise must be
+    /// the stored one (`current_mrn_opt`; a body without `mrn` needs none). Its `version` is
+    /// tolerated for the same reason and ignored: `If-Match` is what makes a write conditional.
+    pub(crate) fn into_changes(
+        mut self,
+        path_id: uuid::Uuid,
+        current_mrn_opt: Option<&str>,
+    ) -> WardResult<PatientChanges> {
         let id_opt = self.unknown.remove("id");
         let version_opt = self.unknown.remove("version");
+        let mrn_opt = self.unknown.remove("mrn");
         let (input, mut type_errors) = self.into_input();
         if let Some(version) = version_opt {
             let is_version = match version.as_u64() {
@@ -247,6 +260,15 @@ impl PatientBody {
                 .is_some_and(|body_id| body_id == path_id);
             if !matches_path {
                 type_errors.push(field_error("id", "id must match the patient in the path"));
+            }
+        }
+        if let Some(mrn) = mrn_opt {
+            let is_current = match (mrn.as_str(), current_mrn_opt) {
+                (Some(sent), Some(current)) => sent == current,
+                _ => false,
+            };
+            if !is_current {
+                type_errors.push(field_error("mrn", "mrn cannot be changed"));
             }
         }
         with_type_errors(PatientChanges::parse(input), type_errors)
@@ -281,6 +303,10 @@ pub(crate) struct PatientUpdateSchema {
     /// `If-Match` to make the write conditional on it).
     #[schema(read_only, required = false, minimum = 1)]
     version: u32,
+    /// The medical record number a `GET` answered, tolerated so the document can be sent
+    /// back; it never changes, so another value is a 400.
+    #[schema(read_only, required = false, example = "MRN-00000042")]
+    mrn: String,
     #[schema(max_length = 100, pattern = r"\S", example = "John Doe")]
     name: String,
     #[schema(format = Email, max_length = 254, example = "john.doe@example.com")]
@@ -316,6 +342,10 @@ pub(crate) struct PatientResponse {
     /// 1 when registered, plus one per change; the `ETag` header carries it as `W/"<version>"`.
     #[schema(minimum = 1, example = 1)]
     version: u32,
+    /// The medical record number, assigned at registration; it never changes. Search for it
+    /// with `GET /api/patients?identifier=`.
+    #[schema(example = "MRN-00000042")]
+    mrn: String,
 }
 
 impl From<Patient> for PatientResponse {
@@ -328,38 +358,12 @@ impl From<Patient> for PatientResponse {
             date_of_birth: patient.date_of_birth,
             registered_date: patient.registered_date,
             version: patient.version,
+            mrn: patient.mrn,
         }
     }
 }
 
-/// `GET /api/patients` query. Kept as text so a bad value is a 400 naming the parameter.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct ListPatientsQuery {
-    /// Page size, 1 to 500; 50 when absent.
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
-    limit: Option<String>,
-    /// The `nextCursor` of the previous page; absent for the first page.
-    cursor: Option<String>,
-}
-
-impl ListPatientsQuery {
-    pub(crate) fn into_page_request(self) -> WardResult<PageRequest> {
-        let mut type_errors = Vec::new();
-        let limit_text_opt = self.limit.filter(|limit| !limit.trim().is_empty());
-        let mut limit_opt = None;
-        if let Some(limit_text) = limit_text_opt {
-            match limit_text.trim().parse::<i64>() {
-                Ok(limit) => limit_opt = Some(limit),
-                Err(_) => type_errors.push(field_error("limit", "limit must be an integer")),
-            }
-        }
-        let page = PageRequest::parse(limit_opt, self.cursor.as_deref());
-        with_type_errors(page, type_errors)
-    }
-}
-
-/// One page of patients, ordered by id.
+/// One page of patients, in the search's order.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = PatientPage)]
@@ -367,6 +371,10 @@ pub(crate) struct PatientPageResponse {
     items: Vec<PatientResponse>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
     next_cursor: Option<String>,
+    /// The number of all matches; present only with `total=accurate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, minimum = 0)]
+    total: Option<u64>,
 }
 
 impl From<PatientPage> for PatientPageResponse {
@@ -378,6 +386,7 @@ impl From<PatientPage> for PatientPageResponse {
         Self {
             items,
             next_cursor: page.next_cursor_opt,
+            total: page.total_opt,
         }
     }
 }
@@ -710,7 +719,7 @@ mod tests {
             "dateOfBirth": "1985-06-15",
             "registeredDate": 20240110
         }));
-        let error = body.into_changes(uuid::Uuid::nil()).unwrap_err();
+        let error = body.into_changes(uuid::Uuid::nil(), None).unwrap_err();
         assert_eq!(
             fields(&error),
             vec![("registeredDate", "registeredDate must be a string")]
@@ -726,12 +735,46 @@ mod tests {
             "dateOfBirth": "1985-06-15",
             "version": 3
         });
-        assert!(patient_body(body.clone()).into_changes(Uuid::nil()).is_ok());
+        assert!(
+            patient_body(body.clone())
+                .into_changes(Uuid::nil(), None)
+                .is_ok()
+        );
         body["version"] = json!("3");
-        let error = patient_body(body).into_changes(Uuid::nil()).unwrap_err();
+        let error = patient_body(body)
+            .into_changes(Uuid::nil(), None)
+            .unwrap_err();
         assert_eq!(
             fields(&error),
             vec![("version", "version must be a positive integer")]
+        );
+    }
+
+    #[test]
+    fn a_put_body_may_carry_the_stored_mrn_but_no_other() {
+        let mut body = json!({
+            "name": "John Doe",
+            "email": "john.doe@example.com",
+            "address": "123 Main St",
+            "dateOfBirth": "1985-06-15",
+            "mrn": "MRN-00000042"
+        });
+        let current = Some("MRN-00000042");
+        assert!(
+            patient_body(body.clone())
+                .into_changes(Uuid::nil(), current)
+                .is_ok()
+        );
+        body["mrn"] = json!("MRN-00000043");
+        let error = patient_body(body.clone())
+            .into_changes(Uuid::nil(), current)
+            .unwrap_err();
+        assert_eq!(fields(&error), vec![("mrn", "mrn cannot be changed")]);
+        body["mrn"] = json!(42);
+        assert!(
+            patient_body(body)
+                .into_changes(Uuid::nil(), current)
+                .is_err()
         );
     }
 
@@ -741,21 +784,6 @@ mod tests {
             .into_new_patient()
             .unwrap_err();
         assert_eq!(fields(&error)[0], ("name", "Name is required"));
-    }
-
-    #[test]
-    fn a_non_numeric_limit_is_named() {
-        let query = ListPatientsQuery {
-            limit: Some("ten".into()),
-            cursor: None,
-        };
-        let error = query.into_page_request().unwrap_err();
-        assert_eq!(fields(&error), vec![("limit", "limit must be an integer")]);
-        let empty_limit = ListPatientsQuery {
-            limit: Some(String::new()),
-            cursor: None,
-        };
-        assert_eq!(empty_limit.into_page_request().unwrap().limit, 50);
     }
 
     #[test]
@@ -781,15 +809,18 @@ mod tests {
             date_of_birth: NaiveDate::from_ymd_opt(1985, 6, 15).unwrap(),
             registered_date: NaiveDate::from_ymd_opt(2024, 1, 10).unwrap(),
             version: 2,
+            mrn: "MRN-00000002".into(),
         };
         let page = PatientPage {
             items: vec![patient],
             next_cursor_opt: None,
+            total_opt: None,
         };
         let json = serde_json::to_value(PatientPageResponse::from(page)).unwrap();
         assert_eq!(json["nextCursor"], Value::Null);
         assert_eq!(json["items"][0]["dateOfBirth"], "1985-06-15");
         assert_eq!(json["items"][0]["registeredDate"], "2024-01-10");
         assert_eq!(json["items"][0]["version"], 2);
+        assert_eq!(json["items"][0]["mrn"], "MRN-00000002");
     }
 }

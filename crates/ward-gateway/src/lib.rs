@@ -13,6 +13,7 @@ mod caller;
 mod client_addr;
 mod dto;
 mod etag;
+mod fhir;
 mod json;
 mod metrics;
 mod openapi;

@@ -101,7 +101,13 @@ pub(crate) struct ServiceUnavailable(#[allow(dead_code)] Problem);
         health::metrics,
     ),
     components(
-        schemas(Problem, ProblemFieldError, dto::UserRoleDto, dto::AccountStatusDto),
+        schemas(
+            Problem,
+            ProblemFieldError,
+            dto::UserRoleDto,
+            dto::AccountStatusDto,
+            dto::BirthDateBoundParam
+        ),
         responses(
             BadRequest,
             Unauthorized,

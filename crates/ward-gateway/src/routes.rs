@@ -58,7 +58,8 @@ pub(crate) fn api_routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/audit", "GET").route(web::get().to(audit::list_audit_events)))
         .service(resource("/api/analytics/summary", "GET").route(web::get().to(analytics::summary)))
         .service(resource("/openapi.json", "GET").route(web::get().to(docs::openapi_json)))
-        .service(resource("/docs", "GET").route(web::get().to(docs::docs_page)));
+        .service(resource("/docs", "GET").route(web::get().to(docs::docs_page)))
+        .configure(crate::fhir::fhir_routes);
 }
 
 /// Registers `/livez`, `/readyz` and `/metrics`, served on both listeners.

@@ -28,6 +28,14 @@ pub(crate) mod patients {
         /// on it (`UPDATE ... WHERE version = ?`). Added by a later migration, existing rows 1.
         #[sea_orm(default_value = 1)]
         pub version: i64,
+        /// The name folded for sorting (lowercase words without accents, space-separated), so
+        /// `sort=name` is an index scan. Added by a later migration, which backfills it.
+        #[sea_orm(default_value = "")]
+        pub name_sort: String,
+        /// The medical record number, allocated from `patient_counters` in the registering
+        /// transaction; unique (an index added by its migration, which also backfills it).
+        #[sea_orm(default_value = "")]
+        pub mrn: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -97,6 +105,55 @@ pub(crate) mod patient_versions {
         pub address: String,
         pub date_of_birth: Date,
         pub registered_date: Date,
+        /// The patient's medical record number (it never changes). Empty only for entries of
+        /// patients deleted before numbers existed.
+        #[sea_orm(default_value = "")]
+        pub mrn: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod patient_name_tokens {
+    //! The `patient_name_tokens` table: each word of each patient's name, folded (lowercase,
+    //! without accents), so a name prefix search is a range scan of the (token, patient_id)
+    //! key instead of a LIKE over every name. Kept in step with `patients` in the same
+    //! transaction as each write.
+
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "patient_name_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub token: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub patient_id: Uuid,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod patient_counters {
+    //! The `patient_counters` table: named sequences, such as the next medical record number
+    //! (`mrn`). A registering transaction locks its row, reads it and moves it on, so numbers
+    //! are handed out once each, in order, on SQLite and PostgreSQL alike.
+
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "patient_counters")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        /// The value the next allocation takes.
+        pub next_value: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

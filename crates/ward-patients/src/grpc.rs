@@ -13,7 +13,8 @@ use uuid::Uuid;
 use ward_bus::grpc::{parse_date, parse_uuid};
 use ward_bus::patients::{
     AuditEvent, AuditPage, AuditQuery, NewPatient, PageRequest, Patient, PatientChanges,
-    PatientInput, PatientPage, PatientVersion, cursor_after, format_date,
+    PatientInput, PatientPage, PatientSearch, PatientSearchInput, PatientVersion, cursor_after,
+    format_date,
 };
 use ward_core::{WardError, WardResult};
 use ward_proto::v1 as proto;
@@ -33,6 +34,7 @@ fn patient_to_proto(patient: Patient) -> proto::Patient {
         date_of_birth: format_date(patient.date_of_birth),
         registered_date: format_date(patient.registered_date),
         version: patient.version,
+        mrn: patient.mrn,
     }
 }
 
@@ -46,6 +48,7 @@ fn patient_from_proto(patient: proto::Patient) -> WardResult<Patient> {
         email: patient.email,
         address: patient.address,
         version: patient.version,
+        mrn: patient.mrn,
     })
 }
 
@@ -144,7 +147,36 @@ fn page_to_proto(page: PatientPage) -> proto::PatientPage {
     proto::PatientPage {
         items,
         next_cursor: page.next_cursor_opt,
+        total: page.total_opt,
     }
+}
+
+fn search_to_proto(search: &PatientSearch) -> proto::SearchPatientsRequest {
+    let input = search.to_input();
+    proto::SearchPatientsRequest {
+        name: input.name_opt,
+        email: input.email_opt,
+        birth_date: input.birth_dates,
+        identifier: input.identifier_opt,
+        sort: input.sort_opt,
+        // `to_input` always sets the limit, and a parsed one is 1..=500.
+        limit: input.limit_opt.and_then(|limit| u32::try_from(limit).ok()),
+        cursor: input.cursor_opt,
+        total: input.total_opt,
+    }
+}
+
+fn search_from_proto(request: proto::SearchPatientsRequest) -> WardResult<PatientSearch> {
+    PatientSearch::parse(PatientSearchInput {
+        name_opt: request.name,
+        email_opt: request.email,
+        birth_dates: request.birth_date,
+        identifier_opt: request.identifier,
+        sort_opt: request.sort,
+        limit_opt: request.limit.map(i64::from),
+        cursor_opt: request.cursor,
+        total_opt: request.total,
+    })
 }
 
 fn page_from_proto(page: proto::PatientPage) -> WardResult<PatientPage> {
@@ -155,6 +187,7 @@ fn page_from_proto(page: proto::PatientPage) -> WardResult<PatientPage> {
     Ok(PatientPage {
         items,
         next_cursor_opt: page.next_cursor,
+        total_opt: page.total,
     })
 }
 
@@ -252,6 +285,7 @@ mod tests {
             date_of_birth: date("1985-06-15"),
             registered_date: date("2024-01-10"),
             version: 3,
+            mrn: "MRN-00000003".into(),
         };
         assert_eq!(
             patient_from_proto(patient_to_proto(patient.clone())).unwrap(),

@@ -10,8 +10,11 @@
 mod entity;
 pub mod grpc;
 pub mod migration;
+mod mrn;
+mod search;
 mod service;
 
 pub use grpc::{PatientsGrpcClient, PatientsGrpcServer};
 pub use migration::Migrator;
+pub use mrn::MrnFormat;
 pub use service::PatientsService;

@@ -1,11 +1,15 @@
 //! The patients database schema: the outbox (shared shape, from `ward-bus`), `patients`,
 //! `audit_events` and `patient_versions`.
 
-use sea_orm::Schema;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Schema};
 use sea_orm_migration::prelude::*;
 use ward_bus::outbox::OutboxMigration;
 
-use crate::entity::{audit_events, patient_versions, patients};
+use crate::entity::{
+    audit_events, patient_counters, patient_name_tokens, patient_versions, patients,
+};
+use crate::mrn::{MIGRATION_MRN_FORMAT, MRN_COUNTER, MrnFormat, set_next_mrn_value};
+use crate::search::{fold_words, insert_name_tokens, name_sort_key};
 
 /// Applies the patients module's migrations, recorded in its own `patients_migrations` table so
 /// several modules may share one database (one PostgreSQL database, several schemas' worth of
@@ -21,6 +25,8 @@ impl MigratorTrait for Migrator {
             Box::new(CreateAuditEvents),
             Box::new(AuditEventsAppendOnly),
             Box::new(AddPatientVersions),
+            Box::new(AddPatientSearch),
+            Box::new(AddMedicalRecordNumbers),
         ]
     }
 
@@ -219,5 +225,256 @@ impl MigrationTrait for AddPatientVersions {
             .drop_column(patients::Column::Version)
             .to_owned();
         manager.alter_table(drop_version).await
+    }
+}
+
+/// Adds what search needs: `patients.name_sort` and `patient_name_tokens` (both backfilled from
+/// the existing names), and an index per sort, each ending in `id` as the keyset does. On
+/// PostgreSQL the folded text compares bytewise (`COLLATE "C"`), as on SQLite, so the prefix
+/// range `token >= 'jo' AND token < 'jp'` holds whatever the database's locale.
+struct AddPatientSearch;
+
+impl MigrationName for AddPatientSearch {
+    fn name(&self) -> &str {
+        "m20261202_000105_add_patient_search"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddPatientSearch {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // A database created after the entity gained `name_sort` already has the column.
+        if !manager.has_column("patients", "name_sort").await? {
+            let add_name_sort = Table::alter()
+                .table(patients::Entity)
+                .add_column(
+                    ColumnDef::new(patients::Column::NameSort)
+                        .string()
+                        .not_null()
+                        .default(""),
+                )
+                .to_owned();
+            manager.alter_table(add_name_sort).await?;
+        }
+        let schema = Schema::new(manager.get_database_backend());
+        let create_tokens = schema
+            .create_table_from_entity(patient_name_tokens::Entity)
+            .if_not_exists()
+            .to_owned();
+        manager.create_table(create_tokens).await?;
+        if manager.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+            manager
+                .get_connection()
+                .execute_unprepared(
+                    "ALTER TABLE patient_name_tokens ALTER COLUMN token TYPE TEXT COLLATE \"C\"; \
+                     ALTER TABLE patients ALTER COLUMN name_sort TYPE TEXT COLLATE \"C\"",
+                )
+                .await?;
+        }
+        let indexes = [
+            (
+                "idx_patient_name_tokens_patient",
+                patient_name_tokens::Entity.into_iden(),
+                vec![patient_name_tokens::Column::PatientId.into_iden()],
+            ),
+            (
+                "idx_patients_name_sort",
+                patients::Entity.into_iden(),
+                vec![
+                    patients::Column::NameSort.into_iden(),
+                    patients::Column::Id.into_iden(),
+                ],
+            ),
+            (
+                "idx_patients_date_of_birth",
+                patients::Entity.into_iden(),
+                vec![
+                    patients::Column::DateOfBirth.into_iden(),
+                    patients::Column::Id.into_iden(),
+                ],
+            ),
+            (
+                "idx_patients_registered_date",
+                patients::Entity.into_iden(),
+                vec![
+                    patients::Column::RegisteredDate.into_iden(),
+                    patients::Column::Id.into_iden(),
+                ],
+            ),
+        ];
+        for (name, table, columns) in indexes {
+            let mut create_index = Index::create();
+            create_index.name(name).table(table).if_not_exists();
+            for column in columns {
+                create_index.col(column);
+            }
+            manager.create_index(create_index.to_owned()).await?;
+        }
+        backfill_search_columns(manager).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for name in [
+            "idx_patients_name_sort",
+            "idx_patients_date_of_birth",
+            "idx_patients_registered_date",
+        ] {
+            let drop_index = Index::drop()
+                .name(name)
+                .table(patients::Entity)
+                .if_exists()
+                .to_owned();
+            manager.drop_index(drop_index).await?;
+        }
+        manager
+            .drop_table(Table::drop().table(patient_name_tokens::Entity).to_owned())
+            .await?;
+        let drop_name_sort = Table::alter()
+            .table(patients::Entity)
+            .drop_column(patients::Column::NameSort)
+            .to_owned();
+        manager.alter_table(drop_name_sort).await
+    }
+}
+
+/// Folds every existing name into `name_sort` and its tokens. Folding is Rust code (Unicode
+/// decomposition), so this reads the names and writes back row by row.
+async fn backfill_search_columns(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    let names: Vec<(uuid::Uuid, String)> = patients::Entity::find()
+        .select_only()
+        .column(patients::Column::Id)
+        .column(patients::Column::Name)
+        .into_tuple()
+        .all(db)
+        .await?;
+    for (id, name) in names {
+        patients::Entity::update_many()
+            .col_expr(
+                patients::Column::NameSort,
+                Expr::value(name_sort_key(&name)),
+            )
+            .filter(patients::Column::Id.eq(id))
+            .exec(db)
+            .await?;
+        let mut tokens = fold_words(&name);
+        tokens.sort();
+        tokens.dedup();
+        insert_name_tokens(db, id, tokens)
+            .await
+            .map_err(|error| DbErr::Custom(error.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Adds medical record numbers: `patients.mrn` and `patient_versions.mrn`, the
+/// `patient_counters` table with its `mrn` row, a number for every existing patient in id
+/// (registration) order, in the configured format ([`MIGRATION_MRN_FORMAT`]), then the unique
+/// index. History entries take their patient's number; those of patients deleted earlier keep
+/// an empty one.
+struct AddMedicalRecordNumbers;
+
+impl MigrationName for AddMedicalRecordNumbers {
+    fn name(&self) -> &str {
+        "m20261203_000106_add_medical_record_numbers"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddMedicalRecordNumbers {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in ["patients", "patient_versions"] {
+            // A database created after the entities gained `mrn` already has the column.
+            if !manager.has_column(table, "mrn").await? {
+                let add_mrn = Table::alter()
+                    .table(Alias::new(table))
+                    .add_column(
+                        ColumnDef::new(Alias::new("mrn"))
+                            .string()
+                            .not_null()
+                            .default(""),
+                    )
+                    .to_owned();
+                manager.alter_table(add_mrn).await?;
+            }
+        }
+        let schema = Schema::new(manager.get_database_backend());
+        let create_counters = schema
+            .create_table_from_entity(patient_counters::Entity)
+            .if_not_exists()
+            .to_owned();
+        manager.create_table(create_counters).await?;
+        let db = manager.get_connection();
+        let existing = patient_counters::Entity::find_by_id(MRN_COUNTER.to_string())
+            .one(db)
+            .await?;
+        if existing.is_none() {
+            let counter = patient_counters::ActiveModel {
+                name: sea_orm::ActiveValue::Set(MRN_COUNTER.to_string()),
+                next_value: sea_orm::ActiveValue::Set(1),
+            };
+            patient_counters::Entity::insert(counter)
+                .exec_without_returning(db)
+                .await?;
+        }
+        let format = MIGRATION_MRN_FORMAT
+            .try_with(MrnFormat::clone)
+            .unwrap_or_default();
+        let ids: Vec<uuid::Uuid> = patients::Entity::find()
+            .select_only()
+            .column(patients::Column::Id)
+            .filter(patients::Column::Mrn.eq(""))
+            .order_by_asc(patients::Column::Id)
+            .into_tuple()
+            .all(db)
+            .await?;
+        let num_existing = <i64 as TryFrom<usize>>::try_from(ids.len())
+            .map_err(|_| DbErr::Custom("too many patients to number".into()))?;
+        for (index, id) in (1_i64..).zip(ids) {
+            let mrn = format.format(index);
+            patients::Entity::update_many()
+                .col_expr(patients::Column::Mrn, Expr::value(mrn.clone()))
+                .filter(patients::Column::Id.eq(id))
+                .exec(db)
+                .await?;
+            patient_versions::Entity::update_many()
+                .col_expr(patient_versions::Column::Mrn, Expr::value(mrn))
+                .filter(patient_versions::Column::PatientId.eq(id))
+                .exec(db)
+                .await?;
+        }
+        if num_existing > 0 {
+            set_next_mrn_value(db, num_existing + 1)
+                .await
+                .map_err(|error| DbErr::Custom(error.to_string()))?;
+        }
+        let create_index = Index::create()
+            .name("idx_patients_mrn")
+            .table(patients::Entity)
+            .col(patients::Column::Mrn)
+            .unique()
+            .if_not_exists()
+            .to_owned();
+        manager.create_index(create_index).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let drop_index = Index::drop()
+            .name("idx_patients_mrn")
+            .table(patients::Entity)
+            .if_exists()
+            .to_owned();
+        manager.drop_index(drop_index).await?;
+        manager
+            .drop_table(Table::drop().table(patient_counters::Entity).to_owned())
+            .await?;
+        for table in ["patients", "patient_versions"] {
+            let drop_mrn = Table::alter()
+                .table(Alias::new(table))
+                .drop_column(Alias::new("mrn"))
+                .to_owned();
+            manager.alter_table(drop_mrn).await?;
+        }
+        Ok(())
     }
 }

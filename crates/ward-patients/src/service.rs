@@ -30,12 +30,15 @@ use ward_bus::events::{
 use ward_bus::outbox::{OutboxWaker, enqueue};
 use ward_bus::patients::{
     AuditEvent, AuditPage, AuditQuery, NewPatient, PAGE_MAX, PageRequest, Patient, PatientChanges,
-    PatientPage, PatientVersion, cursor_after, format_date, normalized_email, patient_changed,
+    PatientPage, PatientSearch, PatientVersion, cursor_after, format_date, normalized_email,
+    patient_changed,
 };
 use ward_core::{CallerContext, Right, WardError, WardResult};
 
 use crate::entity::{audit_events, patient_versions, patients};
 use crate::migration::Migrator;
+use crate::mrn::{MIGRATION_MRN_FORMAT, MrnFormat, allocate_mrn};
+use crate::search::{delete_name_tokens, find_page, name_sort_key, replace_name_tokens};
 
 /// The producer name in event envelopes.
 const PRODUCER: &str = "patients";
@@ -54,18 +57,38 @@ const IMPORT_RACE_MESSAGE: &str =
 pub struct PatientsService {
     db: DatabaseConnection,
     outbox: OutboxWaker,
+    mrn_format: MrnFormat,
 }
 
 impl PatientsService {
     /// Builds the service over an open, migrated database; `outbox` wakes the relay that moves
     /// this database's outbox rows to the event log (see [`ward_bus::outbox::OutboxRelay::waker`]).
+    /// New patients get medical record numbers in the default format (`MRN-00000042`) unless
+    /// [`PatientsService::with_mrn_format`] says otherwise.
     pub fn new(db: DatabaseConnection, outbox: OutboxWaker) -> Self {
-        Self { db, outbox }
+        Self {
+            db,
+            outbox,
+            mrn_format: MrnFormat::default(),
+        }
     }
 
-    /// Applies pending migrations of the patients database (the outbox and `patients`).
+    /// Writes the medical record numbers of patients registered from now on in `format`.
+    pub fn with_mrn_format(self, mrn_format: MrnFormat) -> Self {
+        Self { mrn_format, ..self }
+    }
+
+    /// Applies pending migrations of the patients database (the outbox and `patients`);
+    /// existing patients are numbered in the default format.
     pub async fn migrate(db: &DatabaseConnection) -> WardResult<()> {
-        Migrator::up(db, None)
+        Self::migrate_with(db, &MrnFormat::default()).await
+    }
+
+    /// Applies pending migrations; existing patients that the migration numbers get numbers in
+    /// `mrn_format` (the configured one).
+    pub async fn migrate_with(db: &DatabaseConnection, mrn_format: &MrnFormat) -> WardResult<()> {
+        MIGRATION_MRN_FORMAT
+            .scope(mrn_format.clone(), Migrator::up(db, None))
             .await
             .map_err(|error| db_error("migrating the patients database", error))
     }
@@ -131,7 +154,15 @@ impl PatientsApi for PatientsService {
         }
         // The check above cannot see a concurrent create's uncommitted row (PostgreSQL); the
         // unique constraint can, and `insert_registered` maps it to the same 409.
-        let model = insert_registered(&txn, ctx, id, &patient, EMAIL_TAKEN_MESSAGE).await?;
+        let model = insert_registered(
+            &txn,
+            ctx,
+            id,
+            &patient,
+            &self.mrn_format,
+            EMAIL_TAKEN_MESSAGE,
+        )
+        .await?;
         // Same transaction: no patient without its audit row.
         record(&txn, ctx, "create", &[id], ALLOWED).await?;
         self.commit_and_wake(txn, "registering a patient").await?;
@@ -191,6 +222,38 @@ impl PatientsApi for PatientsService {
         Ok(PatientPage {
             items,
             next_cursor_opt,
+            total_opt: None,
+        })
+    }
+
+    #[tracing::instrument(name = "patients.search_patients", skip_all)]
+    async fn search_patients(
+        &self,
+        ctx: &CallerContext,
+        search: PatientSearch,
+    ) -> WardResult<PatientPage> {
+        self.authorize(ctx, Right::PatientsRead, "search", &[])
+            .await?;
+        // `PatientSearch` has public fields, so a hand-built one may skip `PatientSearch::parse`.
+        if search.limit == 0 || search.limit > PAGE_MAX {
+            return Err(WardError::invalid_field(
+                "limit",
+                format!("limit must be between 1 and {PAGE_MAX}"),
+            ));
+        }
+        let page = find_page(&self.db, &search).await?;
+        let mut ids = Vec::with_capacity(page.rows.len());
+        let mut items = Vec::with_capacity(page.rows.len());
+        for model in page.rows {
+            ids.push(model.id);
+            items.push(to_patient(model)?);
+        }
+        // A failed audit write fails the search: no unaudited access to patient data.
+        record(&self.db, ctx, "search", &ids, ALLOWED).await?;
+        Ok(PatientPage {
+            items,
+            next_cursor_opt: page.next_cursor_opt,
+            total_opt: page.total_opt,
         })
     }
 
@@ -218,6 +281,7 @@ impl PatientsApi for PatientsService {
             return Err(email_taken());
         }
         let model = patients::Model {
+            name_sort: name_sort_key(&changes.name),
             name: changes.name,
             email,
             email_normalized,
@@ -231,6 +295,10 @@ impl PatientsApi for PatientsService {
         // another writer, and an affected-row count of 0 means one got in between.
         let updated = patients::Entity::update_many()
             .col_expr(patients::Column::Name, Expr::value(model.name.clone()))
+            .col_expr(
+                patients::Column::NameSort,
+                Expr::value(model.name_sort.clone()),
+            )
             .col_expr(patients::Column::Email, Expr::value(model.email.clone()))
             .col_expr(
                 patients::Column::EmailNormalized,
@@ -254,6 +322,7 @@ impl PatientsApi for PatientsService {
         if updated.rows_affected == 0 {
             return Err(lost_race(&txn, id).await);
         }
+        replace_name_tokens(&txn, id, &model.name).await?;
         let payload = PatientUpdated {
             patient_id: id.to_string(),
             name: model.name.clone(),
@@ -290,6 +359,7 @@ impl PatientsApi for PatientsService {
         if deleted.rows_affected == 0 {
             return Err(lost_race(&txn, id).await);
         }
+        delete_name_tokens(&txn, id).await?;
         // The delete is the history's last version: the record as it was, one version on.
         let last = patients::Model {
             version: existing.version + 1,
@@ -382,7 +452,15 @@ impl PatientsApi for PatientsService {
                 continue;
             }
             // Only a concurrent import of the same records can break a uniqueness rule here.
-            insert_registered(&txn, ctx, *id, patient, IMPORT_RACE_MESSAGE).await?;
+            insert_registered(
+                &txn,
+                ctx,
+                *id,
+                patient,
+                &self.mrn_format,
+                IMPORT_RACE_MESSAGE,
+            )
+            .await?;
             inserted_ids.push(*id);
         }
         let num_inserted = inserted_ids.len() as u64;
@@ -469,9 +547,11 @@ async fn insert_registered(
     ctx: &CallerContext,
     id: Uuid,
     patient: &NewPatient,
+    mrn_format: &MrnFormat,
     conflict_message: &str,
 ) -> WardResult<patients::Model> {
     let now = Utc::now();
+    let mrn = allocate_mrn(txn, mrn_format).await?;
     let email = patient.email.trim().to_string();
     // A re-imported patient (deleted, then loaded again with its id) continues its history.
     let last_version_opt: Option<i64> = patient_versions::Entity::find()
@@ -486,6 +566,8 @@ async fn insert_registered(
     let model = patients::Model {
         id,
         name: patient.name.clone(),
+        name_sort: name_sort_key(&patient.name),
+        mrn,
         email_normalized: normalized_email(&email),
         email,
         address: patient.address.clone(),
@@ -500,6 +582,7 @@ async fn insert_registered(
         .exec_without_returning(txn)
         .await
         .map_err(|error| write_error(error, "inserting a patient", conflict_message))?;
+    replace_name_tokens(txn, id, &model.name).await?;
     let payload = PatientRegistered {
         patient_id: id.to_string(),
         name: model.name.clone(),
@@ -531,6 +614,7 @@ async fn record_version(
         address: ActiveValue::Set(model.address.clone()),
         date_of_birth: ActiveValue::Set(model.date_of_birth),
         registered_date: ActiveValue::Set(model.registered_date),
+        mrn: ActiveValue::Set(model.mrn.clone()),
     };
     patient_versions::Entity::insert(row)
         .exec_without_returning(txn)
@@ -632,6 +716,7 @@ fn to_patient(model: patients::Model) -> WardResult<Patient> {
         address: model.address,
         date_of_birth: model.date_of_birth,
         registered_date: model.registered_date,
+        mrn: model.mrn,
     })
 }
 
@@ -650,6 +735,7 @@ fn to_patient_version(row: patient_versions::Model) -> WardResult<PatientVersion
             date_of_birth: row.date_of_birth,
             registered_date: row.registered_date,
             version,
+            mrn: row.mrn,
         },
     })
 }
@@ -759,14 +845,23 @@ mod tests {
         let ctx = CallerContext::system("test");
 
         let txn = db.begin().await.unwrap();
-        insert_registered(&txn, &ctx, Uuid::now_v7(), &new_patient("a@x.org"), "taken")
-            .await
-            .unwrap();
+        let format = MrnFormat::default();
+        insert_registered(
+            &txn,
+            &ctx,
+            Uuid::now_v7(),
+            &new_patient("a@x.org"),
+            &format,
+            "taken",
+        )
+        .await
+        .unwrap();
         let error = insert_registered(
             &txn,
             &ctx,
             Uuid::now_v7(),
             &new_patient(" A@X.org"),
+            &format,
             "taken",
         )
         .await

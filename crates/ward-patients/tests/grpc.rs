@@ -13,7 +13,9 @@ use uuid::Uuid;
 use ward_bus::PatientsApi;
 use ward_bus::grpc::connect_peer;
 use ward_bus::outbox::OutboxWaker;
-use ward_bus::patients::{NewPatient, PageRequest, PatientChanges};
+use ward_bus::patients::{
+    NewPatient, PageRequest, PatientChanges, PatientSearch, PatientSearchInput, PatientSort,
+};
 use ward_bus::testsuite::{TestKeys, serve_on_loopback, sqlite_in};
 use ward_core::{CallerContext, ErrorCode, Role, UserRole, WardError};
 use ward_patients::grpc::PATIENTS_SERVICE_NAME;
@@ -396,4 +398,61 @@ async fn versions_and_history_cross_the_network() {
     assert_eq!(first.patient, ada);
     assert_eq!(first, history[2]);
     assert_eq!(unknown.unwrap_err().error_code(), ErrorCode::NotFound);
+}
+
+#[tokio::test]
+async fn a_search_crosses_the_network_with_its_filters_sort_cursor_and_total() {
+    // Arrange
+    let peer = TestPeer::start().await;
+    let clinician = peer.keys.caller(UserRole::Clinician);
+    for (name, email) in [
+        ("José Álvarez", "jose@example.com"),
+        ("Ann Johnson", "ann@example.com"),
+        ("Bob Builder", "bob@example.com"),
+    ] {
+        peer.client
+            .create_patient(&clinician, new_patient(name, email))
+            .await
+            .unwrap();
+    }
+    let search = |cursor_opt: Option<String>| {
+        PatientSearch::parse(PatientSearchInput {
+            name_opt: Some("JO".into()),
+            birth_dates: vec!["ge1985-06-15".into(), "le1985-06-15".into()],
+            sort_opt: Some("-name".into()),
+            limit_opt: Some(1),
+            cursor_opt,
+            total_opt: Some("accurate".into()),
+            ..PatientSearchInput::default()
+        })
+        .unwrap()
+    };
+
+    // Act
+    let first = peer
+        .client
+        .search_patients(&clinician, search(None))
+        .await
+        .unwrap();
+    let second = peer
+        .client
+        .search_patients(&clinician, search(first.next_cursor_opt.clone()))
+        .await
+        .unwrap();
+    let wrong_cursor = PatientSearch {
+        sort: PatientSort::BY_ID,
+        ..search(first.next_cursor_opt.clone())
+    };
+    let refused = peer
+        .client
+        .search_patients(&clinician, wrong_cursor)
+        .await
+        .unwrap_err();
+
+    // Assert
+    assert_eq!(first.items[0].name, "José Álvarez");
+    assert_eq!(first.total_opt, Some(2));
+    assert_eq!(second.items[0].name, "Ann Johnson");
+    assert_eq!(second.next_cursor_opt, None);
+    assert_eq!(refused.error_code(), ErrorCode::InvalidArgument);
 }

@@ -4,7 +4,9 @@
 use sea_orm::ConnectionTrait;
 use ward_bus::PatientsApi;
 use ward_bus::outbox::OutboxWaker;
-use ward_bus::patients::{NewPatient, PageRequest, PatientChanges};
+use ward_bus::patients::{
+    NewPatient, PageRequest, PatientChanges, PatientSearch, PatientSearchInput,
+};
 use ward_bus::testsuite::{TestKeys, TestPostgres};
 use ward_core::{ErrorCode, UserRole};
 use ward_patients::PatientsService;
@@ -111,5 +113,139 @@ async fn concurrent_updates_with_the_same_expected_version_have_one_winner_on_po
         .await
         .unwrap();
     assert_eq!(history.len(), 2);
+    postgres.drop_database().await;
+}
+
+// The prefix range and the sort compare bytewise on PostgreSQL too (`COLLATE "C"`), whatever
+// the database's locale; paging by name must cover every match once.
+#[tokio::test]
+async fn name_prefix_search_sorts_and_pages_on_postgres() {
+    // Arrange
+    let postgres = TestPostgres::create("patients_search", "patients").await;
+    let db = postgres.db();
+    PatientsService::migrate(db).await.unwrap();
+    let service = PatientsService::new(db.clone(), OutboxWaker::default());
+    let keys = TestKeys::generate("patients-pg-search");
+    let clinician = keys.caller(UserRole::Clinician);
+    let date = |raw: &str| chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d").unwrap();
+    let names = [
+        "José Álvarez",
+        "Ann Johnson",
+        "Zoë Jørgensen",
+        "Mary-Jo Smith",
+        "Bob Builder",
+    ];
+    for (index, name) in names.iter().enumerate() {
+        let patient = NewPatient {
+            name: name.to_string(),
+            email: format!("p{index}@example.com"),
+            address: "1 Elm St".into(),
+            date_of_birth: date(&format!("198{index}-01-01")),
+            registered_date: date("2024-01-10"),
+        };
+        service.create_patient(&clinician, patient).await.unwrap();
+    }
+    let search = |cursor_opt: Option<String>| {
+        PatientSearch::parse(PatientSearchInput {
+            name_opt: Some("jo".into()),
+            birth_dates: vec!["ge1980-01-01".into()],
+            sort_opt: Some("name".into()),
+            limit_opt: Some(2),
+            cursor_opt,
+            total_opt: Some("accurate".into()),
+            ..PatientSearchInput::default()
+        })
+        .unwrap()
+    };
+
+    // Act
+    let mut seen = Vec::new();
+    let mut cursor_opt = None;
+    loop {
+        let page = service
+            .search_patients(&clinician, search(cursor_opt))
+            .await
+            .unwrap();
+        assert_eq!(page.total_opt, Some(3));
+        seen.extend(page.items.into_iter().map(|patient| patient.name));
+        cursor_opt = page.next_cursor_opt;
+        if cursor_opt.is_none() {
+            break;
+        }
+    }
+    let accented = service
+        .search_patients(
+            &clinician,
+            PatientSearch::parse(PatientSearchInput {
+                name_opt: Some("JØR".into()),
+                ..PatientSearchInput::default()
+            })
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(
+        seen,
+        // "ø" is a letter of its own, not an accented "o" (NFKD keeps it): "jo" does not
+        // find "Jørgensen", "jør" does.
+        vec!["Ann Johnson", "José Álvarez", "Mary-Jo Smith"]
+    );
+    assert_eq!(accented.items.len(), 1);
+    postgres.drop_database().await;
+}
+
+// PostgreSQL runs writers in parallel: the counter row's lock (`FOR UPDATE`) must still hand
+// each registration its own number, and a number must find its patient.
+#[tokio::test]
+async fn concurrent_creates_get_distinct_medical_record_numbers_on_postgres() {
+    // Arrange
+    let postgres = TestPostgres::create("patients_mrn", "patients").await;
+    let db = postgres.db();
+    PatientsService::migrate(db).await.unwrap();
+    let service = PatientsService::new(db.clone(), OutboxWaker::default());
+    let keys = TestKeys::generate("patients-pg-mrn");
+    let clinician = keys.caller(UserRole::Clinician);
+    let date = |raw: &str| chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d").unwrap();
+
+    // Act
+    let mut tasks = Vec::new();
+    for index in 0..10 {
+        let service = service.clone();
+        let clinician = clinician.clone();
+        let patient = NewPatient {
+            name: format!("Racer {index}"),
+            email: format!("racer{index}@example.com"),
+            address: "1 Elm St".into(),
+            date_of_birth: date("1990-01-01"),
+            registered_date: date("2024-01-10"),
+        };
+        tasks.push(tokio::spawn(async move {
+            service.create_patient(&clinician, patient).await
+        }));
+    }
+    let mut numbers = std::collections::HashSet::new();
+    for task in tasks {
+        numbers.insert(task.await.unwrap().unwrap().mrn);
+    }
+    let found = service
+        .search_patients(
+            &clinician,
+            PatientSearch::parse(PatientSearchInput {
+                identifier_opt: Some("MRN-00000007".into()),
+                ..PatientSearchInput::default()
+            })
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+
+    // Assert
+    let expected: std::collections::HashSet<String> =
+        (1..=10).map(|n| format!("MRN-{n:08}")).collect();
+    assert_eq!(numbers, expected);
+    assert_eq!(found.items.len(), 1);
+    assert_eq!(found.items[0].mrn, "MRN-00000007");
     postgres.drop_database().await;
 }

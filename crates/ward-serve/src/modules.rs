@@ -136,7 +136,9 @@ pub async fn build_node(config: &Config, roles: &[Role]) -> WardResult<Node> {
         true => {
             let db = open_database(config, Role::Patients, migrate).await?;
             let relay = OutboxRelay::new("patients", db.clone(), log.clone());
-            let service = ward_patients::PatientsService::new(db, relay.waker());
+            let mrn_format = ward_patients::MrnFormat::from_options(&config.patients);
+            let service =
+                ward_patients::PatientsService::new(db, relay.waker()).with_mrn_format(mrn_format);
             workers.push(Worker::Relay(relay));
             Arc::new(service)
         }
@@ -296,15 +298,19 @@ pub async fn open_database(
     };
     let db = ward_bus::db::connect(url, role.as_str()).await?;
     if migrate {
-        run_migrations(role, &db).await?;
+        run_migrations(config, role, &db).await?;
     }
     Ok(db)
 }
 
-async fn run_migrations(role: Role, db: &DatabaseConnection) -> WardResult<()> {
+async fn run_migrations(config: &Config, role: Role, db: &DatabaseConnection) -> WardResult<()> {
     match role {
         Role::Auth => AuthService::migrate(db).await,
-        Role::Patients => ward_patients::PatientsService::migrate(db).await,
+        Role::Patients => {
+            // Patients already stored are numbered in the configured format.
+            let mrn_format = ward_patients::MrnFormat::from_options(&config.patients);
+            ward_patients::PatientsService::migrate_with(db, &mrn_format).await
+        }
         Role::Billing => ward_billing::BillingService::migrate(db).await,
         Role::Analytics => ward_analytics::AnalyticsService::migrate(db).await,
         Role::Gateway => Ok(()),

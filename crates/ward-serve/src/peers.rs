@@ -11,7 +11,7 @@ use ward_bus::auth::{NewUser, PasswordChange, Session, UserChange, UserInfo};
 use ward_bus::billing::{BillingAccount, OpenAccountRequest};
 use ward_bus::patients::{
     AuditPage, AuditQuery, NewPatient, PageRequest, Patient, PatientChanges, PatientPage,
-    PatientVersion,
+    PatientSearch, PatientVersion,
 };
 use ward_bus::{AnalyticsApi, AuthApi, BillingApi, PatientsApi};
 use ward_core::{CallerContext, Role, WardError, WardResult};
@@ -103,6 +103,13 @@ impl PatientsApi for MissingPeer {
         &self,
         _ctx: &CallerContext,
         _page: PageRequest,
+    ) -> WardResult<PatientPage> {
+        self.fail()
+    }
+    async fn search_patients(
+        &self,
+        _ctx: &CallerContext,
+        _search: PatientSearch,
     ) -> WardResult<PatientPage> {
         self.fail()
     }

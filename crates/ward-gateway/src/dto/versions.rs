@@ -8,10 +8,13 @@ use ward_bus::patients::{Patient, PatientChanges, PatientVersion, format_date};
 use ward_core::{WardError, WardResult};
 
 use super::PatientResponse;
-use super::fields::{field_error, invalid};
+use super::fields::{field_error, invalid, with_type_errors};
 
 /// The members a merge patch may name: the record's editable fields, all required.
 const EDITABLE_FIELDS: [&str; 4] = ["name", "email", "address", "dateOfBirth"];
+/// A member a patch may carry only with the stored value (a document sent back), which changes
+/// nothing.
+const MRN_FIELD: &str = "mrn";
 /// Members of a patient document that exist but no patch may change.
 const FIXED_FIELDS: [&str; 3] = ["id", "registeredDate", "version"];
 
@@ -98,6 +101,10 @@ impl TryFrom<Vec<PatientVersion>> for PatientHistoryResponse {
 #[schema(as = PatientPatch, rename_all = "camelCase")]
 #[allow(dead_code)]
 pub(crate) struct PatientMergePatchSchema {
+    /// The medical record number, tolerated so a document can be sent back; it never changes,
+    /// so another value is a 400.
+    #[schema(read_only, required = false, example = "MRN-00000042")]
+    mrn: String,
     #[schema(
         required = false,
         max_length = 100,
@@ -140,7 +147,7 @@ impl PatientMergePatch {
         };
         let mut errors = Vec::new();
         for name in members.keys() {
-            if EDITABLE_FIELDS.contains(&name.as_str()) {
+            if EDITABLE_FIELDS.contains(&name.as_str()) || name == MRN_FIELD {
                 continue;
             }
             let message = if FIXED_FIELDS.contains(&name.as_str()) {
@@ -158,7 +165,13 @@ impl PatientMergePatch {
 
     /// Applies the patch to `current`'s editable fields and parses the result exactly as a `PUT`
     /// body: a removed (`null`) field is missing, and every failing field is reported.
-    pub(crate) fn apply(self, current: &Patient) -> WardResult<PatientChanges> {
+    pub(crate) fn apply(mut self, current: &Patient) -> WardResult<PatientChanges> {
+        let mut mrn_errors = Vec::new();
+        if let Some(mrn) = self.0.remove(MRN_FIELD)
+            && mrn.as_str() != Some(current.mrn.as_str())
+        {
+            mrn_errors.push(field_error(MRN_FIELD, "mrn cannot be changed"));
+        }
         let mut document = json!({
             "name": current.name,
             "email": current.email,
@@ -168,7 +181,7 @@ impl PatientMergePatch {
         merge_patch(&mut document, Value::Object(self.0));
         let body: super::PatientBody = serde_json::from_value(document)
             .map_err(|error| WardError::internal("reading a merged patient", error))?;
-        body.into_changes(current.id)
+        with_type_errors(body.into_changes(current.id, None), mrn_errors)
     }
 }
 
@@ -210,6 +223,7 @@ mod tests {
             date_of_birth: NaiveDate::from_ymd_opt(1985, 6, 15).unwrap(),
             registered_date: NaiveDate::from_ymd_opt(2024, 1, 10).unwrap(),
             version: 4,
+            mrn: "MRN-00000004".into(),
         }
     }
 

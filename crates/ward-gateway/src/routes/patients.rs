@@ -14,9 +14,9 @@ use ward_core::{WardError, WardResult};
 use crate::ApiBackends;
 use crate::caller::Caller;
 use crate::dto::{
-    ListPatientsQuery, PatientBody, PatientHistoryResponse, PatientMergePatch,
-    PatientMergePatchSchema, PatientPageResponse, PatientResponse, PatientUpdateSchema,
-    PatientVersionResponse,
+    PatientBody, PatientHistoryResponse, PatientMergePatch, PatientMergePatchSchema,
+    PatientPageResponse, PatientResponse, PatientSearchParams, PatientUpdateSchema,
+    PatientVersionResponse, parse_patient_search,
 };
 use crate::etag::{IfMatch, etag};
 use crate::json::{ApiJson, MergePatchJson};
@@ -89,12 +89,14 @@ pub(crate) async fn create_patient(
     Ok(patient_reply(response, patient))
 }
 
-/// Lists patients a page at a time, ordered by id (so by registration time).
+/// Searches patients a page at a time: by name words (prefixes, ignoring case and accents),
+/// email, and birth date bounds, all combined with AND; ordered by `sort`, else by id (so by
+/// registration time). Unknown parameters are a 400 naming them.
 #[utoipa::path(
     get,
     path = "/api/patients",
     tag = "patients",
-    params(ListPatientsQuery),
+    params(PatientSearchParams),
     responses(
         (status = 200, description = "One page of patients", body = PatientPageResponse),
         (status = 400, response = BadRequest),
@@ -108,12 +110,12 @@ pub(crate) async fn create_patient(
 pub(crate) async fn list_patients(
     backends: web::Data<ApiBackends>,
     caller: Caller,
-    query: web::Query<ListPatientsQuery>,
+    query: web::Query<Vec<(String, String)>>,
 ) -> Result<web::Json<PatientPageResponse>, ApiError> {
-    let page_request = query.into_inner().into_page_request()?;
+    let search = parse_patient_search(query.into_inner())?;
     let page = backends
         .patients
-        .list_patients(caller.context(), page_request)
+        .search_patients(caller.context(), search)
         .await?;
     Ok(web::Json(PatientPageResponse::from(page)))
 }
@@ -181,7 +183,16 @@ pub(crate) async fn update_patient(
     body: ApiJson<PatientBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&raw_id, "id")?;
-    let changes = body.into_inner().into_changes(id)?;
+    let body = body.into_inner();
+    // The stored number is needed only to check one the body sends back; it never changes, so
+    // reading it first cannot race the write.
+    let current_mrn_opt = if body.names_mrn() {
+        let current = backends.patients.get_patient(caller.context(), id).await?;
+        Some(current.mrn)
+    } else {
+        None
+    };
+    let changes = body.into_changes(id, current_mrn_opt.as_deref())?;
     let patient = backends
         .patients
         .update_patient(

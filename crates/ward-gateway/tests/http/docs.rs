@@ -258,3 +258,51 @@ async fn patient_bodies_state_the_domain_lengths_and_put_tolerates_the_own_id() 
     assert_eq!(update["properties"]["id"]["readOnly"], true);
     assert_eq!(update["properties"]["id"]["format"], "uuid");
 }
+
+#[actix_web::test]
+async fn the_patient_search_documents_every_parameter_with_its_shape() {
+    let app = api_app!();
+
+    let reply = send(&app, TestRequest::get().uri("/openapi.json").to_request()).await;
+
+    let spec = reply.json();
+    let parameters = spec["paths"]["/api/patients"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let by_name = |name: &str| -> &Value {
+        parameters
+            .iter()
+            .find(|parameter| parameter["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is not documented"))
+    };
+    for name in [
+        "name",
+        "email",
+        "birthDate",
+        "identifier",
+        "sort",
+        "limit",
+        "cursor",
+        "total",
+    ] {
+        assert_eq!(by_name(name)["in"], "query", "{name}");
+    }
+    assert_eq!(parameters.len(), 8);
+    let sort_values = by_name("sort")["schema"].to_string();
+    for value in [
+        "\"name\"",
+        "\"-name\"",
+        "\"-birthDate\"",
+        "\"registeredDate\"",
+    ] {
+        assert!(sort_values.contains(value), "{value} in {sort_values}");
+    }
+    assert!(by_name("total")["schema"].to_string().contains("accurate"));
+    assert_eq!(by_name("birthDate")["explode"], true);
+    let bound = &spec["components"]["schemas"]["BirthDateBoundParam"];
+    assert_eq!(bound["pattern"], "^(eq|ge|le)?[0-9]{4}-[0-9]{2}-[0-9]{2}$");
+    let page = &spec["components"]["schemas"]["PatientPage"];
+    assert!(page["properties"]["total"].is_object());
+    let required = page["required"].to_string();
+    assert!(!required.contains("total"), "{required}");
+}

@@ -14,7 +14,8 @@ use ward_bus::auth::AccessToken;
 use ward_bus::billing::{AccountStatus, BillingAccount, BillingApi, OpenAccountRequest};
 use ward_bus::patients::{
     AuditPage, AuditQuery, NewPatient, PageRequest, Patient, PatientChanges, PatientPage,
-    PatientVersion, PatientsApi, cursor_after, normalized_email, patient_changed,
+    PatientSearch, PatientSortField, PatientVersion, PatientsApi, SortKey, cursor_after,
+    normalized_email, patient_changed,
 };
 use ward_bus::token::Narrowing;
 use ward_core::{CallerContext, Principal, Right, UserRole, WardError, WardResult};
@@ -106,6 +107,8 @@ pub struct FakePatients {
     history: Mutex<BTreeMap<Uuid, Vec<PatientVersion>>>,
     /// The expected version of every update and delete, in order: what `If-Match` became.
     expected_versions: Mutex<Vec<Option<u32>>>,
+    /// Every search the gateway passed on, in order.
+    searches: Mutex<Vec<PatientSearch>>,
 }
 
 impl FakePatients {
@@ -140,6 +143,11 @@ impl FakePatients {
             Some(expected) if expected != patient.version => Err(patient_changed(patient.version)),
             _ => Ok(()),
         }
+    }
+
+    /// The searches the gateway passed on, in order.
+    pub fn searches(&self) -> Vec<PatientSearch> {
+        self.searches.lock().unwrap().clone()
     }
 
     /// How many patients the store holds: proves a rejected request wrote nothing.
@@ -177,6 +185,7 @@ impl PatientsApi for FakePatients {
             date_of_birth: new.date_of_birth,
             registered_date: new.registered_date,
             version: 1,
+            mrn: format!("MRN-{:08}", self.history.lock().unwrap().len() + 1),
         };
         patients.insert(patient.id, patient.clone());
         self.record_version(ctx, &patient, "create");
@@ -213,6 +222,45 @@ impl PatientsApi for FakePatients {
         Ok(PatientPage {
             items,
             next_cursor_opt,
+            total_opt: None,
+        })
+    }
+
+    /// Records the search and answers a page in id order, unfiltered: the module's matching is
+    /// tested in the module; here only the gateway's parsing and paging pass-through are.
+    async fn search_patients(
+        &self,
+        ctx: &CallerContext,
+        search: PatientSearch,
+    ) -> WardResult<PatientPage> {
+        ctx.require(Right::PatientsRead)?;
+        self.searches.lock().unwrap().push(search.clone());
+        let patients = self.patients.lock().unwrap();
+        let after_opt = search.after_opt.as_ref().map(|after| after.id);
+        let mut items: Vec<Patient> = patients
+            .values()
+            .filter(|patient| after_opt.is_none_or(|after| patient.id > after))
+            .take(search.limit as usize + 1)
+            .cloned()
+            .collect();
+        let mut next_cursor_opt = None;
+        if items.len() > search.limit as usize {
+            items.truncate(search.limit as usize);
+            next_cursor_opt = items.last().map(|patient| {
+                let key = match search.sort.field {
+                    PatientSortField::Id => SortKey::None,
+                    PatientSortField::Name => SortKey::Text(patient.name.to_lowercase()),
+                    PatientSortField::BirthDate => SortKey::Date(patient.date_of_birth),
+                    PatientSortField::RegisteredDate => SortKey::Date(patient.registered_date),
+                };
+                search.cursor_after(&key, patient.id)
+            });
+        }
+        let total_opt = search.with_total.then_some(patients.len() as u64);
+        Ok(PatientPage {
+            items,
+            next_cursor_opt,
+            total_opt,
         })
     }
 

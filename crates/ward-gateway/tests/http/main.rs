@@ -8,6 +8,7 @@ mod billing_analytics;
 mod docs;
 mod errors;
 mod fakes;
+mod fhir;
 mod helpers;
 mod hostile;
 mod narrow;

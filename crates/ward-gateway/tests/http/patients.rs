@@ -1,10 +1,13 @@
+use std::sync::Arc;
+
 use actix_web::test::TestRequest;
 use serde_json::{Value, json};
 use uuid::Uuid;
+use ward_bus::patients::PatientSortField;
 
 use crate::api_app;
-use crate::fakes::{ADMIN_TOKEN, ANALYST_TOKEN};
-use crate::helpers::send;
+use crate::fakes::{ADMIN_TOKEN, ANALYST_TOKEN, FakePatients, fakes_with_store};
+use crate::helpers::{ready_health, send};
 
 fn john_doe() -> Value {
     json!({
@@ -113,6 +116,7 @@ async fn create_read_update_delete() {
     let mut expected = john_doe();
     expected["id"] = json!(id);
     expected["version"] = json!(1);
+    expected["mrn"] = json!("MRN-00000001");
     assert_eq!(patient, expected);
 
     // Read it back from its Location.
@@ -310,4 +314,172 @@ async fn a_module_refusal_passes_through_as_403() {
         reply.problem(403)["type"],
         "https://ward.dev/problems/forbidden"
     );
+}
+
+#[actix_web::test]
+async fn an_unknown_search_parameter_is_400_naming_it() {
+    let app = api_app!();
+
+    let reply = send(
+        &app,
+        as_admin(TestRequest::get().uri("/api/patients?name=jo&nmae=jo&colour=red")).to_request(),
+    )
+    .await;
+
+    let problem = reply.problem(400);
+    assert_eq!(problem["errors"][0]["field"], "nmae");
+    assert_eq!(problem["errors"][0]["message"], "unknown query parameter");
+    assert_eq!(problem["errors"][1]["field"], "colour");
+}
+
+#[actix_web::test]
+async fn malformed_search_values_are_400_naming_each() {
+    let app = api_app!();
+    let cases = [
+        ("/api/patients?birthDate=1980-02-30", vec!["birthDate"]),
+        ("/api/patients?birthDate=gt1980-01-01", vec!["birthDate"]),
+        ("/api/patients?sort=age", vec!["sort"]),
+        ("/api/patients?sort=--name", vec!["sort"]),
+        ("/api/patients?limit=501", vec!["limit"]),
+        ("/api/patients?total=maybe", vec!["total"]),
+        ("/api/patients?name=a&name=b", vec!["name"]),
+        (
+            "/api/patients?sort=name&birthDate=x&limit=0",
+            vec!["limit", "birthDate"],
+        ),
+    ];
+    for (uri, expected) in cases {
+        let reply = send(&app, as_admin(TestRequest::get().uri(uri)).to_request()).await;
+        let fields: Vec<String> = reply
+            .field_errors()
+            .into_iter()
+            .map(|(field, _)| field)
+            .collect();
+        assert_eq!(fields, expected, "{uri}");
+    }
+}
+
+#[actix_web::test]
+async fn a_valid_search_passes_through_to_the_module() {
+    // Arrange
+    let patients = Arc::new(FakePatients::default());
+    let app = api_app!(fakes_with_store(false, patients.clone()), ready_health());
+    let uri = "/api/patients?name=Jo%20%C3%A1lv&email=Jo%40Example.org\
+        &birthDate=ge1980-01-01&birthDate=le1989-12-31&sort=-registeredDate&limit=7&total=accurate\
+        &identifier=MRN-00000042";
+
+    // Act
+    let reply = send(&app, as_admin(TestRequest::get().uri(uri)).to_request()).await;
+
+    // Assert
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["total"], 0);
+    let search = patients.searches().pop().unwrap();
+    assert_eq!(search.name_words, vec!["Jo", "álv"]);
+    assert_eq!(search.email_opt.as_deref(), Some("jo@example.org"));
+    assert_eq!(search.birth_dates.len(), 2);
+    assert_eq!(search.sort.field, PatientSortField::RegisteredDate);
+    assert!(search.sort.descending);
+    assert_eq!(search.limit, 7);
+    assert!(search.with_total);
+    assert_eq!(search.identifier_opt.as_deref(), Some("MRN-00000042"));
+}
+
+#[actix_web::test]
+async fn without_total_the_page_has_no_total_and_a_sorted_cursor_stays_with_its_sort() {
+    let app = api_app!();
+    for index in 0..3 {
+        let mut body = john_doe();
+        body["email"] = json!(format!("patient{index}@example.com"));
+        let request = as_admin(TestRequest::post().uri("/api/patients"))
+            .set_json(body)
+            .to_request();
+        assert_eq!(send(&app, request).await.status, 201);
+    }
+
+    let first = send(
+        &app,
+        as_admin(TestRequest::get().uri("/api/patients?limit=2&sort=name")).to_request(),
+    )
+    .await;
+    let first_page = first.json();
+    assert!(first_page.get("total").is_none());
+    let cursor = first_page["nextCursor"].as_str().unwrap().to_string();
+
+    let same_sort = send(
+        &app,
+        as_admin(
+            TestRequest::get().uri(&format!("/api/patients?limit=2&sort=name&cursor={cursor}")),
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(same_sort.status, 200);
+    let other_sort = send(
+        &app,
+        as_admin(
+            TestRequest::get().uri(&format!("/api/patients?limit=2&sort=-name&cursor={cursor}")),
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(other_sort.field_errors()[0].0, "cursor");
+}
+
+#[actix_web::test]
+async fn the_mrn_is_answered_and_can_be_sent_back_but_not_changed() {
+    // Arrange
+    let app = api_app!();
+    let created = send(
+        &app,
+        as_admin(TestRequest::post().uri("/api/patients"))
+            .set_json(john_doe())
+            .to_request(),
+    )
+    .await;
+    let patient = created.json();
+    let mrn = patient["mrn"].as_str().unwrap().to_string();
+    assert!(mrn.starts_with("MRN-"));
+    let path = format!("/api/patients/{}", patient["id"].as_str().unwrap());
+
+    // Act: PUT the document back with its own number, then with another.
+    let mut document = patient.clone();
+    document["name"] = json!("John Roe");
+    let same = send(
+        &app,
+        as_admin(TestRequest::put().uri(&path))
+            .set_json(document.clone())
+            .to_request(),
+    )
+    .await;
+    document["mrn"] = json!("MRN-99999999");
+    let other = send(
+        &app,
+        as_admin(TestRequest::put().uri(&path))
+            .set_json(document)
+            .to_request(),
+    )
+    .await;
+    let patched = send(
+        &app,
+        as_admin(TestRequest::patch().uri(&path))
+            .insert_header(("content-type", "application/merge-patch+json"))
+            .set_payload(json!({"mrn": "MRN-1", "name": ""}).to_string())
+            .to_request(),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(same.status, 200);
+    assert_eq!(same.json()["mrn"], mrn.as_str());
+    assert_eq!(
+        other.field_errors()[0],
+        ("mrn".into(), "mrn cannot be changed".into())
+    );
+    let patch_fields: Vec<String> = patched
+        .field_errors()
+        .into_iter()
+        .map(|(field, _)| field)
+        .collect();
+    assert_eq!(patch_fields, vec!["name", "mrn"]);
 }

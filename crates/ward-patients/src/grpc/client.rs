@@ -11,7 +11,7 @@ use ward_bus::grpc::{
 };
 use ward_bus::patients::{
     AuditPage, AuditQuery, NewPatient, PageRequest, Patient, PatientChanges, PatientPage,
-    PatientVersion,
+    PatientSearch, PatientVersion,
 };
 use ward_core::{CallerContext, Role, WardError, WardResult};
 use ward_proto::v1 as proto;
@@ -20,7 +20,7 @@ use ward_proto::v1::patient_service_client::PatientServiceClient;
 use super::{
     PATIENTS_SERVICE_NAME, audit_page_from_proto, audit_query_to_proto, changes_to_proto,
     new_patient_to_proto, page_from_proto, page_request_to_proto, patient_from_proto,
-    patient_version_from_proto, patient_versions_from_proto,
+    patient_version_from_proto, patient_versions_from_proto, search_to_proto,
 };
 
 /// Calls a remote patients role over a (balanced, lazily connected) gRPC channel.
@@ -104,6 +104,22 @@ impl PatientsApi for PatientsGrpcClient {
             let mut client = self.client();
             let request = outgoing_request(message.clone(), ctx);
             async move { client.list_patients(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
+        page_from_proto(response.into_inner()).map_err(|error| malformed_reply(&self.peer, error))
+    }
+
+    async fn search_patients(
+        &self,
+        ctx: &CallerContext,
+        search: PatientSearch,
+    ) -> WardResult<PatientPage> {
+        let message = search_to_proto(&search);
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.search_patients(request).await }
         })
         .await
         .map_err(|status| self.error(status))?;

@@ -14,6 +14,7 @@ use ward_proto::v1::patient_service_server::{PatientService, PatientServiceServe
 use super::{
     audit_page_to_proto, audit_query_from_proto, input_from_proto, page_request_from_proto,
     page_to_proto, patient_to_proto, patient_version_to_proto, patient_versions_to_proto,
+    search_from_proto,
 };
 
 /// The gRPC face of a patients module: builds the caller from metadata, parses the request with
@@ -112,6 +113,18 @@ impl PatientService for PatientsGrpcServer {
             Err(error) => Err(error),
         };
         respond(&ctx, "ListPatients", result.map(page_to_proto))
+    }
+
+    async fn search_patients(
+        &self,
+        request: Request<proto::SearchPatientsRequest>,
+    ) -> Result<Response<proto::PatientPage>, Status> {
+        let ctx = caller_from_request(&request, &self.verifier);
+        let result = match search_from_proto(request.into_inner()) {
+            Ok(search) => self.service.search_patients(&ctx, search).await,
+            Err(error) => Err(error),
+        };
+        respond(&ctx, "SearchPatients", result.map(page_to_proto))
     }
 
     async fn update_patient(

@@ -1,0 +1,399 @@
+//! The mapping between Ward's patient record and the FHIR R4 `Patient` resource.
+//!
+//! Out: `id`, `meta.versionId`, `name[0]` (`text`, `family` = last word, `given` = the others),
+//! `telecom[0]` (the email), `address[0].text`, `birthDate`. The registration date has no
+//! standard element and is not sent.
+//!
+//! In: the name from `name[0].text`, else `given` and `family` joined; the email from the first
+//! `telecom` with `system` `email`; the address from `address[0].text`, else its `line`s, `city`
+//! and `postalCode` joined; `birthDate`. Ward keeps nothing else, so any other top-level element
+//! is refused rather than silently dropped, except those a client commonly sends and loses
+//! nothing by (`text`, `identifier`, `active`, `gender`, `meta`), which are ignored.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+use ward_bus::patients::{NewPatient, Patient, PatientChanges, PatientInput, format_date};
+use ward_core::{FieldError, WardError, WardResult};
+
+/// The top-level elements Ward reads or harmlessly ignores; anything else is a 400.
+const ACCEPTED_ELEMENTS: [&str; 11] = [
+    "resourceType",
+    "id",
+    "meta",
+    "text",
+    "identifier",
+    "active",
+    "name",
+    "telecom",
+    "gender",
+    "birthDate",
+    "address",
+];
+
+/// Returns the FHIR `Patient` for a Ward record; `last_updated_opt` fills `meta.lastUpdated`
+/// when the caller knows it (a history entry does, a plain read does not).
+pub(crate) fn patient_resource(
+    patient: &Patient,
+    last_updated_opt: Option<DateTime<Utc>>,
+) -> Value {
+    // Field by field, so a field added to `Patient` does not change the resource unseen.
+    let mut words: Vec<&str> = patient.name.split_whitespace().collect();
+    let family_opt = words.pop();
+    let mut name = json!({"text": patient.name});
+    if let Some(family) = family_opt {
+        name["family"] = json!(family);
+    }
+    if !words.is_empty() {
+        name["given"] = json!(words);
+    }
+    let mut meta = json!({"versionId": patient.version.to_string()});
+    if let Some(last_updated) = last_updated_opt {
+        meta["lastUpdated"] =
+            json!(last_updated.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    }
+    json!({
+        "resourceType": "Patient",
+        "id": patient.id.to_string(),
+        "meta": meta,
+        "name": [name],
+        "telecom": [{"system": "email", "value": patient.email}],
+        "address": [{"text": patient.address}],
+        "birthDate": format_date(patient.date_of_birth),
+    })
+}
+
+/// Reads a FHIR `Patient` to register, as of `registered_date` (FHIR has no element for it).
+/// Every problem is reported at once: structural ones and the record's own.
+pub(crate) fn new_patient(body: &Value, registered_date: NaiveDate) -> WardResult<NewPatient> {
+    let (mut input, errors) = patient_input(body, None)?;
+    input.registered_date = Some(format_date(registered_date));
+    finish(NewPatient::parse(input), errors)
+}
+
+/// Reads a FHIR `Patient` that replaces the record `path_id`; the body's `id`, if any, must
+/// equal it.
+pub(crate) fn patient_changes(body: &Value, path_id: Uuid) -> WardResult<PatientChanges> {
+    let (input, errors) = patient_input(body, Some(path_id))?;
+    finish(PatientChanges::parse(input), errors)
+}
+
+/// Adds the record's own failures (named by Ward field, mapped to FHIRPath when rendered) to
+/// the structural ones.
+fn finish<T>(parsed: WardResult<T>, mut errors: Vec<FieldError>) -> WardResult<T> {
+    match parsed {
+        Ok(value) if errors.is_empty() => Ok(value),
+        Ok(_) => Err(WardError::invalid(messages(&errors), errors)),
+        Err(error) => {
+            errors.extend_from_slice(error.field_errors());
+            Err(WardError::invalid(messages(&errors), errors))
+        }
+    }
+}
+
+/// Reads the fields Ward keeps, and lists every structural problem found on the way.
+fn patient_input(
+    body: &Value,
+    path_id_opt: Option<Uuid>,
+) -> WardResult<(PatientInput, Vec<FieldError>)> {
+    let mut errors = Vec::new();
+    let Some(resource) = body.as_object() else {
+        return Err(WardError::invalid(
+            "the body must be a FHIR Patient resource (a JSON object)",
+            Vec::new(),
+        ));
+    };
+    if resource.get("resourceType").and_then(Value::as_str) != Some("Patient") {
+        errors.push(field_error(
+            "Patient.resourceType",
+            "resourceType must be \"Patient\"",
+        ));
+    }
+    for element in resource.keys() {
+        if !ACCEPTED_ELEMENTS.contains(&element.as_str()) {
+            errors.push(field_error(
+                &format!("Patient.{element}"),
+                &format!("Ward cannot store Patient.{element}; remove it"),
+            ));
+        }
+    }
+    check_id(resource, path_id_opt, &mut errors);
+    let input = PatientInput {
+        name: read_name(resource, &mut errors),
+        email: read_email(resource, &mut errors),
+        address: read_address(resource, &mut errors),
+        date_of_birth: read_string(resource.get("birthDate"), "Patient.birthDate", &mut errors),
+        // The registration date is the caller's to set; newer fields keep their defaults.
+        ..PatientInput::default()
+    };
+    Ok((input, errors))
+}
+
+fn messages(errors: &[FieldError]) -> String {
+    let messages: Vec<&str> = errors.iter().map(|error| error.message.as_str()).collect();
+    messages.join("; ")
+}
+
+fn check_id(
+    resource: &Map<String, Value>,
+    path_id_opt: Option<Uuid>,
+    errors: &mut Vec<FieldError>,
+) {
+    // FHIR create ignores a client's id; only an update's must match the addressed one.
+    let (Some(path_id), Some(body_id)) = (path_id_opt, resource.get("id")) else {
+        return;
+    };
+    let matches = body_id
+        .as_str()
+        .and_then(|raw| Uuid::parse_str(raw.trim()).ok())
+        == Some(path_id);
+    if !matches {
+        errors.push(field_error(
+            "Patient.id",
+            "the resource id must equal the id in the URL",
+        ));
+    }
+}
+
+fn read_name(resource: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<String> {
+    let first = first_entry(resource, "name", errors)?;
+    if let Some(text) = read_string(first.get("text"), "Patient.name.text", errors)
+        && !text.trim().is_empty()
+    {
+        return Some(text);
+    }
+    let mut words = Vec::new();
+    match first.get("given") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(given)) => {
+            for part in given {
+                match part.as_str() {
+                    Some(text) => words.push(text.to_string()),
+                    None => {
+                        errors.push(field_error(
+                            "Patient.name.given",
+                            "Patient.name.given must be a list of strings",
+                        ));
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(_) => {
+            errors.push(field_error(
+                "Patient.name.given",
+                "Patient.name.given must be a list of strings",
+            ));
+            return None;
+        }
+    }
+    if let Some(family) = read_string(first.get("family"), "Patient.name.family", errors) {
+        words.push(family);
+    }
+    let joined = words.join(" ");
+    Some(joined)
+}
+
+fn read_email(resource: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<String> {
+    let telecoms = list(resource, "telecom", errors)?;
+    for telecom in telecoms {
+        let Some(point) = telecom.as_object() else {
+            errors.push(field_error(
+                "Patient.telecom",
+                "Patient.telecom must be a list of ContactPoint objects",
+            ));
+            return None;
+        };
+        if point.get("system").and_then(Value::as_str) == Some("email") {
+            return read_string(point.get("value"), "Patient.telecom.value", errors);
+        }
+    }
+    None
+}
+
+fn read_address(resource: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<String> {
+    let first = first_entry(resource, "address", errors)?;
+    if let Some(text) = read_string(first.get("text"), "Patient.address.text", errors)
+        && !text.trim().is_empty()
+    {
+        return Some(text);
+    }
+    let mut parts = Vec::new();
+    match first.get("line") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(lines)) => {
+            for line in lines {
+                match line.as_str() {
+                    Some(text) => parts.push(text.to_string()),
+                    None => {
+                        errors.push(field_error(
+                            "Patient.address.line",
+                            "Patient.address.line must be a list of strings",
+                        ));
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(_) => {
+            errors.push(field_error(
+                "Patient.address.line",
+                "Patient.address.line must be a list of strings",
+            ));
+            return None;
+        }
+    }
+    for (key, path) in [
+        ("city", "Patient.address.city"),
+        ("postalCode", "Patient.address.postalCode"),
+    ] {
+        if let Some(part) = read_string(first.get(key), path, errors) {
+            parts.push(part);
+        }
+    }
+    let joined = parts.join(", ");
+    Some(joined)
+}
+
+/// The elements of a top-level list; `None` when absent or not a list (the latter reported).
+fn list<'a>(
+    resource: &'a Map<String, Value>,
+    element: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<&'a Vec<Value>> {
+    match resource.get(element) {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => Some(items),
+        Some(_) => {
+            errors.push(field_error(
+                &format!("Patient.{element}"),
+                &format!("Patient.{element} must be a list"),
+            ));
+            None
+        }
+    }
+}
+
+/// The first object of a top-level list.
+fn first_entry<'a>(
+    resource: &'a Map<String, Value>,
+    element: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<&'a Map<String, Value>> {
+    let first = list(resource, element, errors)?.first()?;
+    match first.as_object() {
+        Some(object) => Some(object),
+        None => {
+            errors.push(field_error(
+                &format!("Patient.{element}"),
+                &format!("Patient.{element} must be a list of objects"),
+            ));
+            None
+        }
+    }
+}
+
+/// A string value; absent and `null` are `None`, another type is reported.
+fn read_string(
+    value_opt: Option<&Value>,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    match value_opt {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(_) => {
+            errors.push(field_error(path, &format!("{path} must be a string")));
+            None
+        }
+    }
+}
+
+fn field_error(field: &str, message: &str) -> FieldError {
+    FieldError {
+        field: field.to_string(),
+        message: message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registered() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2024, 6, 1).unwrap()
+    }
+
+    #[test]
+    fn names_and_addresses_are_assembled_from_their_parts() {
+        let body = json!({
+            "resourceType": "Patient",
+            "name": [{"given": ["Peter", "James"], "family": "Chalmers"}],
+            "telecom": [{"system": "phone", "value": "1"}, {"system": "email", "value": "p@x.org"}],
+            "address": [{"line": ["534 Erewhon St"], "city": "PleasantVille", "postalCode": "3999"}],
+            "birthDate": "1974-12-25",
+        });
+        let patient = new_patient(&body, registered()).unwrap();
+        assert_eq!(patient.name, "Peter James Chalmers");
+        assert_eq!(patient.email, "p@x.org");
+        assert_eq!(patient.address, "534 Erewhon St, PleasantVille, 3999");
+        assert_eq!(patient.registered_date, registered());
+    }
+
+    #[test]
+    fn text_wins_over_parts() {
+        let body = json!({
+            "resourceType": "Patient",
+            "name": [{"text": "Jim Chalmers", "given": ["Peter"], "family": "Chalmers"}],
+            "telecom": [{"system": "email", "value": "p@x.org"}],
+            "address": [{"text": "534 Erewhon St", "city": "PleasantVille"}],
+            "birthDate": "1974-12-25",
+        });
+        let changes = patient_changes(&body, Uuid::from_u128(7)).unwrap();
+        assert_eq!(changes.name, "Jim Chalmers");
+        assert_eq!(changes.address, "534 Erewhon St");
+    }
+
+    #[test]
+    fn unknown_elements_wrong_types_missing_fields_and_other_ids_are_all_reported() {
+        let body = json!({
+            "resourceType": "Observation",
+            "id": "other",
+            "photo": [],
+            "_birthDate": {},
+            "name": {"text": "x"},
+            "birthDate": 1990,
+        });
+        let error = patient_changes(&body, Uuid::from_u128(7)).unwrap_err();
+        let fields: Vec<&str> = error
+            .field_errors()
+            .iter()
+            .map(|error| error.field.as_str())
+            .collect();
+        for field in [
+            "Patient.resourceType",
+            "Patient.photo",
+            "Patient._birthDate",
+            "Patient.id",
+            "Patient.name",
+            "Patient.birthDate",
+            "email",
+            "address",
+        ] {
+            assert!(fields.contains(&field), "{field} in {fields:?}");
+        }
+    }
+
+    #[test]
+    fn a_create_may_carry_any_id() {
+        let body = json!({
+            "resourceType": "Patient",
+            "id": "example",
+            "name": [{"text": "A B"}],
+            "telecom": [{"system": "email", "value": "a@b.org"}],
+            "address": [{"text": "1 Road"}],
+            "birthDate": "2000-01-01",
+        });
+        assert!(new_patient(&body, registered()).is_ok());
+    }
+}

@@ -1,0 +1,202 @@
+//! Medical record numbers against a real SQLite file: assigned on registration and import, in
+//! order, once each (also under concurrent creates), found by `identifier`, kept by updates
+//! and history, in the configured format.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+use ward_bus::PatientsApi;
+use ward_bus::outbox::OutboxWaker;
+use ward_bus::patients::{NewPatient, PatientChanges, PatientSearch, PatientSearchInput};
+use ward_core::CallerContext;
+use ward_core::config::{PatientsOptions, SecretUrl};
+use ward_patients::{MrnFormat, PatientsService};
+
+struct TestDb {
+    dir: PathBuf,
+    db: DatabaseConnection,
+    service: PatientsService,
+}
+
+impl TestDb {
+    async fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("ward-patients-mrn-{}", Uuid::now_v7()));
+        let url = SecretUrl::new(format!("sqlite://{}?mode=rwc", dir.join("p.db").display()));
+        let db = ward_bus::db::connect(&url, "patients").await.unwrap();
+        PatientsService::migrate(&db).await.unwrap();
+        let service = PatientsService::new(db.clone(), OutboxWaker::default());
+        Self { dir, db, service }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn date(raw: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d").unwrap()
+}
+
+fn system() -> CallerContext {
+    CallerContext::system("test")
+}
+
+fn new_patient(name: &str, email: &str) -> NewPatient {
+    NewPatient {
+        name: name.into(),
+        email: email.into(),
+        address: "1 Elm St".into(),
+        date_of_birth: date("1985-06-15"),
+        registered_date: date("2024-01-10"),
+    }
+}
+
+fn by_identifier(identifier: &str) -> PatientSearch {
+    PatientSearch::parse(PatientSearchInput {
+        identifier_opt: Some(identifier.into()),
+        ..PatientSearchInput::default()
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn registrations_get_sequential_numbers_that_a_failed_one_does_not_use() {
+    // Arrange
+    let test = TestDb::new().await;
+
+    // Act
+    let first = test
+        .service
+        .create_patient(&system(), new_patient("Ada", "ada@example.com"))
+        .await
+        .unwrap();
+    let refused = test
+        .service
+        .create_patient(&system(), new_patient("Ada Again", "ADA@example.com"))
+        .await;
+    let second = test
+        .service
+        .create_patient(&system(), new_patient("Bob", "bob@example.com"))
+        .await
+        .unwrap();
+    let imported_id = Uuid::now_v7();
+    test.service
+        .import_patients(
+            &system(),
+            vec![(imported_id, new_patient("Cy", "cy@example.com"))],
+        )
+        .await
+        .unwrap();
+    let imported = test
+        .service
+        .get_patient(&system(), imported_id)
+        .await
+        .unwrap();
+
+    // Assert
+    assert!(refused.is_err());
+    assert_eq!(first.mrn, "MRN-00000001");
+    assert_eq!(second.mrn, "MRN-00000002");
+    assert_eq!(imported.mrn, "MRN-00000003");
+}
+
+#[tokio::test]
+async fn concurrent_creates_get_distinct_numbers() {
+    // Arrange
+    let test = TestDb::new().await;
+    let mut tasks = Vec::new();
+
+    // Act
+    for index in 0..12 {
+        let service = test.service.clone();
+        tasks.push(tokio::spawn(async move {
+            service
+                .create_patient(
+                    &system(),
+                    new_patient("Racer", &format!("racer{index}@example.com")),
+                )
+                .await
+                .unwrap()
+        }));
+    }
+    let mut numbers = HashSet::new();
+    for task in tasks {
+        numbers.insert(task.await.unwrap().mrn);
+    }
+
+    // Assert
+    let expected: HashSet<String> = (1..=12).map(|n| format!("MRN-{n:08}")).collect();
+    assert_eq!(numbers, expected);
+}
+
+#[tokio::test]
+async fn a_number_finds_its_patient_and_survives_updates_and_history() {
+    // Arrange
+    let test = TestDb::new().await;
+    let ada = test
+        .service
+        .create_patient(&system(), new_patient("Ada", "ada@example.com"))
+        .await
+        .unwrap();
+    test.service
+        .create_patient(&system(), new_patient("Bob", "bob@example.com"))
+        .await
+        .unwrap();
+    let changes = PatientChanges {
+        name: "Ada King".into(),
+        email: "ada@example.com".into(),
+        address: "2 Elm St".into(),
+        date_of_birth: date("1985-06-15"),
+    };
+
+    // Act
+    let updated = test
+        .service
+        .update_patient(&system(), ada.id, changes, None)
+        .await
+        .unwrap();
+    let found = test
+        .service
+        .search_patients(&system(), by_identifier(&ada.mrn))
+        .await
+        .unwrap();
+    let none = test
+        .service
+        .search_patients(&system(), by_identifier("MRN-00000009"))
+        .await
+        .unwrap();
+    let history = test
+        .service
+        .patient_history(&system(), ada.id)
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(updated.mrn, ada.mrn);
+    assert_eq!(found.items, vec![updated]);
+    assert!(none.items.is_empty());
+    assert!(history.iter().all(|entry| entry.patient.mrn == ada.mrn));
+}
+
+#[tokio::test]
+async fn the_configured_format_is_used() {
+    let test = TestDb::new().await;
+    let format = MrnFormat::from_options(&PatientsOptions {
+        mrn_prefix: "W/".into(),
+        mrn_digits: 3,
+    });
+    let service =
+        PatientsService::new(test.db.clone(), OutboxWaker::default()).with_mrn_format(format);
+
+    let patient = service
+        .create_patient(&system(), new_patient("Ada", "ada@example.com"))
+        .await
+        .unwrap();
+
+    assert_eq!(patient.mrn, "W/001");
+}
