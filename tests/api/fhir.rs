@@ -210,9 +210,11 @@ async fn failures_are_operation_outcomes() {
     keep_for_validation("outcome-404", &not_found);
     assert_eq!(not_found["issue"][0]["code"], "not-found");
 
-    let unknown_parameter = app.get(&token, "/fhir/Patient?name=Ada").await;
+    let unknown_parameter = app.get(&token, "/fhir/Patient?gender=female").await;
     let bad_search = fhir_document(unknown_parameter, 400).await;
     keep_for_validation("outcome-400-search", &bad_search);
+    let diagnostics = bad_search["issue"][0]["diagnostics"].as_str().unwrap();
+    assert!(diagnostics.contains("gender"), "{diagnostics}");
 
     let mut with_photo = ada();
     with_photo["photo"] = json!([{"contentType": "image/png"}]);
@@ -226,6 +228,185 @@ async fn failures_are_operation_outcomes() {
     let refused_photo = fhir_document(photo_response.await, 400).await;
     keep_for_validation("outcome-400-photo", &refused_photo);
     assert_eq!(expressions(&refused_photo), ["Patient.photo"]);
+}
+
+/// The names in a search Bundle, in order.
+fn bundle_names(bundle: &Value) -> Vec<String> {
+    let mut names = Vec::new();
+    for entry in bundle["entry"].as_array().unwrap() {
+        names.push(
+            entry["resource"]["name"][0]["text"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    names
+}
+
+/// The path of the Bundle's `next` link, if any.
+fn next_path(bundle: &Value) -> Option<String> {
+    for link in bundle["link"].as_array().unwrap() {
+        if link["relation"] == "next" {
+            let url = link["url"].as_str().unwrap();
+            return Some(url[url.find("/fhir/").unwrap()..].to_string());
+        }
+    }
+    None
+}
+
+/// Runs a search expecting 200, keeping the Bundle for validation under `name`.
+async fn search(app: &TestApp, token: &str, query: &str, name: &str) -> Value {
+    let response = app.get(token, &format!("/fhir/Patient?{query}")).await;
+    let bundle = fhir_document(response, 200).await;
+    keep_for_validation(name, &bundle);
+    assert_eq!(bundle["type"], "searchset");
+    bundle
+}
+
+#[tokio::test]
+async fn a_fhir_search_filters_by_name_birthdate_and_identifier_and_pages_with_its_filters() {
+    // Arrange: two patients with a rare name, born before any demo patient
+    let dir = Workdir::new();
+    let app = TestApp::spawn(&dir.path, &["--demo"]).await;
+    let token = app.demo_token().await;
+    let mut mrns = Vec::new();
+    for (name, email, birth) in [
+        (
+            "Zéphyrine Quillfeather",
+            "zq.fhir@example.com",
+            "1961-02-03",
+        ),
+        ("Anselm Quillby", "aq.fhir@example.com", "1962-04-05"),
+    ] {
+        let mut body = ada();
+        body["name"] = json!([{"text": name}]);
+        body["telecom"] = json!([{"system": "email", "value": email}]);
+        body["birthDate"] = json!(birth);
+        let response = send_fhir(&app, reqwest::Method::POST, &token, "/fhir/Patient", &body);
+        let created = fhir_document(response.await, 201).await;
+        assert_eq!(created["identifier"][0]["system"], "urn:ward:mrn");
+        mrns.push(
+            created["identifier"][0]["value"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+
+    // Act + Assert: word prefixes, any case, any accent
+    let quill = search(&app, &token, "name=QUILL", "bundle-search-name").await;
+    assert_eq!(
+        bundle_names(&quill),
+        ["Zéphyrine Quillfeather", "Anselm Quillby"]
+    );
+    let both_words = search(&app, &token, "name=zeph%20quill", "bundle-search-words").await;
+    assert_eq!(bundle_names(&both_words), ["Zéphyrine Quillfeather"]);
+
+    // A birth date range among the demo patients; gt and lt exclude the days named
+    let range = search(
+        &app,
+        &token,
+        "birthdate=gt1990-09-23&birthdate=le1992-04-18&_sort=birthdate",
+        "bundle-search-birthdate",
+    )
+    .await;
+    assert_eq!(bundle_names(&range), ["Sophia Clark", "Sarah Taylor"]);
+
+    // The MRN, with and without its system
+    let by_system = search(
+        &app,
+        &token,
+        &format!("identifier=urn:ward:mrn%7C{}", mrns[1]),
+        "bundle-search-identifier",
+    )
+    .await;
+    assert_eq!(bundle_names(&by_system), ["Anselm Quillby"]);
+    assert_eq!(
+        by_system["entry"][0]["resource"]["identifier"][0]["value"],
+        mrns[1].as_str()
+    );
+    let bare = search(
+        &app,
+        &token,
+        &format!("identifier={}", mrns[0]),
+        "bundle-search-mrn",
+    )
+    .await;
+    assert_eq!(bundle_names(&bare), ["Zéphyrine Quillfeather"]);
+    let other_system = app
+        .get(&token, "/fhir/Patient?identifier=urn:oid:1.2.3%7C42")
+        .await;
+    let refused = fhir_document(other_system, 400).await;
+    keep_for_validation("outcome-400-identifier-system", &refused);
+    let diagnostics = refused["issue"][0]["diagnostics"].as_str().unwrap();
+    assert!(
+        diagnostics.contains("unsupported identifier system"),
+        "{diagnostics}"
+    );
+
+    // Paging the 1980s by birth date, two at a time, with the total on every page
+    let mut next_opt = Some(
+        "/fhir/Patient?birthdate=ge1980-01-01&birthdate=le1989-12-31&_sort=birthdate&_count=2\
+         &_total=accurate"
+            .to_string(),
+    );
+    let mut names = Vec::new();
+    let mut num_pages = 0;
+    while let Some(next) = next_opt {
+        let bundle = fhir_document(app.get(&token, &next).await, 200).await;
+        num_pages += 1;
+        keep_for_validation(&format!("bundle-search-page-{num_pages}"), &bundle);
+        assert_eq!(bundle["total"], 7, "page {num_pages}");
+        names.extend(bundle_names(&bundle));
+        next_opt = next_path(&bundle);
+        if let Some(path) = &next_opt {
+            for parameter in [
+                "birthdate=ge1980-01-01",
+                "birthdate=le1989-12-31",
+                "_sort=birthdate",
+            ] {
+                assert!(path.contains(parameter), "{parameter} in {path}");
+            }
+        }
+    }
+    assert_eq!(num_pages, 4);
+    assert_eq!(
+        names,
+        [
+            "Emma Moore",
+            "Bob Brown",
+            "Ethan Martinez",
+            "John Doe",
+            "Isabella Walker",
+            "Michael Green",
+            "Laura White",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_update_may_send_the_mrn_back_but_not_change_it() {
+    let dir = Workdir::new();
+    let app = TestApp::spawn(&dir.path, &["--demo"]).await;
+    let token = app.demo_token().await;
+    let response = send_fhir(&app, reqwest::Method::POST, &token, "/fhir/Patient", &ada()).await;
+    let created = fhir_document(response, 201).await;
+    let path = format!("/fhir/Patient/{}", created["id"].as_str().unwrap());
+
+    let mut edited = created.clone();
+    edited["birthDate"] = json!("1815-12-11");
+    let unchanged = send_fhir(&app, reqwest::Method::PUT, &token, &path, &edited);
+    let updated = fhir_document(unchanged.await, 200).await;
+    edited["identifier"][0]["value"] = json!("MRN-99999999");
+    let changed = send_fhir(&app, reqwest::Method::PUT, &token, &path, &edited);
+    let refused = fhir_document(changed.await, 400).await;
+
+    keep_for_validation("patient-updated-with-mrn", &updated);
+    keep_for_validation("outcome-400-mrn", &refused);
+    assert_eq!(updated["identifier"], created["identifier"]);
+    assert_eq!(updated["birthDate"], "1815-12-11");
+    assert_eq!(expressions(&refused), ["Patient.identifier"]);
 }
 
 /// The spec's own examples carry elements Ward does not keep (contacts, the managing

@@ -1,5 +1,5 @@
-//! FHIR R4 endpoints for Patient under `/fhir`: read, vread, create, update, a paged search and
-//! the CapabilityStatement at `/fhir/metadata`.
+//! FHIR R4 endpoints for Patient under `/fhir`: read, vread, create, update, a filtered and
+//! paged search, and the CapabilityStatement at `/fhir/metadata`.
 //!
 //! They are a second rendering of the same module calls as `/api/patients`: every route but
 //! `metadata` authenticates with the [`Caller`](crate::caller::Caller) extractor and calls

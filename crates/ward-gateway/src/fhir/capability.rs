@@ -5,8 +5,18 @@ use serde_json::{Value, json};
 /// When the statement last changed (a required element); bump it with the statement.
 const STATEMENT_DATE: &str = "2026-11-25";
 
-/// The search parameters `GET /fhir/Patient` understands; any other is a 400.
-pub(crate) const SEARCH_PARAMETERS: [&str; 2] = ["_count", "_cursor"];
+/// The search parameters `GET /fhir/Patient` understands, in the statement's order; any other
+/// is a 400.
+pub(crate) const SEARCH_PARAMETERS: [&str; 8] = [
+    "name",
+    "birthdate",
+    "identifier",
+    "email",
+    "_sort",
+    "_count",
+    "_total",
+    "_cursor",
+];
 
 /// Returns the server's CapabilityStatement.
 pub(crate) fn capability_statement() -> Value {
@@ -44,14 +54,54 @@ pub(crate) fn capability_statement() -> Value {
                 "conditionalDelete": "not-supported",
                 "searchParam": [
                     {
+                        "name": "name",
+                        "definition": "http://hl7.org/fhir/SearchParameter/Patient-name",
+                        "type": "string",
+                        "documentation": "Words that must each start a word of the name, ignoring \
+                            case and accents (jo alv finds José Álvarez); no modifiers"
+                    },
+                    {
+                        "name": "birthdate",
+                        "definition": "http://hl7.org/fhir/SearchParameter/individual-birthdate",
+                        "type": "date",
+                        "documentation": "yyyy-MM-dd with the prefix eq (default), ge, le, gt or \
+                            lt; repeat for a range (at most 4 times)"
+                    },
+                    {
+                        "name": "identifier",
+                        "definition": "http://hl7.org/fhir/SearchParameter/Patient-identifier",
+                        "type": "token",
+                        "documentation": "The medical record number, exactly: value or \
+                            urn:ward:mrn|value; another system is a 400"
+                    },
+                    {
+                        "name": "email",
+                        "definition": "http://hl7.org/fhir/SearchParameter/individual-email",
+                        "type": "token",
+                        "documentation": "The email address, exactly but ignoring case"
+                    },
+                    {
+                        "name": "_sort",
+                        "type": "string",
+                        "documentation": "One of name, birthdate, -name, -birthdate; by id \
+                            (registration order) when absent"
+                    },
+                    {
                         "name": "_count",
                         "type": "number",
                         "documentation": "Page size, 1 to 500 (default 50)"
                     },
                     {
+                        "name": "_total",
+                        "type": "token",
+                        "documentation": "accurate (or estimate, answered accurately) adds \
+                            Bundle.total; none (default) does not"
+                    },
+                    {
                         "name": "_cursor",
                         "type": "string",
-                        "documentation": "Opaque; follow the Bundle's next link"
+                        "documentation": "Opaque; follow the Bundle's next link, which repeats \
+                            every other parameter"
                     }
                 ]
             }]
@@ -69,6 +119,11 @@ mod tests {
         let params = &statement["rest"][0]["resource"][0]["searchParam"];
         for (index, name) in SEARCH_PARAMETERS.iter().enumerate() {
             assert_eq!(params[index]["name"], *name);
+            assert!(params[index]["type"].is_string(), "{name}");
         }
+        assert_eq!(
+            params.as_array().map(Vec::len),
+            Some(SEARCH_PARAMETERS.len())
+        );
     }
 }

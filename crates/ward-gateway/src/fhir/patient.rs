@@ -1,20 +1,29 @@
 //! The mapping between Ward's patient record and the FHIR R4 `Patient` resource.
 //!
-//! Out: `id`, `meta.versionId`, `name[0]` (`text`, `family` = last word, `given` = the others),
-//! `telecom[0]` (the email), `address[0].text`, `birthDate`. The registration date has no
-//! standard element and is not sent.
+//! Out: `id`, `meta.versionId`, `identifier[0]` (the medical record number, system
+//! [`MRN_SYSTEM`]), `name[0]` (`text`, `family` = last word, `given` = the others), `telecom[0]`
+//! (the email), `address[0].text`, `birthDate`. The registration date has no standard element
+//! and is not sent.
 //!
 //! In: the name from `name[0].text`, else `given` and `family` joined; the email from the first
 //! `telecom` with `system` `email`; the address from `address[0].text`, else its `line`s, `city`
 //! and `postalCode` joined; `birthDate`. Ward keeps nothing else, so any other top-level element
 //! is refused rather than silently dropped, except those a client commonly sends and loses
-//! nothing by (`text`, `identifier`, `active`, `gender`, `meta`), which are ignored.
+//! nothing by (`text`, `identifier`, `active`, `gender`, `meta`), which are ignored. Ward
+//! allocates the medical record number, so a create ignores every identifier; an update may send
+//! the MRN identifier back, but only with the stored value.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 use ward_bus::patients::{NewPatient, Patient, PatientChanges, PatientInput, format_date};
 use ward_core::{FieldError, WardError, WardResult};
+
+/// The `Identifier.system` of the medical record number.
+pub(crate) const MRN_SYSTEM: &str = "urn:ward:mrn";
+
+/// The v2 identifier type code system, whose `MR` is "medical record number".
+const IDENTIFIER_TYPE_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v2-0203";
 
 /// The top-level elements Ward reads or harmlessly ignores; anything else is a 400.
 const ACCEPTED_ELEMENTS: [&str; 11] = [
@@ -52,10 +61,17 @@ pub(crate) fn patient_resource(
         meta["lastUpdated"] =
             json!(last_updated.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
     }
+    let mrn = json!({
+        "use": "usual",
+        "type": {"coding": [{"system": IDENTIFIER_TYPE_SYSTEM, "code": "MR"}]},
+        "system": MRN_SYSTEM,
+        "value": patient.mrn,
+    });
     json!({
         "resourceType": "Patient",
         "id": patient.id.to_string(),
         "meta": meta,
+        "identifier": [mrn],
         "name": [name],
         "telecom": [{"system": "email", "value": patient.email}],
         "address": [{"text": patient.address}],
@@ -64,7 +80,8 @@ pub(crate) fn patient_resource(
 }
 
 /// Reads a FHIR `Patient` to register, as of `registered_date` (FHIR has no element for it).
-/// Every problem is reported at once: structural ones and the record's own.
+/// Every problem is reported at once: structural ones and the record's own. Identifiers are
+/// ignored: Ward allocates the medical record number.
 pub(crate) fn new_patient(body: &Value, registered_date: NaiveDate) -> WardResult<NewPatient> {
     let (mut input, errors) = patient_input(body, None)?;
     input.registered_date = Some(format_date(registered_date));
@@ -72,10 +89,29 @@ pub(crate) fn new_patient(body: &Value, registered_date: NaiveDate) -> WardResul
 }
 
 /// Reads a FHIR `Patient` that replaces the record `path_id`; the body's `id`, if any, must
-/// equal it.
-pub(crate) fn patient_changes(body: &Value, path_id: Uuid) -> WardResult<PatientChanges> {
-    let (input, errors) = patient_input(body, Some(path_id))?;
+/// equal it. An identifier with system [`MRN_SYSTEM`] must carry `current_mrn_opt`, the stored
+/// number (needed only when [`names_mrn`] says the body has one): the number never changes.
+pub(crate) fn patient_changes(
+    body: &Value,
+    path_id: Uuid,
+    current_mrn_opt: Option<&str>,
+) -> WardResult<PatientChanges> {
+    let (input, mut errors) = patient_input(body, Some(path_id))?;
+    if let Some(resource) = body.as_object() {
+        check_mrn(resource, current_mrn_opt, &mut errors);
+    }
     finish(PatientChanges::parse(input), errors)
+}
+
+/// Whether the body carries an identifier with system [`MRN_SYSTEM`], which an update must then
+/// check against the stored number.
+pub(crate) fn names_mrn(body: &Value) -> bool {
+    let Some(identifiers) = body.get("identifier").and_then(Value::as_array) else {
+        return false;
+    };
+    identifiers
+        .iter()
+        .any(|identifier| identifier.get("system").and_then(Value::as_str) == Some(MRN_SYSTEM))
 }
 
 /// Adds the record's own failures (named by Ward field, mapped to FHIRPath when rendered) to
@@ -118,6 +154,7 @@ fn patient_input(
         }
     }
     check_id(resource, path_id_opt, &mut errors);
+    check_identifiers(resource, &mut errors);
     let input = PatientInput {
         name: read_name(resource, &mut errors),
         email: read_email(resource, &mut errors),
@@ -152,6 +189,52 @@ fn check_id(
             "Patient.id",
             "the resource id must equal the id in the URL",
         ));
+    }
+}
+
+/// Identifiers are dropped (but the MRN, see [`check_mrn`]); they must still be well formed.
+fn check_identifiers(resource: &Map<String, Value>, errors: &mut Vec<FieldError>) {
+    let Some(identifiers) = list(resource, "identifier", errors) else {
+        return;
+    };
+    for identifier in identifiers {
+        let Some(object) = identifier.as_object() else {
+            errors.push(field_error(
+                "Patient.identifier",
+                "Patient.identifier must be a list of Identifier objects",
+            ));
+            return;
+        };
+        read_string(object.get("system"), "Patient.identifier.system", errors);
+        read_string(object.get("value"), "Patient.identifier.value", errors);
+    }
+}
+
+/// Every identifier with system [`MRN_SYSTEM`] must carry the stored number.
+fn check_mrn(
+    resource: &Map<String, Value>,
+    current_mrn_opt: Option<&str>,
+    errors: &mut Vec<FieldError>,
+) {
+    let Some(identifiers) = resource.get("identifier").and_then(Value::as_array) else {
+        return;
+    };
+    for identifier in identifiers {
+        if identifier.get("system").and_then(Value::as_str) != Some(MRN_SYSTEM) {
+            continue;
+        }
+        let sent_opt = identifier.get("value").and_then(Value::as_str);
+        let is_current = match (sent_opt, current_mrn_opt) {
+            (Some(sent), Some(current)) => sent == current,
+            _ => false,
+        };
+        if !is_current {
+            errors.push(field_error(
+                "Patient.identifier",
+                "the medical record number (identifier system urn:ward:mrn) cannot be changed",
+            ));
+            return;
+        }
     }
 }
 
@@ -349,7 +432,7 @@ mod tests {
             "address": [{"text": "534 Erewhon St", "city": "PleasantVille"}],
             "birthDate": "1974-12-25",
         });
-        let changes = patient_changes(&body, Uuid::from_u128(7)).unwrap();
+        let changes = patient_changes(&body, Uuid::from_u128(7), None).unwrap();
         assert_eq!(changes.name, "Jim Chalmers");
         assert_eq!(changes.address, "534 Erewhon St");
     }
@@ -364,7 +447,7 @@ mod tests {
             "name": {"text": "x"},
             "birthDate": 1990,
         });
-        let error = patient_changes(&body, Uuid::from_u128(7)).unwrap_err();
+        let error = patient_changes(&body, Uuid::from_u128(7), None).unwrap_err();
         let fields: Vec<&str> = error
             .field_errors()
             .iter()
@@ -395,5 +478,57 @@ mod tests {
             "birthDate": "2000-01-01",
         });
         assert!(new_patient(&body, registered()).is_ok());
+    }
+
+    fn stored() -> Patient {
+        Patient {
+            id: Uuid::from_u128(7),
+            name: "Ada King Lovelace".into(),
+            email: "ada@example.org".into(),
+            address: "12 St James Sq".into(),
+            date_of_birth: NaiveDate::from_ymd_opt(1815, 12, 10).unwrap(),
+            registered_date: registered(),
+            version: 3,
+            mrn: "MRN-00000042".into(),
+        }
+    }
+
+    #[test]
+    fn the_mrn_is_the_identifier_and_may_be_sent_back_unchanged_only() {
+        let mut resource = patient_resource(&stored(), None);
+        assert_eq!(
+            resource["identifier"],
+            json!([{
+                "use": "usual",
+                "type": {"coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+                    "code": "MR"
+                }]},
+                "system": "urn:ward:mrn",
+                "value": "MRN-00000042"
+            }])
+        );
+        assert!(names_mrn(&resource));
+        let id = Uuid::from_u128(7);
+        assert!(patient_changes(&resource, id, Some("MRN-00000042")).is_ok());
+
+        resource["identifier"][0]["value"] = json!("MRN-00000043");
+        let error = patient_changes(&resource, id, Some("MRN-00000042")).unwrap_err();
+        assert_eq!(error.field_errors().len(), 1);
+        assert_eq!(error.field_errors()[0].field, "Patient.identifier");
+
+        resource["identifier"] = json!([{"system": "urn:oid:1.2.3", "value": "x"}]);
+        assert!(!names_mrn(&resource));
+        assert!(patient_changes(&resource, id, None).is_ok());
+    }
+
+    #[test]
+    fn a_create_ignores_identifiers_but_not_malformed_ones() {
+        let mut body = patient_resource(&stored(), None);
+        body["identifier"][0]["value"] = json!("MRN-99999999");
+        assert!(new_patient(&body, registered()).is_ok());
+        body["identifier"] = json!(["MRN-1"]);
+        let error = new_patient(&body, registered()).unwrap_err();
+        assert_eq!(error.field_errors()[0].field, "Patient.identifier");
     }
 }

@@ -471,23 +471,230 @@ async fn the_search_bundle_pages_with_a_next_link() {
 }
 
 #[actix_web::test]
-async fn unknown_search_parameters_are_refused() {
+async fn unknown_and_malformed_search_parameters_are_refused_by_name() {
     let app = api_app!();
-    for query in [
-        "name=Chalmers",
-        "birthdate=1974-12-25",
-        "identifier=12345",
-        "_count=0",
-    ] {
+    let cases = [
+        ("gender=female", "gender"),
+        ("name:exact=Ada", "name:exact"),
+        ("_count=0", "_count"),
+        ("birthdate=ne1974-12-25", "birthdate prefix ne"),
+        ("birthdate=1974-13-01", "birthdate"),
+        ("name=Ada,Bob", "name"),
+        ("_sort=gender", "_sort"),
+        ("_total=maybe", "_total"),
+        (
+            "identifier=urn:oid:1.2.36%7C12345",
+            "unsupported identifier system",
+        ),
+    ];
+    for (query, named) in cases {
         let request = as_admin(TestRequest::get().uri(&format!("/fhir/Patient?{query}")));
 
         let reply = send(&app, request.to_request()).await;
 
         let outcome = assert_outcome(&reply, 400, "invalid");
         let diagnostics = outcome["issue"][0]["diagnostics"].as_str().unwrap();
-        let name = query.split('=').next().unwrap();
-        assert!(diagnostics.contains(name), "{diagnostics}");
+        assert!(diagnostics.contains(named), "{query}: {diagnostics}");
     }
+}
+
+#[actix_web::test]
+async fn search_parameters_reach_the_module_and_the_next_link_keeps_them() {
+    // Arrange: three patients, the fake answers them all, unfiltered
+    let patients = Arc::new(FakePatients::default());
+    let app = api_app!(fakes_with_store(false, patients.clone()), ready_health());
+    for index in 0..3 {
+        let mut body = chalmers();
+        body["telecom"] = json!([{"system": "email", "value": format!("p{index}@example.org")}]);
+        let request = fhir_body(as_admin(TestRequest::post().uri("/fhir/Patient")), &body);
+        assert_eq!(send(&app, request.to_request()).await.status, 201);
+    }
+    let query = "name=pet%20cha&birthdate=ge1970-01-01&birthdate=lt1980-01-01\
+                 &identifier=urn:ward:mrn%7CMRN-00000002&email=P1@Example.org&_sort=-birthdate\
+                 &_count=1&_total=accurate";
+
+    // Act
+    let first = send(
+        &app,
+        as_admin(TestRequest::get().uri(&format!("/fhir/Patient?{query}"))).to_request(),
+    )
+    .await;
+
+    // Assert: the module got Ward's search
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    let searches = patients.searches();
+    assert_eq!(searches.len(), 1);
+    let search = &searches[0];
+    assert_eq!(search.name_words, ["pet", "cha"]);
+    let bounds: Vec<String> = search
+        .birth_dates
+        .iter()
+        .map(|bound| bound.as_param())
+        .collect();
+    assert_eq!(bounds, ["ge1970-01-01", "le1979-12-31"]);
+    assert_eq!(search.identifier_opt.as_deref(), Some("MRN-00000002"));
+    assert_eq!(search.email_opt.as_deref(), Some("p1@example.org"));
+    assert_eq!(search.sort.as_param(), "-birthDate");
+    assert_eq!(search.limit, 1);
+    assert!(search.with_total);
+    assert!(search.after_opt.is_none());
+
+    // Assert: the Bundle has the total and a next link repeating every parameter
+    let bundle = first.json();
+    assert_eq!(bundle["total"], 3);
+    assert_eq!(bundle["entry"].as_array().unwrap().len(), 1);
+    let next_url = bundle["link"][1]["url"].as_str().unwrap();
+    for parameter in [
+        "name=pet%20cha",
+        "birthdate=ge1970-01-01",
+        "birthdate=lt1980-01-01",
+        "identifier=urn%3Award%3Amrn%7CMRN-00000002",
+        "email=P1%40Example.org",
+        "_sort=-birthdate",
+        "_count=1",
+        "_total=accurate",
+        "_cursor=",
+    ] {
+        assert!(next_url.contains(parameter), "{parameter} in {next_url}");
+    }
+
+    // Act + Assert: following it continues the same search (the cursor matches its filters)
+    let next_path = &next_url[next_url.find("/fhir/").unwrap()..];
+    let second = send(
+        &app,
+        as_admin(TestRequest::get().uri(next_path)).to_request(),
+    )
+    .await;
+    assert_eq!(
+        second.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&second.body)
+    );
+    let searches = patients.searches();
+    assert_eq!(searches.len(), 2);
+    assert!(searches[1].after_opt.is_some());
+    assert_eq!(searches[1].name_words, search.name_words);
+    assert_eq!(searches[1].birth_dates, search.birth_dates);
+    assert_eq!(searches[1].identifier_opt, search.identifier_opt);
+    assert_eq!(searches[1].sort, search.sort);
+}
+
+#[actix_web::test]
+async fn a_bare_identifier_is_the_mrn_and_total_is_absent_unless_asked() {
+    let patients = Arc::new(FakePatients::default());
+    let app = api_app!(fakes_with_store(false, patients.clone()), ready_health());
+
+    let reply = send(
+        &app,
+        as_admin(TestRequest::get().uri("/fhir/Patient?identifier=MRN-00000042&_total=none"))
+            .to_request(),
+    )
+    .await;
+
+    assert_eq!(reply.status, 200);
+    assert!(reply.json().get("total").is_none());
+    let searches = patients.searches();
+    assert_eq!(searches[0].identifier_opt.as_deref(), Some("MRN-00000042"));
+    assert!(!searches[0].with_total);
+}
+
+#[actix_web::test]
+async fn the_mrn_is_an_identifier_that_an_update_may_only_send_back() {
+    // Arrange
+    let app = api_app!();
+    let created = send(
+        &app,
+        fhir_body(
+            as_admin(TestRequest::post().uri("/fhir/Patient")),
+            &chalmers(),
+        )
+        .to_request(),
+    )
+    .await
+    .json();
+    let id = created["id"].as_str().unwrap().to_string();
+    let uri = format!("/fhir/Patient/{id}");
+
+    // Assert: the client's identifier was ignored, Ward's MRN is answered
+    let identifiers = created["identifier"].as_array().unwrap();
+    assert_eq!(identifiers.len(), 1);
+    let mrn = identifiers[0]["value"].as_str().unwrap().to_string();
+    assert!(mrn.starts_with("MRN-"), "{mrn}");
+    assert_eq!(identifiers[0]["system"], "urn:ward:mrn");
+    assert_eq!(identifiers[0]["use"], "usual");
+    assert_eq!(
+        identifiers[0]["type"]["coding"][0],
+        json!({"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"})
+    );
+
+    // Act: send it back unchanged, then changed
+    let mut edited = created.clone();
+    edited["birthDate"] = json!("1974-12-26");
+    let unchanged = send(
+        &app,
+        fhir_body(as_admin(TestRequest::put().uri(&uri)), &edited).to_request(),
+    )
+    .await;
+    edited["identifier"][0]["value"] = json!("MRN-99999999");
+    let changed = send(
+        &app,
+        fhir_body(as_admin(TestRequest::put().uri(&uri)), &edited).to_request(),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(
+        unchanged.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&unchanged.body)
+    );
+    assert_eq!(unchanged.json()["identifier"][0]["value"], mrn.as_str());
+    let outcome = assert_outcome(&changed, 400, "invalid");
+    assert_eq!(outcome["issue"][0]["expression"][0], "Patient.identifier");
+    let read = send(&app, as_admin(TestRequest::get().uri(&uri)).to_request()).await;
+    assert_eq!(read.json()["meta"]["versionId"], "2");
+}
+
+#[actix_web::test]
+async fn metadata_lists_the_search_parameters_with_their_types() {
+    let app = api_app!();
+
+    let statement = send(&app, TestRequest::get().uri("/fhir/metadata").to_request())
+        .await
+        .json();
+
+    let params = statement["rest"][0]["resource"][0]["searchParam"]
+        .as_array()
+        .unwrap();
+    let typed: Vec<(&str, &str)> = params
+        .iter()
+        .map(|param| {
+            (
+                param["name"].as_str().unwrap(),
+                param["type"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        typed,
+        [
+            ("name", "string"),
+            ("birthdate", "date"),
+            ("identifier", "token"),
+            ("email", "token"),
+            ("_sort", "string"),
+            ("_count", "number"),
+            ("_total", "token"),
+            ("_cursor", "string"),
+        ]
+    );
 }
 
 #[actix_web::test]
