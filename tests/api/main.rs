@@ -16,4 +16,5 @@ mod search;
 mod secrets;
 mod security;
 mod sessions;
+mod soft_delete;
 mod versions;

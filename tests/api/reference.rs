@@ -177,12 +177,19 @@ async fn the_demo_list_and_a_full_crud_cycle(app: &TestApp) {
     let body = problem(app.put(&token, &location, &round_trip).await, 400).await;
     assert_eq!(field_messages(&body)[0].0, "id");
 
-    // Delete: 204, then 404 everywhere (the reference answered 204 for unknown ids).
+    // Delete: 204, then 410 everywhere (a soft delete, restorable); an unknown id stays a 404
+    // (the reference answered 204 for unknown ids).
     assert_eq!(app.delete(&token, &location).await.status(), 204);
-    let gone = problem(app.get(&token, &location).await, 404).await;
-    assert_eq!(gone["detail"], "Patient not found");
-    problem(app.delete(&token, &location).await, 404).await;
-    problem(app.put(&token, &location, &changes).await, 404).await;
+    let gone = problem(app.get(&token, &location).await, 410).await;
+    assert_eq!(
+        gone["detail"],
+        "Patient was deleted; an admin can restore it"
+    );
+    problem(app.delete(&token, &location).await, 410).await;
+    problem(app.put(&token, &location, &changes).await, 410).await;
+    let unknown = "/api/patients/0190c0de-0000-7000-8000-000000000000";
+    let missing = problem(app.delete(&token, unknown).await, 404).await;
+    assert_eq!(missing["detail"], "Patient not found");
 }
 
 async fn duplicate_emails_conflict_ignoring_case(app: &TestApp) {

@@ -140,7 +140,8 @@ async fn a_record_changes_version_by_version_and_its_history_tells_the_story() {
         .await
         .unwrap();
     assert_eq!(delete.status(), 204);
-    assert_eq!(app.get(&token, &path).await.status(), 404);
+    // A soft delete: the record answers 410 until an admin restores it.
+    assert_eq!(app.get(&token, &path).await.status(), 410);
 
     // The history outlives the record: every change, newest first, with its actor.
     let history = app.get(&token, &format!("{path}/history")).await;

@@ -12,8 +12,8 @@ use ward_core::{WardError, WardResult};
 use ward_proto::v1::EventEnvelope;
 
 pub use ward_proto::v1::{
-    BillingAccountOpened, PatientDeleted, PatientRegistered, PatientUpdated, SessionRevoked,
-    UserTokensRevoked,
+    BillingAccountOpened, PatientDeleted, PatientPurged, PatientRegistered, PatientRestored,
+    PatientUpdated, SessionRevoked, UserTokensRevoked,
 };
 
 /// Topics are per producing module.
@@ -88,6 +88,12 @@ impl DomainEvent for PatientUpdated {
 }
 impl DomainEvent for PatientDeleted {
     const EVENT_TYPE: &'static str = "PatientDeleted";
+}
+impl DomainEvent for PatientRestored {
+    const EVENT_TYPE: &'static str = "PatientRestored";
+}
+impl DomainEvent for PatientPurged {
+    const EVENT_TYPE: &'static str = "PatientPurged";
 }
 impl DomainEvent for BillingAccountOpened {
     const EVENT_TYPE: &'static str = "BillingAccountOpened";

@@ -57,6 +57,8 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::Unauthenticated => Code::Unauthenticated,
         ErrorCode::Forbidden => Code::PermissionDenied,
         ErrorCode::NotFound => Code::NotFound,
+        // No gRPC code means "gone"; the exact kind travels in `ward-error-bin`.
+        ErrorCode::Gone => Code::NotFound,
         ErrorCode::AlreadyExists => Code::AlreadyExists,
         ErrorCode::PreconditionFailed => Code::FailedPrecondition,
         ErrorCode::TooManyRequests => Code::ResourceExhausted,
@@ -102,6 +104,7 @@ impl WireError {
             WardError::Unauthenticated(detail) => ("unauthenticated", detail),
             WardError::Forbidden(detail) => ("forbidden", detail),
             WardError::NotFound(detail) => ("not_found", detail),
+            WardError::Gone(detail) => ("gone", detail),
             WardError::AlreadyExists(detail) => ("already_exists", detail),
             WardError::PreconditionFailed(detail) => ("precondition_failed", detail),
             WardError::TooManyRequests(detail) => ("too_many_requests", detail),
@@ -127,6 +130,7 @@ impl WireError {
             "unauthenticated" => WardError::Unauthenticated(detail),
             "forbidden" => WardError::Forbidden(detail),
             "not_found" => WardError::NotFound(detail),
+            "gone" => WardError::Gone(detail),
             "already_exists" => WardError::AlreadyExists(detail),
             "precondition_failed" => WardError::PreconditionFailed(detail),
             "too_many_requests" => WardError::TooManyRequests(detail),
@@ -216,6 +220,7 @@ pub fn respond<T>(
                 | ErrorCode::Unauthenticated
                 | ErrorCode::Forbidden
                 | ErrorCode::NotFound
+                | ErrorCode::Gone
                 | ErrorCode::AlreadyExists
                 | ErrorCode::PreconditionFailed
                 | ErrorCode::TooManyRequests => {
@@ -559,6 +564,7 @@ mod tests {
             WardError::Unauthenticated("a valid bearer token is required".into()),
             WardError::Forbidden("role analyst lacks the right patients:read".into()),
             WardError::NotFound("Patient not found".into()),
+            WardError::Gone("Patient was deleted; an admin can restore it".into()),
             WardError::AlreadyExists("Email address already exists".into()),
             WardError::PreconditionFailed("version mismatch".into()),
             WardError::TooManyRequests("slow down".into()),
@@ -644,6 +650,13 @@ mod tests {
         .unwrap();
         assert_eq!(not_found["kind"], "not_found");
         assert_eq!(not_found["detail"], "Patient not found");
+        let gone_status = status_from_error(&WardError::Gone("Patient was deleted".into()));
+        assert_eq!(gone_status.code(), Code::NotFound);
+        let gone = serde_json::to_value(WireError::from_error(&WardError::Gone(
+            "Patient was deleted".into(),
+        )))
+        .unwrap();
+        assert_eq!(gone["kind"], "gone");
     }
 
     #[test]

@@ -53,7 +53,10 @@ pub struct PatientVersion {
 }
 
 /// The history actions, as stored and answered.
-pub const HISTORY_ACTIONS: [&str; 3] = ["create", "update", "delete"];
+pub const HISTORY_ACTIONS: [&str; 4] = ["create", "update", "delete", "restore"];
+
+/// The answer for any read or change of a soft-deleted patient (HTTP 410).
+pub const PATIENT_GONE_MESSAGE: &str = "Patient was deleted; an admin can restore it";
 
 /// The refusal of a write whose expected version is not the current one.
 pub fn patient_changed(current_version: u32) -> WardError {
@@ -918,18 +921,20 @@ pub trait PatientsApi: Send + Sync + 'static {
     async fn create_patient(&self, ctx: &CallerContext, patient: NewPatient)
     -> WardResult<Patient>;
 
-    /// Needs `patients:read`; `NotFound` ("Patient not found").
+    /// Needs `patients:read`; `NotFound` ("Patient not found"), `Gone`
+    /// ([`PATIENT_GONE_MESSAGE`]) once soft deleted.
     async fn get_patient(&self, ctx: &CallerContext, id: Uuid) -> WardResult<Patient>;
 
-    /// Needs `patients:read`.
+    /// Needs `patients:read`; soft-deleted patients are left out.
     async fn list_patients(
         &self,
         ctx: &CallerContext,
         page: PageRequest,
     ) -> WardResult<PatientPage>;
 
-    /// The patients matching every filter of `search`, one page in its order. Needs
-    /// `patients:read` and is audited as a `search` with the ids of the page.
+    /// The patients matching every filter of `search`, one page in its order; soft-deleted
+    /// patients are left out. Needs `patients:read` and is audited as a `search` with the ids
+    /// of the page.
     async fn search_patients(
         &self,
         ctx: &CallerContext,
@@ -940,7 +945,7 @@ pub trait PatientsApi: Send + Sync + 'static {
     /// history entry. Needs `patients:write`. With `expected_version_opt`, the write happens only
     /// if that is still the current version, checked atomically with the write; otherwise it is
     /// `PreconditionFailed` ([`patient_changed`]) and nothing is written. Without it, the last
-    /// write wins.
+    /// write wins. `Gone` for a soft-deleted patient.
     async fn update_patient(
         &self,
         ctx: &CallerContext,
@@ -949,9 +954,10 @@ pub trait PatientsApi: Send + Sync + 'static {
         expected_version_opt: Option<u32>,
     ) -> WardResult<Patient>;
 
-    /// Removes the patient and writes `PatientDeleted` and a last history entry (`delete`, one
-    /// version more). Needs `patients:write`. `expected_version_opt` as for
-    /// [`PatientsApi::update_patient`].
+    /// Soft deletes the patient: the record stays, marked deleted (later reads and changes
+    /// are `Gone`, searches skip it, its email stays taken), and `PatientDeleted` and a history
+    /// entry (`delete`, one version more) are written. Needs `patients:write`.
+    /// `expected_version_opt` as for [`PatientsApi::update_patient`]; `Gone` if already deleted.
     async fn delete_patient(
         &self,
         ctx: &CallerContext,
@@ -959,8 +965,25 @@ pub trait PatientsApi: Send + Sync + 'static {
         expected_version_opt: Option<u32>,
     ) -> WardResult<()>;
 
-    /// The patient's history, newest first; still readable after a delete. Needs
-    /// `patients:read` and is audited as a `read`; `NotFound` when the patient never existed.
+    /// Brings a soft-deleted patient back: one version more, a `restore` history entry and
+    /// `PatientRestored`; audited as an `update`. Needs `patients:write`.
+    /// `expected_version_opt` as for [`PatientsApi::update_patient`]; `AlreadyExists` (409) for
+    /// a patient that is not deleted, `NotFound` for an unknown one.
+    async fn restore_patient(
+        &self,
+        ctx: &CallerContext,
+        id: Uuid,
+        expected_version_opt: Option<u32>,
+    ) -> WardResult<Patient>;
+
+    /// Erases the patient for good, deleted or not: its record, name index and history (they
+    /// hold personal data). The audit trail stays (ids only). Writes `PatientPurged` and an
+    /// audit `delete`. Needs `users:admin`; `NotFound` for an unknown patient.
+    async fn purge_patient(&self, ctx: &CallerContext, id: Uuid) -> WardResult<()>;
+
+    /// The patient's history, newest first; still readable after a (soft) delete. Needs
+    /// `patients:read` and is audited as a `read`; `NotFound` when the patient never existed
+    /// or was purged.
     async fn patient_history(
         &self,
         ctx: &CallerContext,

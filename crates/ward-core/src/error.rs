@@ -35,6 +35,9 @@ pub enum WardError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The record existed and was (soft) deleted; it may come back (HTTP 410).
+    #[error("{0}")]
+    Gone(String),
     /// A uniqueness rule would break (HTTP 409).
     #[error("{0}")]
     AlreadyExists(String),
@@ -108,6 +111,7 @@ impl WardError {
             Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Gone(_) => ErrorCode::Gone,
             Self::AlreadyExists(_) => ErrorCode::AlreadyExists,
             Self::PreconditionFailed(_) => ErrorCode::PreconditionFailed,
             Self::TooManyRequests(_) => ErrorCode::TooManyRequests,
@@ -140,6 +144,7 @@ pub enum ErrorCode {
     Unauthenticated,
     Forbidden,
     NotFound,
+    Gone,
     AlreadyExists,
     PreconditionFailed,
     TooManyRequests,
@@ -155,6 +160,7 @@ impl ErrorCode {
             Self::Unauthenticated => 401,
             Self::Forbidden => 403,
             Self::NotFound => 404,
+            Self::Gone => 410,
             Self::AlreadyExists => 409,
             Self::PreconditionFailed => 412,
             Self::TooManyRequests => 429,
@@ -171,6 +177,7 @@ impl ErrorCode {
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not-found",
+            Self::Gone => "gone",
             Self::AlreadyExists => "already-exists",
             Self::PreconditionFailed => "precondition-failed",
             Self::TooManyRequests => "too-many-requests",
@@ -186,6 +193,7 @@ impl ErrorCode {
             Self::Unauthenticated => "Authentication required",
             Self::Forbidden => "Forbidden",
             Self::NotFound => "Not found",
+            Self::Gone => "Gone",
             Self::AlreadyExists => "Conflict",
             Self::PreconditionFailed => "Precondition failed",
             Self::TooManyRequests => "Too many requests",
@@ -203,6 +211,7 @@ impl ErrorCode {
             | Self::Unauthenticated
             | Self::Forbidden
             | Self::NotFound
+            | Self::Gone
             | Self::AlreadyExists
             | Self::PreconditionFailed
             | Self::Internal => false,
@@ -229,6 +238,8 @@ mod tests {
                 .http_status(),
             409
         );
+        assert_eq!(WardError::Gone("x".into()).error_code().http_status(), 410);
+        assert!(!ErrorCode::Gone.is_retryable());
         assert!(
             WardError::Unavailable("x".into())
                 .error_code()

@@ -38,6 +38,12 @@ pub(crate) struct Forbidden(#[allow(dead_code)] Problem);
 #[response(content_type = "application/problem+json")]
 pub(crate) struct NotFound(#[allow(dead_code)] Problem);
 
+/// The patient was deleted (a soft delete); an admin can restore it with
+/// `POST /api/patients/{id}/restore`.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub(crate) struct Gone(#[allow(dead_code)] Problem);
+
 /// A uniqueness rule would break (e.g. "Email address already exists").
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
@@ -91,6 +97,8 @@ pub(crate) struct ServiceUnavailable(#[allow(dead_code)] Problem);
         patients::update_patient,
         patients::patch_patient,
         patients::delete_patient,
+        patients::restore_patient,
+        patients::purge_patient,
         patients::patient_history,
         patients::patient_version,
         billing::get_account_by_patient,
@@ -113,6 +121,7 @@ pub(crate) struct ServiceUnavailable(#[allow(dead_code)] Problem);
             Unauthorized,
             Forbidden,
             NotFound,
+            Gone,
             Conflict,
             PreconditionFailed,
             PayloadTooLarge,

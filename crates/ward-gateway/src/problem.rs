@@ -196,6 +196,7 @@ impl ApiError {
             | ErrorCode::Unauthenticated
             | ErrorCode::Forbidden
             | ErrorCode::NotFound
+            | ErrorCode::Gone
             | ErrorCode::AlreadyExists
             | ErrorCode::PreconditionFailed
             | ErrorCode::TooManyRequests => {

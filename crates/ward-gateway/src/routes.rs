@@ -44,6 +44,14 @@ pub(crate) fn api_routes(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(patients::delete_patient)),
         )
         .service(
+            resource("/api/patients/{id}/restore", "POST")
+                .route(web::post().to(patients::restore_patient)),
+        )
+        .service(
+            resource("/api/patients/{id}/purge", "POST")
+                .route(web::post().to(patients::purge_patient)),
+        )
+        .service(
             resource("/api/patients/{id}/history", "GET")
                 .route(web::get().to(patients::patient_history)),
         )

@@ -36,6 +36,10 @@ pub(crate) mod patients {
         /// transaction; unique (an index added by its migration, which also backfills it).
         #[sea_orm(default_value = "")]
         pub mrn: String,
+        /// When the patient was soft deleted; `None` for a live record. A deleted row stays
+        /// (reads answer 410, searches skip it) until a restore clears this or a purge erases
+        /// the row. Its email stays reserved meanwhile, so a restore can never clash.
+        pub deleted_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -60,7 +64,8 @@ pub(crate) mod audit_events {
         pub at: DateTimeUtc,
         /// The principal's user id, `system:<purpose>` or `anonymous`.
         pub actor: String,
-        /// read, search, create, update, delete or export.
+        /// read, search, create, update, delete or export (a restore is an update, a purge a
+        /// delete).
         pub action: String,
         /// A JSON array of patient ids (hyphenated UUIDs).
         #[sea_orm(column_type = "Text")]
@@ -78,8 +83,9 @@ pub(crate) mod audit_events {
 }
 
 pub(crate) mod patient_versions {
-    //! The `patient_versions` table: each patient's history, one row per create, update and
-    //! delete, written in the change's transaction. Rows outlive the patient's deletion.
+    //! The `patient_versions` table: each patient's history, one row per create, update,
+    //! delete and restore, written in the change's transaction. Rows outlive a (soft) delete;
+    //! a purge erases them with the patient, as they hold personal data.
 
     use sea_orm::entity::prelude::*;
 
@@ -97,7 +103,7 @@ pub(crate) mod patient_versions {
         /// The principal's user id, `system:<purpose>` or `anonymous`.
         pub actor: String,
         pub request_id: String,
-        /// create, update or delete.
+        /// create, update, delete or restore.
         pub action: String,
         pub name: String,
         pub email: String,

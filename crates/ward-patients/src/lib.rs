@@ -1,5 +1,6 @@
 //! The patients module: patient records and their `PatientRegistered` / `PatientUpdated` /
-//! `PatientDeleted` events.
+//! `PatientDeleted` / `PatientRestored` / `PatientPurged` events. Deletes are soft (restorable);
+//! a purge erases a patient for good.
 //!
 //! [`PatientsService`] implements [`ward_bus::PatientsApi`] over its own database; each write
 //! commits the record and its event together through the transactional outbox

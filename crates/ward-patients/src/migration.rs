@@ -27,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(AddPatientVersions),
             Box::new(AddPatientSearch),
             Box::new(AddMedicalRecordNumbers),
+            Box::new(AddSoftDelete),
         ]
     }
 
@@ -476,5 +477,43 @@ impl MigrationTrait for AddMedicalRecordNumbers {
             manager.alter_table(drop_mrn).await?;
         }
         Ok(())
+    }
+}
+
+/// Adds `patients.deleted_at` (nullable: existing rows stay live). No index: deleted rows are
+/// few, so the search and sort indexes keep serving every query and `deleted_at IS NULL` is a
+/// cheap residual filter on the rows they return.
+struct AddSoftDelete;
+
+impl MigrationName for AddSoftDelete {
+    fn name(&self) -> &str {
+        "m20261204_000107_add_soft_delete"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddSoftDelete {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // A database created after the entity gained `deleted_at` already has the column.
+        if manager.has_column("patients", "deleted_at").await? {
+            return Ok(());
+        }
+        let add_deleted_at = Table::alter()
+            .table(patients::Entity)
+            .add_column(
+                ColumnDef::new(patients::Column::DeletedAt)
+                    .timestamp_with_time_zone()
+                    .null(),
+            )
+            .to_owned();
+        manager.alter_table(add_deleted_at).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let drop_deleted_at = Table::alter()
+            .table(patients::Entity)
+            .drop_column(patients::Column::DeletedAt)
+            .to_owned();
+        manager.alter_table(drop_deleted_at).await
     }
 }

@@ -94,7 +94,8 @@ pub(crate) async fn insert_name_tokens<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Removes the name tokens of patient `id` (on delete, or before re-indexing).
+/// Removes the name tokens of patient `id` (on purge, or before re-indexing). A soft delete
+/// keeps them: the search filters deleted rows out, and a restore needs no re-indexing.
 pub(crate) async fn delete_name_tokens(txn: &DatabaseTransaction, id: Uuid) -> WardResult<()> {
     patient_name_tokens::Entity::delete_many()
         .filter(patient_name_tokens::Column::PatientId.eq(id))
@@ -106,7 +107,8 @@ pub(crate) async fn delete_name_tokens(txn: &DatabaseTransaction, id: Uuid) -> W
 
 /// The patients matching every filter of `search`, unordered and unpaged (what `total` counts).
 pub(crate) fn filtered(search: &PatientSearch) -> Select<patients::Entity> {
-    let mut select = patients::Entity::find();
+    // Soft-deleted patients are kept for a restore but never found.
+    let mut select = patients::Entity::find().filter(patients::Column::DeletedAt.is_null());
     let mut words = Vec::new();
     for raw_word in &search.name_words {
         words.extend(fold_words(raw_word));

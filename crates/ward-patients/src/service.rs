@@ -12,6 +12,12 @@
 //! Every call also leaves a row in `audit_events` (who, what, which patients, outcome): writes in
 //! the same transaction as the change, reads right after the read, refusals before the error
 //! goes back.
+//!
+//! A delete is soft (`deleted_at` set, the row kept): reads and changes of a deleted patient are
+//! `Gone`, searches skip it, and its email stays taken so a restore cannot clash. Restores and
+//! purges live in [`lifecycle`].
+
+mod lifecycle;
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -29,16 +35,16 @@ use ward_bus::events::{
 };
 use ward_bus::outbox::{OutboxWaker, enqueue};
 use ward_bus::patients::{
-    AuditEvent, AuditPage, AuditQuery, NewPatient, PAGE_MAX, PageRequest, Patient, PatientChanges,
-    PatientPage, PatientSearch, PatientVersion, cursor_after, format_date, normalized_email,
-    patient_changed,
+    AuditEvent, AuditPage, AuditQuery, NewPatient, PAGE_MAX, PATIENT_GONE_MESSAGE, PageRequest,
+    Patient, PatientChanges, PatientPage, PatientSearch, PatientVersion, cursor_after, format_date,
+    normalized_email, patient_changed,
 };
 use ward_core::{CallerContext, Right, WardError, WardResult};
 
 use crate::entity::{audit_events, patient_versions, patients};
 use crate::migration::Migrator;
 use crate::mrn::{MIGRATION_MRN_FORMAT, MrnFormat, allocate_mrn};
-use crate::search::{delete_name_tokens, find_page, name_sort_key, replace_name_tokens};
+use crate::search::{find_page, name_sort_key, replace_name_tokens};
 
 /// The producer name in event envelopes.
 const PRODUCER: &str = "patients";
@@ -173,7 +179,7 @@ impl PatientsApi for PatientsService {
     async fn get_patient(&self, ctx: &CallerContext, id: Uuid) -> WardResult<Patient> {
         self.authorize(ctx, Right::PatientsRead, "read", &[id])
             .await?;
-        let model = find_patient(&self.db, id).await?.ok_or_else(not_found)?;
+        let model = live(find_patient(&self.db, id).await?)?;
         // A failed audit write fails the read: no unaudited access to patient data.
         let patient = to_patient(model)?;
         record(&self.db, ctx, "read", &[id], ALLOWED).await?;
@@ -195,7 +201,10 @@ impl PatientsApi for PatientsService {
                 format!("limit must be between 1 and {PAGE_MAX}"),
             ));
         }
-        let mut query = patients::Entity::find().order_by_asc(patients::Column::Id);
+        // Soft-deleted patients are kept for a restore but never listed.
+        let mut query = patients::Entity::find()
+            .filter(patients::Column::DeletedAt.is_null())
+            .order_by_asc(patients::Column::Id);
         if let Some(after) = page.after_opt {
             query = query.filter(patients::Column::Id.gt(after));
         }
@@ -268,9 +277,7 @@ impl PatientsApi for PatientsService {
         self.authorize(ctx, Right::PatientsWrite, "update", &[id])
             .await?;
         let txn = self.begin_write("updating a patient").await?;
-        let existing = find_patient_for_write(&txn, id)
-            .await?
-            .ok_or_else(not_found)?;
+        let existing = live(find_patient_for_write(&txn, id).await?)?;
         check_expected_version(&existing, expected_version_opt)?;
         let email = changes.email.trim().to_string();
         let email_normalized = normalized_email(&email);
@@ -345,26 +352,19 @@ impl PatientsApi for PatientsService {
         self.authorize(ctx, Right::PatientsWrite, "delete", &[id])
             .await?;
         let txn = self.begin_write("deleting a patient").await?;
-        let existing = find_patient_for_write(&txn, id)
-            .await?
-            .ok_or_else(not_found)?;
+        let existing = live(find_patient_for_write(&txn, id).await?)?;
         check_expected_version(&existing, expected_version_opt)?;
-        // Conditional on the version read, as in `update_patient`.
-        let deleted = patients::Entity::delete_many()
-            .filter(patients::Column::Id.eq(id))
-            .filter(patients::Column::Version.eq(existing.version))
-            .exec(&txn)
-            .await
-            .map_err(|error| db_error("deleting a patient", error))?;
-        if deleted.rows_affected == 0 {
-            return Err(lost_race(&txn, id).await);
-        }
-        delete_name_tokens(&txn, id).await?;
-        // The delete is the history's last version: the record as it was, one version on.
+        // The delete is a history version too: the record as it was, one version on.
+        let now = Utc::now();
         let last = patients::Model {
             version: existing.version + 1,
+            updated_at: now,
+            deleted_at: Some(now),
             ..existing
         };
+        // The row stays (a restore brings it back); conditional on the version read, as in
+        // `update_patient`. Name tokens stay too: searches filter deleted rows out.
+        set_deleted_at(&txn, &last, existing.version, "deleting a patient").await?;
         record_version(&txn, ctx, &last, "delete").await?;
         let payload = PatientDeleted {
             patient_id: id.to_string(),
@@ -373,6 +373,21 @@ impl PatientsApi for PatientsService {
         record(&txn, ctx, "delete", &[id], ALLOWED).await?;
         self.commit_and_wake(txn, "deleting a patient").await?;
         Ok(())
+    }
+
+    #[tracing::instrument(name = "patients.restore_patient", skip_all, fields(patient_id = %id))]
+    async fn restore_patient(
+        &self,
+        ctx: &CallerContext,
+        id: Uuid,
+        expected_version_opt: Option<u32>,
+    ) -> WardResult<Patient> {
+        lifecycle::restore_patient(self, ctx, id, expected_version_opt).await
+    }
+
+    #[tracing::instrument(name = "patients.purge_patient", skip_all, fields(patient_id = %id))]
+    async fn purge_patient(&self, ctx: &CallerContext, id: Uuid) -> WardResult<()> {
+        lifecycle::purge_patient(self, ctx, id).await
     }
 
     #[tracing::instrument(name = "patients.patient_history", skip_all, fields(patient_id = %id))]
@@ -576,6 +591,7 @@ async fn insert_registered(
         created_at: now,
         updated_at: now,
         version: last_version_opt.unwrap_or(0) + 1,
+        deleted_at: None,
     };
     let row: patients::ActiveModel = model.clone().into();
     patients::Entity::insert(row)
@@ -637,11 +653,12 @@ fn check_expected_version(
     Ok(())
 }
 
-/// Explains a conditional write that matched no row: the patient was deleted or changed by a
-/// concurrent request after it was read.
+/// Explains a conditional write that matched no row: the patient was purged, deleted or
+/// changed by a concurrent request after it was read.
 async fn lost_race(txn: &DatabaseTransaction, id: Uuid) -> WardError {
     match find_patient(txn, id).await {
         Ok(None) => not_found(),
+        Ok(Some(current)) if current.deleted_at.is_some() => gone(),
         Ok(Some(current)) => match stored_version(current.version) {
             Ok(version) => patient_changed(version),
             Err(error) => error,
@@ -738,6 +755,42 @@ fn to_patient_version(row: patient_versions::Model) -> WardResult<PatientVersion
             mrn: row.mrn,
         },
     })
+}
+
+/// Sets `deleted_at`, `version` and `updated_at` to `model`'s, if the stored version is still
+/// `read_version`; a concurrent change makes it [`lost_race`]'s error.
+async fn set_deleted_at(
+    txn: &DatabaseTransaction,
+    model: &patients::Model,
+    read_version: i64,
+    context: &str,
+) -> WardResult<()> {
+    let updated = patients::Entity::update_many()
+        .col_expr(patients::Column::DeletedAt, Expr::value(model.deleted_at))
+        .col_expr(patients::Column::UpdatedAt, Expr::value(model.updated_at))
+        .col_expr(patients::Column::Version, Expr::value(model.version))
+        .filter(patients::Column::Id.eq(model.id))
+        .filter(patients::Column::Version.eq(read_version))
+        .exec(txn)
+        .await
+        .map_err(|error| db_error(context, error))?;
+    if updated.rows_affected == 0 {
+        return Err(lost_race(txn, model.id).await);
+    }
+    Ok(())
+}
+
+/// The record of a live patient: `NotFound` when there is none, `Gone` when soft deleted.
+fn live(model_opt: Option<patients::Model>) -> WardResult<patients::Model> {
+    let model = model_opt.ok_or_else(not_found)?;
+    if model.deleted_at.is_some() {
+        return Err(gone());
+    }
+    Ok(model)
+}
+
+fn gone() -> WardError {
+    WardError::Gone(PATIENT_GONE_MESSAGE.into())
 }
 
 fn email_taken() -> WardError {

@@ -135,7 +135,29 @@ async fn create_get_list_update_delete_through_the_network() {
         .get_patient(&clinician, bob.id)
         .await
         .unwrap_err();
-    assert_eq!(error, WardError::NotFound("Patient not found".into()));
+    // The `gone` kind crosses the network exactly (its gRPC code is NOT_FOUND).
+    assert_eq!(
+        error,
+        WardError::Gone("Patient was deleted; an admin can restore it".into())
+    );
+    let restored = peer
+        .client
+        .restore_patient(&clinician, bob.id, Some(2))
+        .await
+        .unwrap();
+    assert_eq!(restored.version, 3);
+    let not_deleted = peer
+        .client
+        .restore_patient(&clinician, bob.id, None)
+        .await
+        .unwrap_err();
+    assert_eq!(not_deleted.error_code(), ErrorCode::AlreadyExists);
+    let refused = peer.client.purge_patient(&clinician, bob.id).await;
+    assert_eq!(refused.unwrap_err().error_code(), ErrorCode::Forbidden);
+    let admin = peer.keys.caller(UserRole::Admin);
+    peer.client.purge_patient(&admin, bob.id).await.unwrap();
+    let purged = peer.client.patient_history(&admin, bob.id).await;
+    assert_eq!(purged.unwrap_err().error_code(), ErrorCode::NotFound);
 }
 
 #[tokio::test]

@@ -150,9 +150,12 @@ async fn create_get_update_delete_write_their_events_in_order() {
     assert_eq!(updated.date_of_birth, date("1986-07-16"));
     assert_eq!(updated.registered_date, date("2024-01-10"));
     let after_delete = test.service.get_patient(&clinician, created.id).await;
+    // A soft delete: the record is kept, and answers 410 until restored.
     assert_eq!(
         after_delete,
-        Err(WardError::NotFound("Patient not found".into()))
+        Err(WardError::Gone(
+            "Patient was deleted; an admin can restore it".into()
+        ))
     );
 
     let events = test.outbox_events().await;

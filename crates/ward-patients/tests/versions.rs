@@ -176,7 +176,7 @@ async fn a_stale_expected_version_is_refused_and_writes_nothing() {
         .await
         .unwrap();
     let deleted = test.service.get_patient(&system(), created.id).await;
-    assert!(matches!(deleted, Err(WardError::NotFound(_))));
+    assert!(matches!(deleted, Err(WardError::Gone(_))));
 }
 
 #[tokio::test]
@@ -330,7 +330,7 @@ async fn history_lists_every_change_newest_first_and_outlives_the_delete() {
 }
 
 #[tokio::test]
-async fn an_import_records_version_one_and_a_reimport_continues_the_history() {
+async fn a_reimport_skips_a_deleted_patient_and_restarts_after_a_purge() {
     // Arrange
     let test = TestDb::new().await;
     let id = Uuid::now_v7();
@@ -345,8 +345,17 @@ async fn an_import_records_version_one_and_a_reimport_continues_the_history() {
         .await
         .unwrap();
 
-    // Act
-    let num_reimported = test
+    // Act: a soft-deleted record is still there, so the import leaves it deleted.
+    let num_reimported_while_deleted = test
+        .service
+        .import_patients(&system(), batch.clone())
+        .await
+        .unwrap();
+    test.service
+        .purge_patient(&caller(UserRole::Admin), id)
+        .await
+        .unwrap();
+    let num_reimported_after_purge = test
         .service
         .import_patients(&system(), batch)
         .await
@@ -354,13 +363,13 @@ async fn an_import_records_version_one_and_a_reimport_continues_the_history() {
 
     // Assert
     assert_eq!(imported.version, 1);
-    assert_eq!(num_reimported, 1);
+    assert_eq!(num_reimported_while_deleted, 0);
+    assert_eq!(num_reimported_after_purge, 1);
     let history = test.service.patient_history(&system(), id).await.unwrap();
     let summary: Vec<(u32, &str)> = history
         .iter()
         .map(|entry| (entry.version, entry.action.as_str()))
         .collect();
-    assert_eq!(summary, vec![(3, "create"), (2, "delete"), (1, "create")]);
-    let current = test.service.get_patient(&system(), id).await.unwrap();
-    assert_eq!(current.version, 3);
+    // The purge erased the old history, so the new record starts over.
+    assert_eq!(summary, vec![(1, "create")]);
 }

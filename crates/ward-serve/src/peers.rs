@@ -130,6 +130,17 @@ impl PatientsApi for MissingPeer {
     ) -> WardResult<()> {
         self.fail()
     }
+    async fn restore_patient(
+        &self,
+        _ctx: &CallerContext,
+        _id: Uuid,
+        _expected_version_opt: Option<u32>,
+    ) -> WardResult<Patient> {
+        self.fail()
+    }
+    async fn purge_patient(&self, _ctx: &CallerContext, _id: Uuid) -> WardResult<()> {
+        self.fail()
+    }
     async fn patient_history(
         &self,
         _ctx: &CallerContext,

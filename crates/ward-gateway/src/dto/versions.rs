@@ -26,6 +26,7 @@ pub(crate) enum HistoryActionDto {
     Create,
     Update,
     Delete,
+    Restore,
 }
 
 impl HistoryActionDto {
@@ -34,6 +35,7 @@ impl HistoryActionDto {
             "create" => Ok(Self::Create),
             "update" => Ok(Self::Update),
             "delete" => Ok(Self::Delete),
+            "restore" => Ok(Self::Restore),
             // Only a hand-edited database or a newer peer can store another action.
             other => Err(WardError::Internal(format!(
                 "a patient version has an unknown action: {other}"

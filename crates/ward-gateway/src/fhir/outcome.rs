@@ -140,6 +140,8 @@ fn issue_code(error: &ApiError) -> &'static str {
             ErrorCode::Unauthenticated => "login",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not-found",
+            // FHIR's code for a resource that existed and was deleted.
+            ErrorCode::Gone => "deleted",
             ErrorCode::AlreadyExists => "duplicate",
             ErrorCode::PreconditionFailed => "conflict",
             ErrorCode::TooManyRequests => "throttled",

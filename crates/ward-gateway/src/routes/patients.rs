@@ -1,8 +1,9 @@
-//! `/api/patients`: register, list, read, update, patch and remove patient records, and read
-//! their history.
+//! `/api/patients`: register, list, read, update, patch, (soft) delete, restore and purge
+//! patient records, and read their history.
 //!
-//! Responses with one record carry its version as `ETag: W/"<version>"`; `PUT`, `PATCH` and
-//! `DELETE` honour `If-Match`, checked by the module atomically with the write.
+//! Responses with one record carry its version as `ETag: W/"<version>"`; `PUT`, `PATCH`,
+//! `DELETE` and the restore honour `If-Match`, checked by the module atomically with the write.
+//! A deleted patient answers 410 until restored; a purge (admins) erases it for good.
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
@@ -21,7 +22,7 @@ use crate::dto::{
 use crate::etag::{IfMatch, etag};
 use crate::json::{ApiJson, MergePatchJson};
 use crate::openapi::{
-    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed,
+    BadRequest, Conflict, Forbidden, Gone, NotFound, PayloadTooLarge, PreconditionFailed,
     ServiceUnavailable, Unauthorized, UnsupportedMediaType,
 };
 use crate::problem::ApiError;
@@ -133,6 +134,7 @@ pub(crate) async fn list_patients(
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
+        (status = 410, response = Gone),
         (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
@@ -166,6 +168,7 @@ pub(crate) async fn get_patient(
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
+        (status = 410, response = Gone),
         (status = 409, response = Conflict),
         (status = 412, response = PreconditionFailed),
         (status = 413, response = PayloadTooLarge),
@@ -224,6 +227,7 @@ pub(crate) async fn update_patient(
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
+        (status = 410, response = Gone),
         (status = 409, response = Conflict),
         (status = 412, response = PreconditionFailed),
         (status = 413, response = PayloadTooLarge),
@@ -268,7 +272,9 @@ fn is_unchanged(current: &Patient, changes: &PatientChanges) -> bool {
         && current.date_of_birth == changes.date_of_birth
 }
 
-/// Removes a patient.
+/// Deletes a patient softly: the record is kept but reads and changes of it answer 410 and
+/// searches skip it; its email stays taken, so a restore cannot clash. Its history stays
+/// readable.
 #[utoipa::path(
     delete,
     path = "/api/patients/{id}",
@@ -279,11 +285,12 @@ fn is_unchanged(current: &Patient, changes: &PatientChanges) -> bool {
             pattern = r#"^(\*|(W/)?"[0-9]{1,10}")$"#),
     ),
     responses(
-        (status = 204, description = "Removed; its history stays readable"),
+        (status = 204, description = "Deleted; restorable, and its history stays readable"),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
+        (status = 410, response = Gone),
         (status = 412, response = PreconditionFailed),
         (status = 503, response = ServiceUnavailable),
     ),
@@ -304,8 +311,79 @@ pub(crate) async fn delete_patient(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Returns a patient's history, newest first: one entry per create, update and delete, each
-/// with the record as it stood after it. Still readable after the patient is deleted.
+/// Brings a deleted patient back, one version on.
+#[utoipa::path(
+    post,
+    path = "/api/patients/{id}/restore",
+    tag = "patients",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The patient's id"),
+        ("If-Match" = Option<String>, Header, description = IF_MATCH_DESCRIPTION,
+            pattern = r#"^(\*|(W/)?"[0-9]{1,10}")$"#),
+    ),
+    responses(
+        (status = 200, description = "The restored patient", body = PatientResponse,
+            headers(("ETag" = String, description = "The record's new version"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []))
+)]
+#[tracing::instrument(name = "gateway.restore_patient", skip_all)]
+pub(crate) async fn restore_patient(
+    backends: web::Data<ApiBackends>,
+    caller: Caller,
+    raw_id: web::Path<String>,
+    if_match: IfMatch,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&raw_id, "id")?;
+    let patient = backends
+        .patients
+        .restore_patient(caller.context(), id, if_match.expected_version_opt())
+        .await?;
+    Ok(patient_reply(HttpResponse::Ok(), patient))
+}
+
+/// Erases a patient for good, deleted or not: the record and its history (they hold personal
+/// data). The audit trail keeps the patient's id. Needs `users:admin`. A `POST`, not a
+/// `DELETE`, so proxies and clients never mistake it for the everyday (restorable) delete.
+#[utoipa::path(
+    post,
+    path = "/api/patients/{id}/purge",
+    tag = "patients",
+    params(("id" = uuid::Uuid, Path, description = "The patient's id")),
+    responses(
+        (status = 204, description = "Erased; its history is gone too"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []))
+)]
+#[tracing::instrument(name = "gateway.purge_patient", skip_all)]
+pub(crate) async fn purge_patient(
+    backends: web::Data<ApiBackends>,
+    caller: Caller,
+    raw_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&raw_id, "id")?;
+    backends
+        .patients
+        .purge_patient(caller.context(), id)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Returns a patient's history, newest first: one entry per create, update, delete and
+/// restore, each with the record as it stood after it. Still readable after the patient is
+/// deleted; gone with it after a purge.
 #[utoipa::path(
     get,
     path = "/api/patients/{id}/history",

@@ -96,6 +96,8 @@ async fn every_route_is_described_with_its_methods() {
         ("/api/users", "get", "200"),
         ("/api/users", "post", "201"),
         ("/api/users/{id}", "patch", "200"),
+        ("/api/patients/{id}/restore", "post", "200"),
+        ("/api/patients/{id}/purge", "post", "204"),
     ];
     for (path, method, success) in expected {
         let operation = &spec["paths"][path][method];
@@ -113,6 +115,34 @@ async fn every_route_is_described_with_its_methods() {
         spec["paths"]["/auth/logout"]["post"]["security"][0]["bearer"],
         serde_json::json!([])
     );
+}
+
+#[actix_web::test]
+async fn soft_deleted_patients_are_documented_as_410_on_every_record_operation() {
+    let app = api_app!();
+
+    let spec = send(&app, TestRequest::get().uri("/openapi.json").to_request())
+        .await
+        .json();
+
+    let record = &spec["paths"]["/api/patients/{id}"];
+    for method in ["get", "put", "patch", "delete"] {
+        assert_eq!(
+            record[method]["responses"]["410"]["$ref"], "#/components/responses/Gone",
+            "{method}"
+        );
+    }
+    let gone = &spec["components"]["responses"]["Gone"];
+    assert!(gone["content"]["application/problem+json"].is_object());
+    let restore = &spec["paths"]["/api/patients/{id}/restore"]["post"];
+    for status in ["200", "404", "409", "412"] {
+        assert!(restore["responses"][status].is_object(), "{status}");
+    }
+    // Restore and purge take no body, so there is no schema to close.
+    assert!(restore["requestBody"].is_null());
+    let purge = &spec["paths"]["/api/patients/{id}/purge"];
+    assert!(purge["post"]["responses"]["403"].is_object());
+    assert!(purge["delete"].is_null());
 }
 
 /// The object schema of a request body, inside the `allOf` of an at-least-one-member body.

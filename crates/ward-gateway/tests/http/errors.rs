@@ -57,3 +57,20 @@ async fn get_on_login_is_405() {
     reply.problem(405);
     assert_eq!(reply.header("allow"), Some("POST"));
 }
+
+#[actix_web::test]
+async fn restore_and_purge_take_only_post() {
+    let app = api_app!();
+    let id = Uuid::now_v7();
+    for action in ["restore", "purge"] {
+        let request = TestRequest::delete()
+            .uri(&format!("/api/patients/{id}/{action}"))
+            .insert_header(("authorization", format!("Bearer {ADMIN_TOKEN}")))
+            .to_request();
+
+        let reply = send(&app, request).await;
+
+        reply.problem(405);
+        assert_eq!(reply.header("allow"), Some("POST"), "{action}");
+    }
+}

@@ -13,9 +13,9 @@ use ward_bus::analytics::{AnalyticsApi, DailyCount, Summary};
 use ward_bus::auth::AccessToken;
 use ward_bus::billing::{AccountStatus, BillingAccount, BillingApi, OpenAccountRequest};
 use ward_bus::patients::{
-    AuditPage, AuditQuery, NewPatient, PageRequest, Patient, PatientChanges, PatientPage,
-    PatientSearch, PatientSortField, PatientVersion, PatientsApi, SortKey, cursor_after,
-    normalized_email, patient_changed,
+    AuditPage, AuditQuery, NewPatient, PATIENT_GONE_MESSAGE, PageRequest, Patient, PatientChanges,
+    PatientPage, PatientSearch, PatientSortField, PatientVersion, PatientsApi, SortKey,
+    cursor_after, normalized_email, patient_changed,
 };
 use ward_bus::token::Narrowing;
 use ward_core::{CallerContext, Principal, Right, UserRole, WardError, WardResult};
@@ -103,6 +103,8 @@ pub fn fake_narrow(log: NarrowLog) -> TokenNarrow {
 #[derive(Default)]
 pub struct FakePatients {
     patients: Mutex<BTreeMap<Uuid, Patient>>,
+    /// Soft-deleted patients, as they were when deleted (one version on).
+    deleted: Mutex<BTreeMap<Uuid, Patient>>,
     /// Each patient's history, oldest first.
     history: Mutex<BTreeMap<Uuid, Vec<PatientVersion>>>,
     /// The expected version of every update and delete, in order: what `If-Match` became.
@@ -150,6 +152,15 @@ impl FakePatients {
         self.searches.lock().unwrap().clone()
     }
 
+    /// `Gone` for a soft-deleted patient, else `NotFound`: the real module's answers.
+    fn missing(&self, id: Uuid) -> WardError {
+        if self.deleted.lock().unwrap().contains_key(&id) {
+            WardError::Gone(PATIENT_GONE_MESSAGE.into())
+        } else {
+            WardError::NotFound("Patient not found".into())
+        }
+    }
+
     /// How many patients the store holds: proves a rejected request wrote nothing.
     pub fn count(&self) -> usize {
         self.patients.lock().unwrap().len()
@@ -195,10 +206,7 @@ impl PatientsApi for FakePatients {
     async fn get_patient(&self, ctx: &CallerContext, id: Uuid) -> WardResult<Patient> {
         ctx.require(Right::PatientsRead)?;
         let patients = self.patients.lock().unwrap();
-        patients
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| WardError::NotFound("Patient not found".into()))
+        patients.get(&id).cloned().ok_or_else(|| self.missing(id))
     }
 
     async fn list_patients(
@@ -274,7 +282,7 @@ impl PatientsApi for FakePatients {
         ctx.require(Right::PatientsWrite)?;
         let mut patients = self.patients.lock().unwrap();
         let Some(existing) = patients.get(&id).cloned() else {
-            return Err(WardError::NotFound("Patient not found".into()));
+            return Err(self.missing(id));
         };
         self.check_version(&existing, expected_version_opt)?;
         if Self::email_taken(&patients, &changes.email, Some(id)) {
@@ -304,7 +312,7 @@ impl PatientsApi for FakePatients {
         ctx.require(Right::PatientsWrite)?;
         let mut patients = self.patients.lock().unwrap();
         let Some(existing) = patients.get(&id).cloned() else {
-            return Err(WardError::NotFound("Patient not found".into()));
+            return Err(self.missing(id));
         };
         self.check_version(&existing, expected_version_opt)?;
         patients.remove(&id);
@@ -312,7 +320,44 @@ impl PatientsApi for FakePatients {
             version: existing.version + 1,
             ..existing
         };
+        self.deleted.lock().unwrap().insert(id, last.clone());
         self.record_version(ctx, &last, "delete");
+        Ok(())
+    }
+
+    async fn restore_patient(
+        &self,
+        ctx: &CallerContext,
+        id: Uuid,
+        expected_version_opt: Option<u32>,
+    ) -> WardResult<Patient> {
+        ctx.require(Right::PatientsWrite)?;
+        let mut patients = self.patients.lock().unwrap();
+        if patients.contains_key(&id) {
+            return Err(WardError::AlreadyExists("Patient is not deleted".into()));
+        }
+        let Some(existing) = self.deleted.lock().unwrap().get(&id).cloned() else {
+            return Err(WardError::NotFound("Patient not found".into()));
+        };
+        self.check_version(&existing, expected_version_opt)?;
+        self.deleted.lock().unwrap().remove(&id);
+        let restored = Patient {
+            version: existing.version + 1,
+            ..existing
+        };
+        patients.insert(id, restored.clone());
+        self.record_version(ctx, &restored, "restore");
+        Ok(restored)
+    }
+
+    async fn purge_patient(&self, ctx: &CallerContext, id: Uuid) -> WardResult<()> {
+        ctx.require(Right::UsersAdmin)?;
+        let live_opt = self.patients.lock().unwrap().remove(&id);
+        let deleted_opt = self.deleted.lock().unwrap().remove(&id);
+        if live_opt.is_none() && deleted_opt.is_none() {
+            return Err(WardError::NotFound("Patient not found".into()));
+        }
+        self.history.lock().unwrap().remove(&id);
         Ok(())
     }
 

@@ -143,7 +143,7 @@ async fn create_read_update_delete() {
     assert_eq!(updated.json()["name"], "Johnny Doe");
     assert_eq!(updated.json()["registeredDate"], "2024-01-10");
 
-    // Delete: 204, then 404.
+    // Delete: 204, then 410 (a soft delete; the record can be restored).
     let deleted = send(
         &app,
         as_admin(TestRequest::delete().uri(&location)).to_request(),
@@ -156,8 +156,11 @@ async fn create_read_update_delete() {
         as_admin(TestRequest::delete().uri(&location)).to_request(),
     )
     .await;
-    let problem = again.problem(404);
-    assert_eq!(problem["detail"], "Patient not found");
+    let problem = again.problem(410);
+    assert_eq!(
+        problem["detail"],
+        "Patient was deleted; an admin can restore it"
+    );
 }
 
 #[actix_web::test]
@@ -482,4 +485,178 @@ async fn the_mrn_is_answered_and_can_be_sent_back_but_not_changed() {
         .map(|(field, _)| field)
         .collect();
     assert_eq!(patch_fields, vec!["name", "mrn"]);
+}
+
+/// The URL of a patient registered by `reply` (a 201).
+fn location_of(reply: &crate::helpers::Reply) -> String {
+    assert_eq!(reply.status, 201);
+    reply.header("location").unwrap().to_string()
+}
+
+fn register_john() -> TestRequest {
+    as_admin(TestRequest::post().uri("/api/patients")).set_json(john_doe())
+}
+
+#[actix_web::test]
+async fn a_deleted_patient_is_410_everywhere_until_restored() {
+    // Arrange
+    let app = api_app!();
+    let location = location_of(&send(&app, register_john().to_request()).await);
+    let deleted = send(
+        &app,
+        as_admin(TestRequest::delete().uri(&location)).to_request(),
+    )
+    .await;
+    assert_eq!(deleted.status, 204);
+
+    // Act
+    let requests = [
+        TestRequest::get().uri(&location),
+        TestRequest::put().uri(&location).set_json(john_doe()),
+        TestRequest::patch()
+            .uri(&location)
+            .insert_header(("content-type", "application/merge-patch+json"))
+            .set_payload(r#"{"name":"Jo Doe"}"#),
+        TestRequest::delete().uri(&location),
+    ];
+    let mut replies = Vec::new();
+    for request in requests {
+        replies.push(send(&app, as_admin(request).to_request()).await);
+    }
+    let history = send(
+        &app,
+        as_admin(TestRequest::get().uri(&format!("{location}/history"))).to_request(),
+    )
+    .await;
+
+    // Assert
+    for reply in &replies {
+        let problem = reply.problem(410);
+        assert_eq!(problem["type"], "https://ward.dev/problems/gone");
+        assert_eq!(problem["title"], "Gone");
+        assert_eq!(
+            problem["detail"],
+            "Patient was deleted; an admin can restore it"
+        );
+    }
+    assert_eq!(history.status, 200);
+    assert_eq!(history.json()["items"][0]["action"], "delete");
+}
+
+#[actix_web::test]
+async fn restore_answers_the_record_with_its_etag_and_honours_if_match() {
+    // Arrange
+    let store = Arc::new(FakePatients::default());
+    let app = api_app!(fakes_with_store(false, store.clone()), ready_health());
+    let location = location_of(&send(&app, register_john().to_request()).await);
+    let restore_uri = format!("{location}/restore");
+    let live = send(
+        &app,
+        as_admin(TestRequest::post().uri(&restore_uri)).to_request(),
+    )
+    .await;
+    send(
+        &app,
+        as_admin(TestRequest::delete().uri(&location)).to_request(),
+    )
+    .await;
+
+    // Act
+    let stale = send(
+        &app,
+        as_admin(TestRequest::post().uri(&restore_uri))
+            .insert_header(("if-match", r#"W/"1""#))
+            .to_request(),
+    )
+    .await;
+    let restored = send(
+        &app,
+        as_admin(TestRequest::post().uri(&restore_uri))
+            .insert_header(("if-match", r#"W/"2""#))
+            .to_request(),
+    )
+    .await;
+    let read = send(
+        &app,
+        as_admin(TestRequest::get().uri(&location)).to_request(),
+    )
+    .await;
+    let unknown = send(
+        &app,
+        as_admin(TestRequest::post().uri(&format!("/api/patients/{}/restore", Uuid::now_v7())))
+            .to_request(),
+    )
+    .await;
+    let analyst = send(
+        &app,
+        TestRequest::post()
+            .uri(&restore_uri)
+            .insert_header(("authorization", format!("Bearer {ANALYST_TOKEN}")))
+            .to_request(),
+    )
+    .await;
+    let malformed = send(
+        &app,
+        as_admin(TestRequest::post().uri("/api/patients/nope/restore")).to_request(),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(live.problem(409)["detail"], "Patient is not deleted");
+    stale.problem(412);
+    assert_eq!(restored.status, 200);
+    assert_eq!(restored.header("etag"), Some(r#"W/"3""#));
+    assert_eq!(restored.json()["version"], 3);
+    assert_eq!(read.status, 200);
+    assert_eq!(read.json()["name"], "John Doe");
+    unknown.problem(404);
+    analyst.problem(403);
+    malformed.problem(400);
+    assert_eq!(store.expected_versions().last(), Some(&Some(2)));
+}
+
+#[actix_web::test]
+async fn purge_is_admin_only_and_erases_the_history() {
+    // Arrange
+    let app = api_app!();
+    let location = location_of(&send(&app, register_john().to_request()).await);
+    let purge_uri = format!("{location}/purge");
+
+    // Act
+    let analyst = send(
+        &app,
+        TestRequest::post()
+            .uri(&purge_uri)
+            .insert_header(("authorization", format!("Bearer {ANALYST_TOKEN}")))
+            .to_request(),
+    )
+    .await;
+    let purged = send(
+        &app,
+        as_admin(TestRequest::post().uri(&purge_uri)).to_request(),
+    )
+    .await;
+    let read = send(
+        &app,
+        as_admin(TestRequest::get().uri(&location)).to_request(),
+    )
+    .await;
+    let history = send(
+        &app,
+        as_admin(TestRequest::get().uri(&format!("{location}/history"))).to_request(),
+    )
+    .await;
+    let again = send(
+        &app,
+        as_admin(TestRequest::post().uri(&purge_uri)).to_request(),
+    )
+    .await;
+
+    // Assert
+    analyst.problem(403);
+    assert_eq!(purged.status, 204);
+    assert!(purged.body.is_empty());
+    read.problem(404);
+    history.problem(404);
+    again.problem(404);
 }

@@ -168,6 +168,38 @@ impl PatientsApi for PatientsGrpcClient {
         Ok(())
     }
 
+    async fn restore_patient(
+        &self,
+        ctx: &CallerContext,
+        id: Uuid,
+        expected_version_opt: Option<u32>,
+    ) -> WardResult<Patient> {
+        let message = proto::RestorePatientRequest {
+            id: id.to_string(),
+            expected_version: expected_version_opt,
+        };
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.restore_patient(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
+        self.patient_reply(response.into_inner())
+    }
+
+    async fn purge_patient(&self, ctx: &CallerContext, id: Uuid) -> WardResult<()> {
+        let message = proto::PatientId { id: id.to_string() };
+        call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.purge_patient(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
+        Ok(())
+    }
+
     async fn patient_history(
         &self,
         ctx: &CallerContext,

@@ -176,6 +176,39 @@ impl PatientService for PatientsGrpcServer {
         )
     }
 
+    async fn restore_patient(
+        &self,
+        request: Request<proto::RestorePatientRequest>,
+    ) -> Result<Response<proto::Patient>, Status> {
+        let ctx = caller_from_request(&request, &self.verifier);
+        let expected_version_opt = request.get_ref().expected_version;
+        let result = match parse_uuid(&request.get_ref().id, "id") {
+            Ok(id) => {
+                self.service
+                    .restore_patient(&ctx, id, expected_version_opt)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        respond(&ctx, "RestorePatient", result.map(patient_to_proto))
+    }
+
+    async fn purge_patient(
+        &self,
+        request: Request<proto::PatientId>,
+    ) -> Result<Response<proto::PurgePatientResponse>, Status> {
+        let ctx = caller_from_request(&request, &self.verifier);
+        let result = match parse_uuid(&request.get_ref().id, "id") {
+            Ok(id) => self.service.purge_patient(&ctx, id).await,
+            Err(error) => Err(error),
+        };
+        respond(
+            &ctx,
+            "PurgePatient",
+            result.map(|()| proto::PurgePatientResponse {}),
+        )
+    }
+
     async fn list_patient_versions(
         &self,
         request: Request<proto::PatientId>,
