@@ -8,6 +8,7 @@ mod events;
 mod faults;
 mod fhir;
 mod helpers;
+mod idempotency;
 mod keys;
 mod matrix;
 mod reference;

@@ -61,6 +61,8 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::Gone => Code::NotFound,
         ErrorCode::AlreadyExists => Code::AlreadyExists,
         ErrorCode::PreconditionFailed => Code::FailedPrecondition,
+        // The request itself is at fault; the exact kind travels in `ward-error-bin`.
+        ErrorCode::Unprocessable => Code::InvalidArgument,
         ErrorCode::TooManyRequests => Code::ResourceExhausted,
         ErrorCode::Timeout => Code::DeadlineExceeded,
         ErrorCode::Unavailable => Code::Unavailable,
@@ -107,6 +109,7 @@ impl WireError {
             WardError::Gone(detail) => ("gone", detail),
             WardError::AlreadyExists(detail) => ("already_exists", detail),
             WardError::PreconditionFailed(detail) => ("precondition_failed", detail),
+            WardError::Unprocessable(detail) => ("unprocessable", detail),
             WardError::TooManyRequests(detail) => ("too_many_requests", detail),
             WardError::Timeout(detail) => ("timeout", detail),
             WardError::Unavailable(detail) => ("unavailable", detail),
@@ -133,6 +136,7 @@ impl WireError {
             "gone" => WardError::Gone(detail),
             "already_exists" => WardError::AlreadyExists(detail),
             "precondition_failed" => WardError::PreconditionFailed(detail),
+            "unprocessable" => WardError::Unprocessable(detail),
             "too_many_requests" => WardError::TooManyRequests(detail),
             "timeout" => WardError::Timeout(detail),
             "unavailable" => WardError::Unavailable(detail),
@@ -223,6 +227,7 @@ pub fn respond<T>(
                 | ErrorCode::Gone
                 | ErrorCode::AlreadyExists
                 | ErrorCode::PreconditionFailed
+                | ErrorCode::Unprocessable
                 | ErrorCode::TooManyRequests => {
                     tracing::debug!(request_id, method, %error, "request rejected")
                 }
@@ -567,6 +572,9 @@ mod tests {
             WardError::Gone("Patient was deleted; an admin can restore it".into()),
             WardError::AlreadyExists("Email address already exists".into()),
             WardError::PreconditionFailed("version mismatch".into()),
+            WardError::Unprocessable(
+                "this Idempotency-Key was used with a different request".into(),
+            ),
             WardError::TooManyRequests("slow down".into()),
             WardError::Timeout("database: no answer".into()),
             WardError::Unavailable("database unreachable".into()),

@@ -85,6 +85,49 @@ pub struct NewPatient {
     pub registered_date: NaiveDate,
 }
 
+/// The longest `Idempotency-Key` accepted.
+pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 255;
+/// How long a create remembers its `Idempotency-Key`; an older key is free again.
+pub const IDEMPOTENCY_KEY_TTL_SECS: i64 = 24 * 60 * 60;
+/// The 422 detail when a key comes back with another request.
+pub const IDEMPOTENCY_KEY_REUSED_MESSAGE: &str =
+    "this Idempotency-Key was used with a different request";
+
+/// A client's `Idempotency-Key`: 1 to 255 printable ASCII characters. A create retried with
+/// the same key (by the same user, within a day) answers the first create's patient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// Parses a key; anything else is an `InvalidArgument` naming `Idempotency-Key`.
+    pub fn parse(raw: &str) -> WardResult<Self> {
+        let is_printable = raw
+            .bytes()
+            .all(|byte| byte == b' ' || byte.is_ascii_graphic());
+        if raw.is_empty() || raw.len() > IDEMPOTENCY_KEY_MAX_CHARS || !is_printable {
+            return Err(WardError::invalid_field(
+                "Idempotency-Key",
+                format!(
+                    "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX_CHARS} printable ASCII characters"
+                ),
+            ));
+        }
+        Ok(Self(raw.to_string()))
+    }
+}
+
+impl AsRef<str> for IdempotencyKey {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for IdempotencyKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
 /// A valid full update; `registeredDate` is not changeable (as in the reference) and is ignored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatientChanges {
@@ -918,8 +961,17 @@ pub trait PatientsApi: Send + Sync + 'static {
     /// Registers a patient and its `PatientRegistered` event in one transaction. Needs
     /// `patients:write`; an email taken ignoring case is `AlreadyExists`
     /// ("Email address already exists").
-    async fn create_patient(&self, ctx: &CallerContext, patient: NewPatient)
-    -> WardResult<Patient>;
+    ///
+    /// With an [`IdempotencyKey`], the key is recorded with the create; a later call by the
+    /// same caller with the same key and the same `patient` (within
+    /// [`IDEMPOTENCY_KEY_TTL_SECS`]) creates nothing and returns that patient as it is now, and
+    /// one with a different `patient` is `Unprocessable` ([`IDEMPOTENCY_KEY_REUSED_MESSAGE`]).
+    async fn create_patient(
+        &self,
+        ctx: &CallerContext,
+        patient: NewPatient,
+        idempotency_key_opt: Option<IdempotencyKey>,
+    ) -> WardResult<Patient>;
 
     /// Needs `patients:read`; `NotFound` ("Patient not found"), `Gone`
     /// ([`PATIENT_GONE_MESSAGE`]) once soft deleted.
@@ -1287,5 +1339,23 @@ mod tests {
             normalized_email(" John.Doe@Example.COM "),
             "john.doe@example.com"
         );
+    }
+
+    #[test]
+    fn idempotency_keys_are_1_to_255_printable_ascii_characters() {
+        assert_eq!(
+            IdempotencyKey::parse("order 42/retry-1").unwrap().as_ref(),
+            "order 42/retry-1"
+        );
+        assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
+        for bad in [
+            String::new(),
+            "k".repeat(256),
+            "tab\there".into(),
+            "caf\u{e9}".into(),
+        ] {
+            let error = IdempotencyKey::parse(&bad).unwrap_err();
+            assert_eq!(error.field_errors()[0].field, "Idempotency-Key", "{bad:?}");
+        }
     }
 }

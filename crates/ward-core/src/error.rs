@@ -43,6 +43,10 @@ pub enum WardError {
     AlreadyExists(String),
     #[error("{0}")]
     PreconditionFailed(String),
+    /// The request is well formed but cannot be processed as sent, e.g. an `Idempotency-Key`
+    /// reused with a different request (HTTP 422).
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("{0}")]
     TooManyRequests(String),
     #[error("{0}")]
@@ -114,6 +118,7 @@ impl WardError {
             Self::Gone(_) => ErrorCode::Gone,
             Self::AlreadyExists(_) => ErrorCode::AlreadyExists,
             Self::PreconditionFailed(_) => ErrorCode::PreconditionFailed,
+            Self::Unprocessable(_) => ErrorCode::Unprocessable,
             Self::TooManyRequests(_) => ErrorCode::TooManyRequests,
             Self::Timeout(_) => ErrorCode::Timeout,
             Self::Unavailable(_) => ErrorCode::Unavailable,
@@ -147,6 +152,7 @@ pub enum ErrorCode {
     Gone,
     AlreadyExists,
     PreconditionFailed,
+    Unprocessable,
     TooManyRequests,
     Timeout,
     Unavailable,
@@ -163,6 +169,7 @@ impl ErrorCode {
             Self::Gone => 410,
             Self::AlreadyExists => 409,
             Self::PreconditionFailed => 412,
+            Self::Unprocessable => 422,
             Self::TooManyRequests => 429,
             Self::Internal => 500,
             Self::Unavailable => 503,
@@ -180,6 +187,7 @@ impl ErrorCode {
             Self::Gone => "gone",
             Self::AlreadyExists => "already-exists",
             Self::PreconditionFailed => "precondition-failed",
+            Self::Unprocessable => "unprocessable",
             Self::TooManyRequests => "too-many-requests",
             Self::Timeout => "timeout",
             Self::Unavailable => "unavailable",
@@ -196,6 +204,7 @@ impl ErrorCode {
             Self::Gone => "Gone",
             Self::AlreadyExists => "Conflict",
             Self::PreconditionFailed => "Precondition failed",
+            Self::Unprocessable => "Unprocessable request",
             Self::TooManyRequests => "Too many requests",
             Self::Timeout => "Timeout",
             Self::Unavailable => "Service unavailable",
@@ -214,6 +223,7 @@ impl ErrorCode {
             | Self::Gone
             | Self::AlreadyExists
             | Self::PreconditionFailed
+            | Self::Unprocessable
             | Self::Internal => false,
         }
     }
@@ -240,6 +250,10 @@ mod tests {
         );
         assert_eq!(WardError::Gone("x".into()).error_code().http_status(), 410);
         assert!(!ErrorCode::Gone.is_retryable());
+        let unprocessable = WardError::Unprocessable("x".into()).error_code();
+        assert_eq!(unprocessable.http_status(), 422);
+        assert_eq!(unprocessable.slug(), "unprocessable");
+        assert!(!unprocessable.is_retryable());
         assert!(
             WardError::Unavailable("x".into())
                 .error_code()

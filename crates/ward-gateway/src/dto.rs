@@ -4,6 +4,7 @@
 //! values and checked one by one, so a wrongly typed field (`"name": 5`) is a 400 naming that
 //! field, reported with every other failing field, rather than an opaque deserialization error.
 
+mod create_headers;
 mod fields;
 mod search;
 mod session;
@@ -27,6 +28,7 @@ use ward_bus::patients::{
 };
 use ward_core::{FieldError, Principal, UserRole, WardResult};
 
+pub(crate) use self::create_headers::{idempotency_key, if_none_exist};
 use self::fields::{field_error, invalid, required, text_field, unknown_fields, with_type_errors};
 pub(crate) use self::search::{BirthDateBoundParam, PatientSearchParams, parse_patient_search};
 pub(crate) use self::session::{AccessTokenResponse, NarrowBody, PasswordBody, RefreshBody};

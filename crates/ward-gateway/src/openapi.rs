@@ -55,6 +55,12 @@ pub(crate) struct Conflict(#[allow(dead_code)] Problem);
 #[response(content_type = "application/problem+json")]
 pub(crate) struct PreconditionFailed(#[allow(dead_code)] Problem);
 
+/// The request is well formed but cannot be processed: an `Idempotency-Key` already used with
+/// a different request.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub(crate) struct Unprocessable(#[allow(dead_code)] Problem);
+
 /// The body exceeds 64 KiB.
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
@@ -124,6 +130,7 @@ pub(crate) struct ServiceUnavailable(#[allow(dead_code)] Problem);
             Gone,
             Conflict,
             PreconditionFailed,
+            Unprocessable,
             PayloadTooLarge,
             UnsupportedMediaType,
             ServiceUnavailable

@@ -167,3 +167,31 @@ pub(crate) mod patient_counters {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub(crate) mod idempotency_keys {
+    //! The `idempotency_keys` table: each `Idempotency-Key` a caller sent with a create, written
+    //! in the create's transaction, so a retry finds the patient it made. The key is scoped to
+    //! the caller (another user may send the same string); rows older than a day are ignored
+    //! and deleted when their key comes back.
+
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "idempotency_keys")]
+    pub struct Model {
+        /// The caller's user id (`CallerContext::actor`).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub key: String,
+        /// Hex SHA-256 of the canonical new patient, to tell a retry from a different request.
+        pub request_hash: String,
+        pub patient_id: Uuid,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -103,6 +103,7 @@ fn new_patient_to_proto(patient: NewPatient, id_opt: Option<Uuid>) -> proto::Pat
         address: Some(patient.address),
         date_of_birth: Some(format_date(patient.date_of_birth)),
         registered_date: Some(format_date(patient.registered_date)),
+        idempotency_key: None,
     }
 }
 
@@ -114,6 +115,7 @@ fn changes_to_proto(changes: PatientChanges) -> proto::PatientInput {
         address: Some(changes.address),
         date_of_birth: Some(format_date(changes.date_of_birth)),
         registered_date: None,
+        idempotency_key: None,
     }
 }
 

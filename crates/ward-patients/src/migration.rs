@@ -6,7 +6,8 @@ use sea_orm_migration::prelude::*;
 use ward_bus::outbox::OutboxMigration;
 
 use crate::entity::{
-    audit_events, patient_counters, patient_name_tokens, patient_versions, patients,
+    audit_events, idempotency_keys, patient_counters, patient_name_tokens, patient_versions,
+    patients,
 };
 use crate::mrn::{MIGRATION_MRN_FORMAT, MRN_COUNTER, MrnFormat, set_next_mrn_value};
 use crate::search::{fold_words, insert_name_tokens, name_sort_key};
@@ -28,11 +29,39 @@ impl MigratorTrait for Migrator {
             Box::new(AddPatientSearch),
             Box::new(AddMedicalRecordNumbers),
             Box::new(AddSoftDelete),
+            Box::new(AddIdempotencyKeys),
         ]
     }
 
     fn migration_table_name() -> DynIden {
         "patients_migrations".into_iden()
+    }
+}
+
+/// Creates `idempotency_keys`, the keys of retried creates (see the entity).
+struct AddIdempotencyKeys;
+
+impl MigrationName for AddIdempotencyKeys {
+    fn name(&self) -> &str {
+        "m20261205_000108_add_idempotency_keys"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddIdempotencyKeys {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let schema = Schema::new(manager.get_database_backend());
+        let create_table = schema
+            .create_table_from_entity(idempotency_keys::Entity)
+            .if_not_exists()
+            .to_owned();
+        manager.create_table(create_table).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(idempotency_keys::Entity).to_owned())
+            .await
     }
 }
 

@@ -17,6 +17,7 @@
 //! `Gone`, searches skip it, and its email stays taken so a restore cannot clash. Restores and
 //! purges live in [`lifecycle`].
 
+mod idempotency;
 mod lifecycle;
 
 use async_trait::async_trait;
@@ -35,9 +36,9 @@ use ward_bus::events::{
 };
 use ward_bus::outbox::{OutboxWaker, enqueue};
 use ward_bus::patients::{
-    AuditEvent, AuditPage, AuditQuery, NewPatient, PAGE_MAX, PATIENT_GONE_MESSAGE, PageRequest,
-    Patient, PatientChanges, PatientPage, PatientSearch, PatientVersion, cursor_after, format_date,
-    normalized_email, patient_changed,
+    AuditEvent, AuditPage, AuditQuery, IdempotencyKey, NewPatient, PAGE_MAX, PATIENT_GONE_MESSAGE,
+    PageRequest, Patient, PatientChanges, PatientPage, PatientSearch, PatientVersion, cursor_after,
+    format_date, normalized_email, patient_changed,
 };
 use ward_core::{CallerContext, Right, WardError, WardResult};
 
@@ -119,6 +120,30 @@ impl PatientsService {
         Ok(())
     }
 
+    /// Registers `patient` as `id` inside `txn`: the row, its number, name tokens, history,
+    /// event and audit row. The caller commits.
+    async fn register_in(
+        &self,
+        txn: &DatabaseTransaction,
+        ctx: &CallerContext,
+        id: Uuid,
+        patient: &NewPatient,
+    ) -> WardResult<patients::Model> {
+        if email_owner(txn, &normalized_email(&patient.email))
+            .await?
+            .is_some()
+        {
+            return Err(email_taken());
+        }
+        // The check above cannot see a concurrent create's uncommitted row (PostgreSQL); the
+        // unique constraint can, and `insert_registered` maps it to the same 409.
+        let model =
+            insert_registered(txn, ctx, id, patient, &self.mrn_format, EMAIL_TAKEN_MESSAGE).await?;
+        // Same transaction: no patient without its audit row.
+        record(txn, ctx, "create", &[id], ALLOWED).await?;
+        Ok(model)
+    }
+
     /// Checks `right` on `patient_ids` (the token's policy decides); when the caller lacks it (or has no identity), records a `denied` event
     /// for `action` on `patient_ids` before returning the error. Should that record fail, the
     /// refusal still stands and the failure is logged: no data was touched.
@@ -146,31 +171,17 @@ impl PatientsApi for PatientsService {
         &self,
         ctx: &CallerContext,
         patient: NewPatient,
+        idempotency_key_opt: Option<IdempotencyKey>,
     ) -> WardResult<Patient> {
         self.authorize(ctx, Right::PatientsWrite, "create", &[])
             .await?;
+        if let Some(key) = idempotency_key_opt {
+            return idempotency::create_patient_once(self, ctx, &patient, &key).await;
+        }
         let id = ward_core::id::new_id();
         tracing::Span::current().record("patient_id", tracing::field::display(id));
         let txn = self.begin_write("registering a patient").await?;
-        if email_owner(&txn, &normalized_email(&patient.email))
-            .await?
-            .is_some()
-        {
-            return Err(email_taken());
-        }
-        // The check above cannot see a concurrent create's uncommitted row (PostgreSQL); the
-        // unique constraint can, and `insert_registered` maps it to the same 409.
-        let model = insert_registered(
-            &txn,
-            ctx,
-            id,
-            &patient,
-            &self.mrn_format,
-            EMAIL_TAKEN_MESSAGE,
-        )
-        .await?;
-        // Same transaction: no patient without its audit row.
-        record(&txn, ctx, "create", &[id], ALLOWED).await?;
+        let model = self.register_in(&txn, ctx, id, &patient).await?;
         self.commit_and_wake(txn, "registering a patient").await?;
         to_patient(model)
     }

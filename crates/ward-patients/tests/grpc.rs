@@ -82,12 +82,20 @@ async fn create_get_list_update_delete_through_the_network() {
     // Act: create two, read one, page through both, update, delete.
     let ada = peer
         .client
-        .create_patient(&clinician, new_patient("Ada Lovelace", "ada@example.com"))
+        .create_patient(
+            &clinician,
+            new_patient("Ada Lovelace", "ada@example.com"),
+            None,
+        )
         .await
         .unwrap();
     let bob = peer
         .client
-        .create_patient(&clinician, new_patient("Bob Builder", "bob@example.com"))
+        .create_patient(
+            &clinician,
+            new_patient("Bob Builder", "bob@example.com"),
+            None,
+        )
         .await
         .unwrap();
     let fetched = peer.client.get_patient(&clinician, ada.id).await.unwrap();
@@ -166,7 +174,11 @@ async fn error_kinds_survive_the_network() {
     let peer = TestPeer::start().await;
     let clinician = peer.keys.caller(UserRole::Clinician);
     peer.client
-        .create_patient(&clinician, new_patient("Ada Lovelace", "ada@example.com"))
+        .create_patient(
+            &clinician,
+            new_patient("Ada Lovelace", "ada@example.com"),
+            None,
+        )
         .await
         .unwrap();
 
@@ -188,7 +200,11 @@ async fn error_kinds_survive_the_network() {
     // A duplicate (ignoring case) stays a conflict, with the reference's message.
     let duplicate = peer
         .client
-        .create_patient(&clinician, new_patient("Ada Again", "ADA@example.com"))
+        .create_patient(
+            &clinician,
+            new_patient("Ada Again", "ADA@example.com"),
+            None,
+        )
         .await
         .unwrap_err();
     assert_eq!(
@@ -201,7 +217,7 @@ async fn error_kinds_survive_the_network() {
     invalid.name = "n".repeat(101);
     let validation = peer
         .client
-        .create_patient(&clinician, invalid)
+        .create_patient(&clinician, invalid, None)
         .await
         .unwrap_err();
     let fields: Vec<&str> = validation
@@ -240,7 +256,7 @@ async fn the_remote_module_authorizes_every_call() {
     // Act
     let without_token = peer
         .client
-        .create_patient(&anonymous, new_patient("Ada", "ada@example.com"))
+        .create_patient(&anonymous, new_patient("Ada", "ada@example.com"), None)
         .await
         .unwrap_err();
     let listing_anonymously = peer
@@ -366,7 +382,11 @@ async fn versions_and_history_cross_the_network() {
     let clinician = peer.keys.caller(UserRole::Clinician);
     let ada = peer
         .client
-        .create_patient(&clinician, new_patient("Ada Lovelace", "ada@example.com"))
+        .create_patient(
+            &clinician,
+            new_patient("Ada Lovelace", "ada@example.com"),
+            None,
+        )
         .await
         .unwrap();
     let changes = PatientChanges {
@@ -433,7 +453,7 @@ async fn a_search_crosses_the_network_with_its_filters_sort_cursor_and_total() {
         ("Bob Builder", "bob@example.com"),
     ] {
         peer.client
-            .create_patient(&clinician, new_patient(name, email))
+            .create_patient(&clinician, new_patient(name, email), None)
             .await
             .unwrap();
     }
@@ -477,4 +497,36 @@ async fn a_search_crosses_the_network_with_its_filters_sort_cursor_and_total() {
     assert_eq!(second.items[0].name, "Ann Johnson");
     assert_eq!(second.next_cursor_opt, None);
     assert_eq!(refused.error_code(), ErrorCode::InvalidArgument);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_crosses_the_network() {
+    // Arrange
+    let peer = TestPeer::start().await;
+    let clinician = peer.keys.caller(UserRole::Clinician);
+    let key = || Some(ward_bus::patients::IdempotencyKey::parse("visit-42").unwrap());
+    let first = peer
+        .client
+        .create_patient(&clinician, new_patient("Ada", "ada@example.com"), key())
+        .await
+        .unwrap();
+
+    // Act
+    let retried = peer
+        .client
+        .create_patient(&clinician, new_patient("Ada", "ada@example.com"), key())
+        .await
+        .unwrap();
+    let reused = peer
+        .client
+        .create_patient(&clinician, new_patient("Bob", "bob@example.com"), key())
+        .await
+        .unwrap_err();
+
+    // Assert: the server saw the key, and the 422 kept its kind and message
+    assert_eq!(retried, first);
+    assert_eq!(
+        reused,
+        WardError::Unprocessable("this Idempotency-Key was used with a different request".into())
+    );
 }

@@ -72,16 +72,16 @@ async fn registrations_get_sequential_numbers_that_a_failed_one_does_not_use() {
     // Act
     let first = test
         .service
-        .create_patient(&system(), new_patient("Ada", "ada@example.com"))
+        .create_patient(&system(), new_patient("Ada", "ada@example.com"), None)
         .await
         .unwrap();
     let refused = test
         .service
-        .create_patient(&system(), new_patient("Ada Again", "ADA@example.com"))
+        .create_patient(&system(), new_patient("Ada Again", "ADA@example.com"), None)
         .await;
     let second = test
         .service
-        .create_patient(&system(), new_patient("Bob", "bob@example.com"))
+        .create_patient(&system(), new_patient("Bob", "bob@example.com"), None)
         .await
         .unwrap();
     let imported_id = Uuid::now_v7();
@@ -119,6 +119,7 @@ async fn concurrent_creates_get_distinct_numbers() {
                 .create_patient(
                     &system(),
                     new_patient("Racer", &format!("racer{index}@example.com")),
+                    None,
                 )
                 .await
                 .unwrap()
@@ -140,11 +141,11 @@ async fn a_number_finds_its_patient_and_survives_updates_and_history() {
     let test = TestDb::new().await;
     let ada = test
         .service
-        .create_patient(&system(), new_patient("Ada", "ada@example.com"))
+        .create_patient(&system(), new_patient("Ada", "ada@example.com"), None)
         .await
         .unwrap();
     test.service
-        .create_patient(&system(), new_patient("Bob", "bob@example.com"))
+        .create_patient(&system(), new_patient("Bob", "bob@example.com"), None)
         .await
         .unwrap();
     let changes = PatientChanges {
@@ -194,7 +195,7 @@ async fn the_configured_format_is_used() {
         PatientsService::new(test.db.clone(), OutboxWaker::default()).with_mrn_format(format);
 
     let patient = service
-        .create_patient(&system(), new_patient("Ada", "ada@example.com"))
+        .create_patient(&system(), new_patient("Ada", "ada@example.com"), None)
         .await
         .unwrap();
 

@@ -5,7 +5,7 @@ use sea_orm::ConnectionTrait;
 use ward_bus::PatientsApi;
 use ward_bus::outbox::OutboxWaker;
 use ward_bus::patients::{
-    NewPatient, PageRequest, PatientChanges, PatientSearch, PatientSearchInput,
+    IdempotencyKey, NewPatient, PageRequest, PatientChanges, PatientSearch, PatientSearchInput,
 };
 use ward_bus::testsuite::{TestKeys, TestPostgres};
 use ward_core::{ErrorCode, UserRole};
@@ -75,6 +75,7 @@ async fn concurrent_updates_with_the_same_expected_version_have_one_winner_on_po
                 date_of_birth: date("1815-12-10"),
                 registered_date: date("2024-01-10"),
             },
+            None,
         )
         .await
         .unwrap();
@@ -143,7 +144,10 @@ async fn name_prefix_search_sorts_and_pages_on_postgres() {
             date_of_birth: date(&format!("198{index}-01-01")),
             registered_date: date("2024-01-10"),
         };
-        service.create_patient(&clinician, patient).await.unwrap();
+        service
+            .create_patient(&clinician, patient, None)
+            .await
+            .unwrap();
     }
     let search = |cursor_opt: Option<String>| {
         PatientSearch::parse(PatientSearchInput {
@@ -222,7 +226,7 @@ async fn concurrent_creates_get_distinct_medical_record_numbers_on_postgres() {
             registered_date: date("2024-01-10"),
         };
         tasks.push(tokio::spawn(async move {
-            service.create_patient(&clinician, patient).await
+            service.create_patient(&clinician, patient, None).await
         }));
     }
     let mut numbers = std::collections::HashSet::new();
@@ -247,5 +251,52 @@ async fn concurrent_creates_get_distinct_medical_record_numbers_on_postgres() {
     assert_eq!(numbers, expected);
     assert_eq!(found.items.len(), 1);
     assert_eq!(found.items[0].mrn, "MRN-00000007");
+    postgres.drop_database().await;
+}
+
+// PostgreSQL runs writers in parallel: concurrent first calls with one `Idempotency-Key` must
+// still create one patient, and every caller must get it (the key row is inserted first, so
+// the others wait on it and replay).
+#[tokio::test]
+async fn concurrent_creates_with_one_idempotency_key_create_one_patient_on_postgres() {
+    // Arrange
+    let postgres = TestPostgres::create("patients_idempotency", "patients").await;
+    let db = postgres.db();
+    PatientsService::migrate(db).await.unwrap();
+    let service = PatientsService::new(db.clone(), OutboxWaker::default());
+    let keys = TestKeys::generate("patients-pg-idempotency");
+    let clinician = keys.caller(UserRole::Clinician);
+    let date = chrono::NaiveDate::from_ymd_opt(1990, 1, 1).unwrap();
+
+    // Act
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let service = service.clone();
+        let clinician = clinician.clone();
+        let patient = NewPatient {
+            name: "Racer".into(),
+            email: "racer@example.com".into(),
+            address: "1 Elm St".into(),
+            date_of_birth: date,
+            registered_date: date,
+        };
+        let key = IdempotencyKey::parse("race-1").unwrap();
+        tasks.push(tokio::spawn(async move {
+            service.create_patient(&clinician, patient, Some(key)).await
+        }));
+    }
+    let mut ids = std::collections::HashSet::new();
+    for task in tasks {
+        ids.insert(task.await.unwrap().unwrap().id);
+    }
+
+    // Assert
+    assert_eq!(ids.len(), 1);
+    let page = PageRequest {
+        limit: 10,
+        after_opt: None,
+    };
+    let listed = service.list_patients(&clinician, page).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
     postgres.drop_database().await;
 }

@@ -47,7 +47,7 @@ impl TestDb {
             registered_date: date(registered_date),
         };
         self.service
-            .create_patient(&system(), patient)
+            .create_patient(&system(), patient, None)
             .await
             .unwrap()
     }
@@ -172,7 +172,7 @@ async fn email_matches_exactly_ignoring_case() {
         registered_date: date("2024-06-01"),
     };
     test.service
-        .create_patient(&system(), patient)
+        .create_patient(&system(), patient, None)
         .await
         .unwrap();
     let email = |raw: &str| PatientSearchInput {
@@ -467,6 +467,7 @@ async fn the_migration_indexes_and_numbers_the_patients_already_stored() {
                 date_of_birth: date("1990-01-01"),
                 registered_date: date("2024-06-01"),
             },
+            None,
         )
         .await
         .unwrap();

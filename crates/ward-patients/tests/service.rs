@@ -116,6 +116,7 @@ async fn create_get_update_delete_write_their_events_in_order() {
         .create_patient(
             &clinician,
             new_patient("John Doe", " John.Doe@Example.com "),
+            None,
         )
         .await
         .unwrap();
@@ -196,14 +197,14 @@ async fn a_duplicate_email_differing_in_case_writes_nothing() {
     // Arrange
     let test = TestDb::new().await;
     test.service
-        .create_patient(&system(), new_patient("Ann", "ann@example.com"))
+        .create_patient(&system(), new_patient("Ann", "ann@example.com"), None)
         .await
         .unwrap();
 
     // Act
     let result = test
         .service
-        .create_patient(&system(), new_patient("Other Ann", "ANN@Example.COM"))
+        .create_patient(&system(), new_patient("Other Ann", "ANN@Example.COM"), None)
         .await;
 
     // Assert
@@ -239,7 +240,7 @@ async fn concurrent_creates_with_one_email_register_exactly_one() {
                 "RACE@example.com"
             };
             service
-                .create_patient(&system(), new_patient("Racer", email))
+                .create_patient(&system(), new_patient("Racer", email), None)
                 .await
         }));
     }
@@ -265,12 +266,12 @@ async fn updating_to_another_patients_email_conflicts_but_keeping_ones_own_does_
     let test = TestDb::new().await;
     let first = test
         .service
-        .create_patient(&system(), new_patient("First", "first@example.com"))
+        .create_patient(&system(), new_patient("First", "first@example.com"), None)
         .await
         .unwrap();
     let second = test
         .service
-        .create_patient(&system(), new_patient("Second", "second@example.com"))
+        .create_patient(&system(), new_patient("Second", "second@example.com"), None)
         .await
         .unwrap();
 
@@ -347,7 +348,7 @@ async fn pages_of_three_over_seven_patients_cover_all_once() {
         );
         created.push(
             test.service
-                .create_patient(&system(), patient)
+                .create_patient(&system(), patient, None)
                 .await
                 .unwrap()
                 .id,
@@ -391,7 +392,7 @@ async fn an_exact_last_page_has_no_cursor_and_bad_limits_are_refused() {
     for index in 0..3 {
         let patient = new_patient("Patient", &format!("q{index}@example.com"));
         test.service
-            .create_patient(&system(), patient)
+            .create_patient(&system(), patient, None)
             .await
             .unwrap();
     }
@@ -419,14 +420,14 @@ async fn rights_are_enforced_before_any_work() {
     let anonymous = CallerContext::anonymous("req-anon");
     let existing = test
         .service
-        .create_patient(&system(), new_patient("Kept", "kept@example.com"))
+        .create_patient(&system(), new_patient("Kept", "kept@example.com"), None)
         .await
         .unwrap();
 
     // Act and assert
     let analyst_create = test
         .service
-        .create_patient(&analyst, new_patient("X", "x@example.com"))
+        .create_patient(&analyst, new_patient("X", "x@example.com"), None)
         .await;
     assert!(matches!(analyst_create, Err(WardError::Forbidden(_))));
     let analyst_get = test.service.get_patient(&analyst, existing.id).await;
@@ -514,11 +515,11 @@ async fn the_relay_moves_outbox_rows_to_the_log() {
     let relay = OutboxRelay::new("patients", test.db.clone(), log.clone());
     let service = PatientsService::new(test.db.clone(), relay.waker());
     let first = service
-        .create_patient(&system(), new_patient("One", "one@example.com"))
+        .create_patient(&system(), new_patient("One", "one@example.com"), None)
         .await
         .unwrap();
     let second = service
-        .create_patient(&system(), new_patient("Two", "two@example.com"))
+        .create_patient(&system(), new_patient("Two", "two@example.com"), None)
         .await
         .unwrap();
     service
@@ -582,7 +583,7 @@ async fn create_get_list_and_a_denied_read_are_audited() {
     // Act
     let created = test
         .service
-        .create_patient(&clinician, new_patient("Ann", "ann@example.com"))
+        .create_patient(&clinician, new_patient("Ann", "ann@example.com"), None)
         .await
         .unwrap();
     test.service
@@ -653,7 +654,7 @@ async fn a_failed_create_writes_no_allowed_create_row() {
     // Arrange
     let test = TestDb::new().await;
     test.service
-        .create_patient(&system(), new_patient("Ann", "ann@example.com"))
+        .create_patient(&system(), new_patient("Ann", "ann@example.com"), None)
         .await
         .unwrap();
 
@@ -663,6 +664,7 @@ async fn a_failed_create_writes_no_allowed_create_row() {
         .create_patient(
             &caller(UserRole::Clinician),
             new_patient("Other Ann", "ANN@example.com"),
+            None,
         )
         .await;
 
@@ -680,7 +682,7 @@ async fn the_audit_trail_is_for_admins_and_pages_by_cursor() {
     let test = TestDb::new().await;
     let created = test
         .service
-        .create_patient(&system(), new_patient("Ann", "ann@example.com"))
+        .create_patient(&system(), new_patient("Ann", "ann@example.com"), None)
         .await
         .unwrap();
     for _ in 0..4 {

@@ -118,12 +118,20 @@ async fn a_deleted_patient_stays_stored_but_answers_gone_and_is_never_found() {
     let clinician = caller(UserRole::Clinician);
     let ada = test
         .service
-        .create_patient(&clinician, new_patient("Ada Lovelace", "ada@example.com"))
+        .create_patient(
+            &clinician,
+            new_patient("Ada Lovelace", "ada@example.com"),
+            None,
+        )
         .await
         .unwrap();
     let bob = test
         .service
-        .create_patient(&clinician, new_patient("Bob Lovelace", "bob@example.com"))
+        .create_patient(
+            &clinician,
+            new_patient("Bob Lovelace", "bob@example.com"),
+            None,
+        )
         .await
         .unwrap();
 
@@ -172,7 +180,11 @@ async fn a_deleted_patient_stays_stored_but_answers_gone_and_is_never_found() {
     // The email stays reserved, so a restore can never clash.
     let clash = test
         .service
-        .create_patient(&clinician, new_patient("Other Ada", "ADA@example.com"))
+        .create_patient(
+            &clinician,
+            new_patient("Other Ada", "ADA@example.com"),
+            None,
+        )
         .await;
     assert_eq!(clash.unwrap_err().error_code(), ErrorCode::AlreadyExists);
     let history = test
@@ -191,7 +203,11 @@ async fn a_restore_brings_the_patient_back_one_version_on_with_its_event() {
     let clinician = caller(UserRole::Clinician);
     let ada = test
         .service
-        .create_patient(&clinician, new_patient("Ada Lovelace", "ada@example.com"))
+        .create_patient(
+            &clinician,
+            new_patient("Ada Lovelace", "ada@example.com"),
+            None,
+        )
         .await
         .unwrap();
     test.service
@@ -269,12 +285,20 @@ async fn a_purge_erases_record_tokens_and_history_but_keeps_the_audit_trail() {
     let clinician = caller(UserRole::Clinician);
     let ada = test
         .service
-        .create_patient(&clinician, new_patient("Ada Lovelace", "ada@example.com"))
+        .create_patient(
+            &clinician,
+            new_patient("Ada Lovelace", "ada@example.com"),
+            None,
+        )
         .await
         .unwrap();
     let bob = test
         .service
-        .create_patient(&clinician, new_patient("Bob Byron", "bob@example.com"))
+        .create_patient(
+            &clinician,
+            new_patient("Bob Byron", "bob@example.com"),
+            None,
+        )
         .await
         .unwrap();
     test.service
@@ -307,7 +331,7 @@ async fn a_purge_erases_record_tokens_and_history_but_keeps_the_audit_trail() {
     }
     // The email is free again once the record is erased.
     test.service
-        .create_patient(&clinician, new_patient("Ada King", "ada@example.com"))
+        .create_patient(&clinician, new_patient("Ada King", "ada@example.com"), None)
         .await
         .unwrap();
     let ada_id = ada.id.to_string();

@@ -98,7 +98,7 @@ async fn versions_start_at_one_and_every_update_adds_one() {
     // Act
     let created = test
         .service
-        .create_patient(&clinician, new_patient("a@example.com"))
+        .create_patient(&clinician, new_patient("a@example.com"), None)
         .await
         .unwrap();
     let blind = test
@@ -135,7 +135,7 @@ async fn a_stale_expected_version_is_refused_and_writes_nothing() {
     let test = TestDb::new().await;
     let created = test
         .service
-        .create_patient(&system(), new_patient("a@example.com"))
+        .create_patient(&system(), new_patient("a@example.com"), None)
         .await
         .unwrap();
     test.service
@@ -185,7 +185,7 @@ async fn concurrent_updates_with_the_same_expected_version_have_one_winner() {
     let test = TestDb::new().await;
     let created = test
         .service
-        .create_patient(&system(), new_patient("a@example.com"))
+        .create_patient(&system(), new_patient("a@example.com"), None)
         .await
         .unwrap();
     let num_writers = 8;
@@ -242,7 +242,7 @@ async fn history_lists_every_change_newest_first_and_outlives_the_delete() {
     let admin = caller(UserRole::Admin);
     let created = test
         .service
-        .create_patient(&clinician, new_patient("a@example.com"))
+        .create_patient(&clinician, new_patient("a@example.com"), None)
         .await
         .unwrap();
     test.service

@@ -10,8 +10,8 @@ use ward_bus::analytics::Summary;
 use ward_bus::auth::{NewUser, PasswordChange, Session, UserChange, UserInfo};
 use ward_bus::billing::{BillingAccount, OpenAccountRequest};
 use ward_bus::patients::{
-    AuditPage, AuditQuery, NewPatient, PageRequest, Patient, PatientChanges, PatientPage,
-    PatientSearch, PatientVersion,
+    AuditPage, AuditQuery, IdempotencyKey, NewPatient, PageRequest, Patient, PatientChanges,
+    PatientPage, PatientSearch, PatientVersion,
 };
 use ward_bus::{AnalyticsApi, AuthApi, BillingApi, PatientsApi};
 use ward_core::{CallerContext, Role, WardError, WardResult};
@@ -93,6 +93,7 @@ impl PatientsApi for MissingPeer {
         &self,
         _ctx: &CallerContext,
         _patient: NewPatient,
+        _idempotency_key_opt: Option<IdempotencyKey>,
     ) -> WardResult<Patient> {
         self.fail()
     }

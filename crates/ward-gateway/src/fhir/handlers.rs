@@ -106,7 +106,7 @@ pub(crate) async fn create_patient(
     let new_patient = new_patient(&body.0, Utc::now().date_naive())?;
     let patient = backends
         .patients
-        .create_patient(caller.context(), new_patient)
+        .create_patient(caller.context(), new_patient, None)
         .await?;
     let location = format!("/fhir/Patient/{}/_history/{}", patient.id, patient.version);
     let mut response = HttpResponse::Created();

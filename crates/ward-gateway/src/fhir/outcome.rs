@@ -144,6 +144,8 @@ fn issue_code(error: &ApiError) -> &'static str {
             ErrorCode::Gone => "deleted",
             ErrorCode::AlreadyExists => "duplicate",
             ErrorCode::PreconditionFailed => "conflict",
+            // FHIR's code for content that is well formed but breaks a business rule.
+            ErrorCode::Unprocessable => "business-rule",
             ErrorCode::TooManyRequests => "throttled",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Unavailable => "transient",

@@ -6,7 +6,7 @@
 //! A deleted patient answers 410 until restored; a purge (admins) erases it for good.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 use ward_bus::patients::{Patient, PatientChanges};
 use ward_core::id::parse_id;
@@ -17,13 +17,13 @@ use crate::caller::Caller;
 use crate::dto::{
     PatientBody, PatientHistoryResponse, PatientMergePatch, PatientMergePatchSchema,
     PatientPageResponse, PatientResponse, PatientSearchParams, PatientUpdateSchema,
-    PatientVersionResponse, parse_patient_search,
+    PatientVersionResponse, idempotency_key, if_none_exist, parse_patient_search,
 };
 use crate::etag::{IfMatch, etag};
 use crate::json::{ApiJson, MergePatchJson};
 use crate::openapi::{
     BadRequest, Conflict, Forbidden, Gone, NotFound, PayloadTooLarge, PreconditionFailed,
-    ServiceUnavailable, Unauthorized, UnsupportedMediaType,
+    ServiceUnavailable, Unauthorized, Unprocessable, UnsupportedMediaType,
 };
 use crate::problem::ApiError;
 
@@ -52,13 +52,35 @@ fn parse_version(raw: &str) -> WardResult<u32> {
 }
 
 /// Registers a patient, opens its billing account and records the event, all or nothing.
+///
+/// With `Idempotency-Key`, a retry (same user, same key, same patient, within 24 h) answers
+/// the first create's patient, as it is now, and creates nothing; the same key with another
+/// patient is a 422. Concurrent calls with one key create one patient and all get it. With
+/// `If-None-Exist`, a live patient matching the condition is answered with 200 instead.
 #[utoipa::path(
     post,
     path = "/api/patients",
     tag = "patients",
     request_body = PatientBody,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 printable ASCII \
+            characters naming this create. A retry with the same key and the same patient \
+            (ignoring JSON whitespace and key order) answers the first 201 (same id, `Location`, \
+            current `ETag`) and creates nothing; the same key with another patient is a 422. \
+            Keys are per user and remembered for 24 hours."),
+        ("If-None-Exist" = Option<String>, Header, description = "A conditional create, as \
+            in FHIR: `identifier=<mrn>` or `email=<address>` (ignoring case). When a live \
+            patient matches, it is answered with 200 and nothing is created."),
+    ),
     responses(
-        (status = 201, description = "Registered", body = PatientResponse,
+        (status = 200, description = "`If-None-Exist` matched: the existing patient, nothing \
+            created", body = PatientResponse,
+            headers(
+                ("Location" = String, description = "The patient's URL"),
+                ("ETag" = String, description = "The record's version, `W/\"<version>\"`")
+            )),
+        (status = 201, description = "Registered (or an `Idempotency-Key` retry)",
+            body = PatientResponse,
             headers(
                 ("Location" = String, description = "The new patient's URL"),
                 ("ETag" = String, description = "The record's version, `W/\"1\"`")
@@ -69,25 +91,43 @@ fn parse_version(raw: &str) -> WardResult<u32> {
         (status = 409, response = Conflict),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
         (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]
 #[tracing::instrument(name = "gateway.create_patient", skip_all)]
 pub(crate) async fn create_patient(
+    request: HttpRequest,
     backends: web::Data<ApiBackends>,
     caller: Caller,
     body: ApiJson<PatientBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let idempotency_key_opt = idempotency_key(&request)?;
+    let condition_opt = if_none_exist(&request)?;
     let new_patient = body.into_inner().into_new_patient()?;
+    if let Some(condition) = condition_opt {
+        let page = backends
+            .patients
+            .search_patients(caller.context(), condition)
+            .await?;
+        if let Some(existing) = page.items.into_iter().next() {
+            let mut response = HttpResponse::Ok();
+            response.insert_header((header::LOCATION, patient_location(&existing)));
+            return Ok(patient_reply(response, existing));
+        }
+    }
     let patient = backends
         .patients
-        .create_patient(caller.context(), new_patient)
+        .create_patient(caller.context(), new_patient, idempotency_key_opt)
         .await?;
-    let location = format!("/api/patients/{}", patient.id);
     let mut response = HttpResponse::Created();
-    response.insert_header((header::LOCATION, location));
+    response.insert_header((header::LOCATION, patient_location(&patient)));
     Ok(patient_reply(response, patient))
+}
+
+fn patient_location(patient: &Patient) -> String {
+    format!("/api/patients/{}", patient.id)
 }
 
 /// Searches patients a page at a time: by name words (prefixes, ignoring case and accents),

@@ -336,3 +336,26 @@ async fn the_patient_search_documents_every_parameter_with_its_shape() {
     let required = page["required"].to_string();
     assert!(!required.contains("total"), "{required}");
 }
+
+#[actix_web::test]
+async fn the_create_documents_its_idempotency_and_conditional_headers() {
+    let app = api_app!();
+
+    let spec = send(&app, TestRequest::get().uri("/openapi.json").to_request())
+        .await
+        .json();
+
+    let create = &spec["paths"]["/api/patients"]["post"];
+    let mut headers = Vec::new();
+    for parameter in create["parameters"].as_array().unwrap() {
+        assert_eq!(parameter["in"], "header");
+        headers.push(parameter["name"].as_str().unwrap());
+    }
+    assert_eq!(headers, ["Idempotency-Key", "If-None-Exist"]);
+    assert!(create["responses"]["200"]["content"]["application/json"].is_object());
+    assert!(create["responses"]["201"].is_object());
+    assert_eq!(
+        create["responses"]["422"]["$ref"],
+        "#/components/responses/Unprocessable"
+    );
+}

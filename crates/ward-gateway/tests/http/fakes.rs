@@ -13,9 +13,10 @@ use ward_bus::analytics::{AnalyticsApi, DailyCount, Summary};
 use ward_bus::auth::AccessToken;
 use ward_bus::billing::{AccountStatus, BillingAccount, BillingApi, OpenAccountRequest};
 use ward_bus::patients::{
-    AuditPage, AuditQuery, NewPatient, PATIENT_GONE_MESSAGE, PageRequest, Patient, PatientChanges,
-    PatientPage, PatientSearch, PatientSortField, PatientVersion, PatientsApi, SortKey,
-    cursor_after, normalized_email, patient_changed,
+    AuditPage, AuditQuery, IDEMPOTENCY_KEY_REUSED_MESSAGE, IdempotencyKey, NewPatient,
+    PATIENT_GONE_MESSAGE, PageRequest, Patient, PatientChanges, PatientPage, PatientSearch,
+    PatientSortField, PatientVersion, PatientsApi, SortKey, cursor_after, normalized_email,
+    patient_changed,
 };
 use ward_bus::token::Narrowing;
 use ward_core::{CallerContext, Principal, Right, UserRole, WardError, WardResult};
@@ -111,6 +112,8 @@ pub struct FakePatients {
     expected_versions: Mutex<Vec<Option<u32>>>,
     /// Every search the gateway passed on, in order.
     searches: Mutex<Vec<PatientSearch>>,
+    /// Each idempotency key's request and the patient it created (the fake ignores users).
+    idempotency_keys: Mutex<BTreeMap<String, (NewPatient, Uuid)>>,
 }
 
 impl FakePatients {
@@ -180,14 +183,31 @@ impl FakePatients {
 
 #[async_trait]
 impl PatientsApi for FakePatients {
-    async fn create_patient(&self, ctx: &CallerContext, new: NewPatient) -> WardResult<Patient> {
+    async fn create_patient(
+        &self,
+        ctx: &CallerContext,
+        new: NewPatient,
+        idempotency_key_opt: Option<IdempotencyKey>,
+    ) -> WardResult<Patient> {
         ctx.require(Right::PatientsWrite)?;
         let mut patients = self.patients.lock().unwrap();
+        let mut idempotency_keys = self.idempotency_keys.lock().unwrap();
+        if let Some(key) = &idempotency_key_opt
+            && let Some((first, id)) = idempotency_keys.get(key.as_ref())
+        {
+            if *first != new {
+                return Err(WardError::Unprocessable(
+                    IDEMPOTENCY_KEY_REUSED_MESSAGE.into(),
+                ));
+            }
+            return patients.get(id).cloned().ok_or_else(|| self.missing(*id));
+        }
         if Self::email_taken(&patients, &new.email, None) {
             return Err(WardError::AlreadyExists(
                 "Email address already exists".into(),
             ));
         }
+        let new_copy = new.clone();
         let patient = Patient {
             id: Uuid::now_v7(),
             name: new.name,
@@ -198,6 +218,9 @@ impl PatientsApi for FakePatients {
             version: 1,
             mrn: format!("MRN-{:08}", self.history.lock().unwrap().len() + 1),
         };
+        if let Some(key) = idempotency_key_opt {
+            idempotency_keys.insert(key.to_string(), (new_copy, patient.id));
+        }
         patients.insert(patient.id, patient.clone());
         self.record_version(ctx, &patient, "create");
         Ok(patient)

@@ -660,3 +660,100 @@ async fn purge_is_admin_only_and_erases_the_history() {
     history.problem(404);
     again.problem(404);
 }
+
+#[actix_web::test]
+async fn a_retry_with_the_same_idempotency_key_answers_the_first_201() {
+    // Arrange
+    let store = Arc::new(FakePatients::default());
+    let app = api_app!(fakes_with_store(false, store.clone()), ready_health());
+    let keyed = || register_john().insert_header(("Idempotency-Key", "visit-42"));
+    let first = send(&app, keyed().to_request()).await;
+
+    // Act
+    let retried = send(&app, keyed().to_request()).await;
+
+    // Assert
+    assert_eq!(first.status, 201);
+    assert_eq!(retried.status, 201);
+    assert_eq!(retried.header("location"), first.header("location"));
+    assert_eq!(retried.header("etag"), first.header("etag"));
+    assert_eq!(retried.json()["id"], first.json()["id"]);
+    assert_eq!(store.count(), 1);
+}
+
+#[actix_web::test]
+async fn the_same_idempotency_key_with_another_body_is_a_422_problem() {
+    let app = api_app!();
+    let keyed = |body: Value| {
+        as_admin(TestRequest::post().uri("/api/patients"))
+            .insert_header(("Idempotency-Key", "visit-42"))
+            .set_json(body)
+    };
+    send(&app, keyed(john_doe()).to_request()).await;
+    let mut other = john_doe();
+    other["name"] = json!("Jane Doe");
+
+    let reply = send(&app, keyed(other).to_request()).await;
+
+    let problem = reply.problem(422);
+    assert_eq!(
+        problem["detail"],
+        "this Idempotency-Key was used with a different request"
+    );
+    assert!(problem["type"].as_str().unwrap().ends_with("unprocessable"));
+}
+
+#[actix_web::test]
+async fn a_malformed_idempotency_key_is_a_400_naming_the_header() {
+    let store = Arc::new(FakePatients::default());
+    let app = api_app!(fakes_with_store(false, store.clone()), ready_health());
+    let request = register_john().insert_header(("Idempotency-Key", "k".repeat(256)));
+
+    let reply = send(&app, request.to_request()).await;
+
+    let problem = reply.problem(400);
+    assert_eq!(problem["errors"][0]["field"], "Idempotency-Key");
+    assert_eq!(store.count(), 0);
+}
+
+#[actix_web::test]
+async fn if_none_exist_answers_a_match_with_200_and_creates_otherwise() {
+    // Arrange
+    let store = Arc::new(FakePatients::default());
+    let app = api_app!(fakes_with_store(false, store.clone()), ready_health());
+    let conditional =
+        || register_john().insert_header(("If-None-Exist", "email=John.Doe@example.com"));
+
+    // Act: no patient yet, then the same request again
+    let created = send(&app, conditional().to_request()).await;
+    let matched = send(&app, conditional().to_request()).await;
+
+    // Assert
+    assert_eq!(created.status, 201);
+    assert_eq!(matched.status, 200);
+    assert_eq!(matched.json()["id"], created.json()["id"]);
+    assert_eq!(matched.header("location"), created.header("location"));
+    assert_eq!(store.count(), 1);
+    let search = store.searches().pop().unwrap();
+    assert_eq!(search.email_opt.as_deref(), Some("john.doe@example.com"));
+    assert_eq!(search.limit, 1);
+}
+
+#[actix_web::test]
+async fn if_none_exist_by_identifier_passes_the_mrn_and_a_bad_condition_is_400() {
+    let store = Arc::new(FakePatients::default());
+    let app = api_app!(fakes_with_store(false, store.clone()), ready_health());
+    let by_mrn = register_john().insert_header(("If-None-Exist", "identifier=MRN-00000042"));
+    send(&app, by_mrn.to_request()).await;
+    assert_eq!(
+        store.searches().pop().unwrap().identifier_opt.as_deref(),
+        Some("MRN-00000042")
+    );
+
+    let bad = register_john().insert_header(("If-None-Exist", "name=John"));
+    let reply = send(&app, bad.to_request()).await;
+
+    let problem = reply.problem(400);
+    assert_eq!(problem["errors"][0]["field"], "If-None-Exist");
+    assert_eq!(store.count(), 1);
+}

@@ -10,8 +10,8 @@ use ward_bus::grpc::{
     peer_description,
 };
 use ward_bus::patients::{
-    AuditPage, AuditQuery, NewPatient, PageRequest, Patient, PatientChanges, PatientPage,
-    PatientSearch, PatientVersion,
+    AuditPage, AuditQuery, IdempotencyKey, NewPatient, PageRequest, Patient, PatientChanges,
+    PatientPage, PatientSearch, PatientVersion,
 };
 use ward_core::{CallerContext, Role, WardError, WardResult};
 use ward_proto::v1 as proto;
@@ -70,8 +70,12 @@ impl PatientsApi for PatientsGrpcClient {
         &self,
         ctx: &CallerContext,
         patient: NewPatient,
+        idempotency_key_opt: Option<IdempotencyKey>,
     ) -> WardResult<Patient> {
-        let message = new_patient_to_proto(patient, None);
+        let message = proto::PatientInput {
+            idempotency_key: idempotency_key_opt.map(|key| key.to_string()),
+            ..new_patient_to_proto(patient, None)
+        };
         let response = call_with_reconnect(|| {
             let mut client = self.client();
             let request = outgoing_request(message.clone(), ctx);

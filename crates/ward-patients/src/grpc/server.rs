@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use ward_bus::PatientsApi;
 use ward_bus::grpc::{caller_from_request, parse_uuid, respond};
-use ward_bus::patients::{NewPatient, PatientChanges};
+use ward_bus::patients::{IdempotencyKey, NewPatient, PatientChanges};
 use ward_bus::token::TokenVerifier;
 use ward_core::{CallerContext, FieldError, WardError, WardResult};
 use ward_proto::v1 as proto;
@@ -83,10 +83,19 @@ impl PatientService for PatientsGrpcServer {
     ) -> Result<Response<proto::Patient>, Status> {
         let ctx = caller_from_request(&request, &self.verifier);
         // `id` is ignored: the module assigns ids; ImportPatients is the call that carries them.
-        let input = input_from_proto(request.into_inner());
-        let result = match NewPatient::parse(input) {
-            Ok(patient) => self.service.create_patient(&ctx, patient).await,
-            Err(error) => Err(error),
+        let mut message = request.into_inner();
+        let idempotency_key_result = match message.idempotency_key.take() {
+            Some(raw) => IdempotencyKey::parse(&raw).map(Some),
+            None => Ok(None),
+        };
+        let input = input_from_proto(message);
+        let result = match (NewPatient::parse(input), idempotency_key_result) {
+            (Ok(patient), Ok(idempotency_key_opt)) => {
+                self.service
+                    .create_patient(&ctx, patient, idempotency_key_opt)
+                    .await
+            }
+            (Err(error), _) | (_, Err(error)) => Err(error),
         };
         respond(&ctx, "CreatePatient", result.map(patient_to_proto))
     }
