@@ -1,37 +1,19 @@
 //! Creates with an `Idempotency-Key` against a real SQLite file: retries, reuse with another
 //! patient, per-user keys, expiry and concurrent first calls.
 
-use std::path::PathBuf;
+mod common;
 
 use chrono::NaiveDate;
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 use ward_bus::PatientsApi;
-use ward_bus::outbox::{self, OutboxWaker};
+use ward_bus::outbox::{self};
 use ward_bus::patients::{IdempotencyKey, NewPatient, PageRequest};
-use ward_core::config::SecretUrl;
 use ward_core::{CallerContext, ErrorCode, Principal, UserRole};
-use ward_patients::PatientsService;
 
-/// A fresh database in its own temp folder, removed when dropped.
-struct TestDb {
-    dir: PathBuf,
-    db: DatabaseConnection,
-    service: PatientsService,
-}
+use common::TestDb;
 
 impl TestDb {
-    async fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("ward-idempotency-{}", Uuid::now_v7()));
-        let url = format!("sqlite://{}?mode=rwc", dir.join("patients.db").display());
-        let db = ward_bus::db::connect(&SecretUrl::new(url), "patients")
-            .await
-            .unwrap();
-        PatientsService::migrate(&db).await.unwrap();
-        let service = PatientsService::new(db.clone(), OutboxWaker::default());
-        Self { dir, db, service }
-    }
-
     async fn num_patients(&self) -> usize {
         let page = PageRequest {
             limit: 500,
@@ -40,12 +22,6 @@ impl TestDb {
         let system = CallerContext::system("test");
         let listed = self.service.list_patients(&system, page).await.unwrap();
         listed.items.len()
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -72,7 +48,7 @@ fn key(raw: &str) -> Option<IdempotencyKey> {
 #[tokio::test]
 async fn a_retry_returns_the_first_patient_and_writes_nothing() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("idempotency").await;
     let caller = clinician();
     let first = test
         .service
@@ -102,7 +78,7 @@ async fn a_retry_returns_the_first_patient_and_writes_nothing() {
 
 #[tokio::test]
 async fn the_same_key_with_another_patient_is_unprocessable() {
-    let test = TestDb::new().await;
+    let test = TestDb::new("idempotency").await;
     let caller = clinician();
     test.service
         .create_patient(&caller, new_patient("Ann", "ann@example.com"), key("k-1"))
@@ -121,7 +97,7 @@ async fn the_same_key_with_another_patient_is_unprocessable() {
 
 #[tokio::test]
 async fn keys_belong_to_their_user() {
-    let test = TestDb::new().await;
+    let test = TestDb::new("idempotency").await;
     test.service
         .create_patient(
             &clinician(),
@@ -148,7 +124,7 @@ async fn keys_belong_to_their_user() {
 
 #[tokio::test]
 async fn an_expired_key_creates_anew() {
-    let test = TestDb::new().await;
+    let test = TestDb::new("idempotency").await;
     let caller = clinician();
     test.service
         .create_patient(&caller, new_patient("Ann", "ann@example.com"), key("k"))
@@ -176,7 +152,7 @@ async fn an_expired_key_creates_anew() {
 
 #[tokio::test]
 async fn concurrent_first_calls_with_one_key_create_one_patient() {
-    let test = TestDb::new().await;
+    let test = TestDb::new("idempotency").await;
     let caller = clinician();
     let mut tasks = Vec::new();
     for _ in 0..4 {

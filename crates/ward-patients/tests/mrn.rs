@@ -2,41 +2,20 @@
 //! order, once each (also under concurrent creates), found by `identifier`, kept by updates
 //! and history, in the configured format.
 
+mod common;
+
 use std::collections::HashSet;
-use std::path::PathBuf;
 
 use chrono::NaiveDate;
-use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 use ward_bus::PatientsApi;
 use ward_bus::outbox::OutboxWaker;
 use ward_bus::patients::{NewPatient, PatientChanges, PatientSearch, PatientSearchInput};
 use ward_core::CallerContext;
-use ward_core::config::{PatientsOptions, SecretUrl};
+use ward_core::config::PatientsOptions;
 use ward_patients::{MrnFormat, PatientsService};
 
-struct TestDb {
-    dir: PathBuf,
-    db: DatabaseConnection,
-    service: PatientsService,
-}
-
-impl TestDb {
-    async fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("ward-patients-mrn-{}", Uuid::now_v7()));
-        let url = SecretUrl::new(format!("sqlite://{}?mode=rwc", dir.join("p.db").display()));
-        let db = ward_bus::db::connect(&url, "patients").await.unwrap();
-        PatientsService::migrate(&db).await.unwrap();
-        let service = PatientsService::new(db.clone(), OutboxWaker::default());
-        Self { dir, db, service }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use common::TestDb;
 
 fn date(raw: &str) -> NaiveDate {
     NaiveDate::parse_from_str(raw, "%Y-%m-%d").unwrap()
@@ -67,7 +46,7 @@ fn by_identifier(identifier: &str) -> PatientSearch {
 #[tokio::test]
 async fn registrations_get_sequential_numbers_that_a_failed_one_does_not_use() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("patients-mrn").await;
 
     // Act
     let first = test
@@ -108,7 +87,7 @@ async fn registrations_get_sequential_numbers_that_a_failed_one_does_not_use() {
 #[tokio::test]
 async fn concurrent_creates_get_distinct_numbers() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("patients-mrn").await;
     let mut tasks = Vec::new();
 
     // Act
@@ -138,7 +117,7 @@ async fn concurrent_creates_get_distinct_numbers() {
 #[tokio::test]
 async fn a_number_finds_its_patient_and_survives_updates_and_history() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("patients-mrn").await;
     let ada = test
         .service
         .create_patient(&system(), new_patient("Ada", "ada@example.com"), None)
@@ -186,7 +165,7 @@ async fn a_number_finds_its_patient_and_survives_updates_and_history() {
 
 #[tokio::test]
 async fn the_configured_format_is_used() {
-    let test = TestDb::new().await;
+    let test = TestDb::new("patients-mrn").await;
     let format = MrnFormat::from_options(&PatientsOptions {
         mrn_prefix: "W/".into(),
         mrn_digits: 3,

@@ -2,8 +2,9 @@
 //! and accents, birth date bounds, email, sorts, stable keyset paging, totals and the name index
 //! kept in step with writes.
 
+mod common;
+
 use std::collections::HashSet;
-use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use sea_orm::{ConnectionTrait, Statement};
@@ -18,25 +19,9 @@ use ward_core::config::SecretUrl;
 use ward_core::{CallerContext, ErrorCode, WardResult};
 use ward_patients::PatientsService;
 
-/// A fresh database in its own temp folder, removed when dropped.
-struct TestDb {
-    dir: PathBuf,
-    service: PatientsService,
-}
+use common::TestDb;
 
 impl TestDb {
-    async fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("ward-patients-search-{}", Uuid::now_v7()));
-        let url = SecretUrl::new(format!(
-            "sqlite://{}?mode=rwc",
-            dir.join("patients.db").display()
-        ));
-        let db = ward_bus::db::connect(&url, "patients").await.unwrap();
-        PatientsService::migrate(&db).await.unwrap();
-        let service = PatientsService::new(db, OutboxWaker::default());
-        Self { dir, service }
-    }
-
     async fn add(&self, name: &str, date_of_birth: &str, registered_date: &str) -> Patient {
         let email = format!("{}@example.com", Uuid::now_v7().simple());
         let patient = NewPatient {
@@ -71,12 +56,6 @@ impl TestDb {
     }
 }
 
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn date(raw: &str) -> NaiveDate {
     NaiveDate::parse_from_str(raw, "%Y-%m-%d").unwrap()
 }
@@ -98,7 +77,7 @@ fn sorted(mut names: Vec<String>) -> Vec<String> {
 }
 
 async fn sample() -> TestDb {
-    let test = TestDb::new().await;
+    let test = TestDb::new("patients-search").await;
     test.add("José Álvarez", "1982-03-04", "2024-01-05").await;
     test.add("Ann Johnson", "1979-12-31", "2024-02-01").await;
     test.add("Björn Ek", "1990-07-01", "2023-11-20").await;
@@ -163,7 +142,7 @@ async fn birth_dates_filter_by_eq_ge_le_and_ranges() {
 
 #[tokio::test]
 async fn email_matches_exactly_ignoring_case() {
-    let test = TestDb::new().await;
+    let test = TestDb::new("patients-search").await;
     let patient = NewPatient {
         name: "Ada Lovelace".into(),
         email: "Ada@Example.com".into(),
@@ -270,7 +249,7 @@ async fn page_through_while_inserting(test: &TestDb, input: PatientSearchInput) 
 #[tokio::test]
 async fn paging_covers_every_match_once_while_patients_are_added() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("patients-search").await;
     for index in 0..10 {
         let birth = format!("19{:02}-01-0{}", 70 + index, 1 + index % 3);
         test.add(&format!("Jo Patient{index}"), &birth, "2024-01-01")
@@ -355,7 +334,7 @@ async fn the_total_is_counted_only_when_asked() {
 
 #[tokio::test]
 async fn the_name_index_follows_updates_and_deletes() {
-    let test = TestDb::new().await;
+    let test = TestDb::new("patients-search").await;
     let patient = test.add("José Álvarez", "1982-03-04", "2024-01-05").await;
     let changes = PatientChanges {
         name: "Joseph Brown".into(),

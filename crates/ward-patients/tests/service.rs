@@ -1,11 +1,12 @@
 //! `PatientsService` against a real SQLite file: records, outbox rows, authorization, relay.
 
+mod common;
+
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder};
+use sea_orm::{EntityTrait, QueryOrder};
 use uuid::Uuid;
 use ward_bus::PatientsApi;
 use ward_bus::events::{
@@ -13,30 +14,15 @@ use ward_bus::events::{
     decode_payload,
 };
 use ward_bus::local_log::LocalEventLog;
-use ward_bus::outbox::{self, OutboxRelay, OutboxWaker};
+use ward_bus::outbox::{self, OutboxRelay};
 use ward_bus::patients::{AuditEvent, AuditQuery, NewPatient, PageRequest, PatientChanges};
 use ward_core::config::SecretUrl;
 use ward_core::{CallerContext, Principal, UserRole, WardError};
 use ward_patients::PatientsService;
 
-/// A fresh database in its own temp folder, removed when dropped.
-struct TestDb {
-    dir: PathBuf,
-    db: DatabaseConnection,
-    service: PatientsService,
-}
+use common::TestDb;
 
 impl TestDb {
-    async fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("ward-patients-{}", Uuid::now_v7()));
-        let db = ward_bus::db::connect(&sqlite_url(&dir, "patients.db"), "patients")
-            .await
-            .unwrap();
-        PatientsService::migrate(&db).await.unwrap();
-        let service = PatientsService::new(db.clone(), OutboxWaker::default());
-        Self { dir, db, service }
-    }
-
     async fn num_pending(&self) -> u64 {
         outbox::pending(&self.db).await.unwrap()
     }
@@ -55,12 +41,6 @@ impl TestDb {
                 (envelope.event_type.clone(), row.record_key, envelope)
             })
             .collect()
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -107,7 +87,7 @@ fn page(limit: u32, after_opt: Option<Uuid>) -> PageRequest {
 #[tokio::test]
 async fn create_get_update_delete_write_their_events_in_order() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("patients").await;
     let clinician = caller(UserRole::Clinician);
 
     // Act
@@ -195,7 +175,7 @@ async fn create_get_update_delete_write_their_events_in_order() {
 #[tokio::test]
 async fn a_duplicate_email_differing_in_case_writes_nothing() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("patients").await;
     test.service
         .create_patient(&system(), new_patient("Ann", "ann@example.com"), None)
         .await
@@ -227,7 +207,7 @@ async fn a_duplicate_email_differing_in_case_writes_nothing() {
 #[tokio::test]
 async fn concurrent_creates_with_one_email_register_exactly_one() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("patients").await;
     let mut tasks = Vec::new();
 
     // Act
@@ -263,7 +243,7 @@ async fn concurrent_creates_with_one_email_register_exactly_one() {
 #[tokio::test]
 async fn updating_to_another_patients_email_conflicts_but_keeping_ones_own_does_not() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("patients").await;
     let first = test
         .service
         .create_patient(&system(), new_patient("First", "first@example.com"), None)
@@ -312,7 +292,7 @@ async fn updating_to_another_patients_email_conflicts_but_keeping_ones_own_does_
 #[tokio::test]
 async fn unknown_ids_are_not_found_everywhere() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("patients").await;
     let unknown = Uuid::now_v7();
     let not_found = WardError::NotFound("Patient not found".into());
 
@@ -339,7 +319,7 @@ async fn unknown_ids_are_not_found_everywhere() {
 #[tokio::test]
 async fn pages_of_three_over_seven_patients_cover_all_once() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("patients").await;
     let mut created = Vec::new();
     for index in 0..7 {
         let patient = new_patient(
@@ -388,7 +368,7 @@ async fn pages_of_three_over_seven_patients_cover_all_once() {
 #[tokio::test]
 async fn an_exact_last_page_has_no_cursor_and_bad_limits_are_refused() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("patients").await;
     for index in 0..3 {
         let patient = new_patient("Patient", &format!("q{index}@example.com"));
         test.service
@@ -414,7 +394,7 @@ async fn an_exact_last_page_has_no_cursor_and_bad_limits_are_refused() {
 #[tokio::test]
 async fn rights_are_enforced_before_any_work() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("patients").await;
     let analyst = caller(UserRole::Analyst);
     let billing = caller(UserRole::Billing);
     let anonymous = CallerContext::anonymous("req-anon");
@@ -465,7 +445,7 @@ async fn rights_are_enforced_before_any_work() {
 #[tokio::test]
 async fn importing_twice_inserts_once() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("patients").await;
     let demo_id = Uuid::parse_str("123e4567-e89b-12d3-a456-426614174000").unwrap();
     let batch = vec![
         (demo_id, new_patient("John Doe", "john.doe@example.com")),
@@ -506,7 +486,7 @@ async fn importing_twice_inserts_once() {
 #[tokio::test]
 async fn the_relay_moves_outbox_rows_to_the_log() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("patients").await;
     let log = Arc::new(
         LocalEventLog::open(&sqlite_url(&test.dir, "events.db"))
             .await
@@ -576,7 +556,7 @@ fn summary(events: &[AuditEvent]) -> Vec<(String, String, Vec<Uuid>)> {
 #[tokio::test]
 async fn create_get_list_and_a_denied_read_are_audited() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("patients").await;
     let clinician = caller(UserRole::Clinician).with_client_addr("192.0.2.7");
     let analyst = caller(UserRole::Analyst);
 
@@ -652,7 +632,7 @@ async fn create_get_list_and_a_denied_read_are_audited() {
 #[tokio::test]
 async fn a_failed_create_writes_no_allowed_create_row() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("patients").await;
     test.service
         .create_patient(&system(), new_patient("Ann", "ann@example.com"), None)
         .await
@@ -679,7 +659,7 @@ async fn a_failed_create_writes_no_allowed_create_row() {
 #[tokio::test]
 async fn the_audit_trail_is_for_admins_and_pages_by_cursor() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("patients").await;
     let created = test
         .service
         .create_patient(&system(), new_patient("Ann", "ann@example.com"), None)
@@ -731,7 +711,7 @@ async fn the_audit_trail_is_for_admins_and_pages_by_cursor() {
 #[tokio::test]
 async fn the_audit_trail_is_append_only_in_the_database() {
     use sea_orm::ConnectionTrait;
-    let test = TestDb::new().await;
+    let test = TestDb::new("patients").await;
     test.service
         .list_patients(&caller(UserRole::Clinician), page(10, None))
         .await

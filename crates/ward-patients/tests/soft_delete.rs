@@ -1,41 +1,22 @@
 //! Soft delete, restore and purge against a real SQLite file.
 
-use std::path::PathBuf;
+mod common;
 
 use chrono::NaiveDate;
-use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, QueryOrder, Statement};
+use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder, Statement};
 use uuid::Uuid;
 use ward_bus::PatientsApi;
 use ward_bus::events::{PatientPurged, PatientRestored, decode_envelope, decode_payload};
-use ward_bus::outbox::{self, OutboxWaker};
+use ward_bus::outbox::{self};
 use ward_bus::patients::{
     AuditQuery, NewPatient, PATIENT_GONE_MESSAGE, PageRequest, PatientChanges, PatientSearch,
     PatientSearchInput,
 };
-use ward_core::config::SecretUrl;
 use ward_core::{CallerContext, ErrorCode, Principal, UserRole, WardError};
-use ward_patients::PatientsService;
 
-/// A fresh database in its own temp folder, removed when dropped.
-struct TestDb {
-    dir: PathBuf,
-    db: DatabaseConnection,
-    service: PatientsService,
-}
+use common::TestDb;
 
 impl TestDb {
-    async fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("ward-soft-delete-{}", Uuid::now_v7()));
-        let url = SecretUrl::new(format!(
-            "sqlite://{}?mode=rwc",
-            dir.join("patients.db").display()
-        ));
-        let db = ward_bus::db::connect(&url, "patients").await.unwrap();
-        PatientsService::migrate(&db).await.unwrap();
-        let service = PatientsService::new(db.clone(), OutboxWaker::default());
-        Self { dir, db, service }
-    }
-
     /// Rows of `table` about patient `id` (`id_column` names it).
     async fn num_rows(&self, table: &str, id_column: &str, id: Uuid) -> i64 {
         let backend = self.db.get_database_backend();
@@ -62,12 +43,6 @@ impl TestDb {
                 (envelope.event_type, row.payload)
             })
             .collect()
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -114,7 +89,7 @@ fn search_by_name(name: &str) -> PatientSearch {
 #[tokio::test]
 async fn a_deleted_patient_stays_stored_but_answers_gone_and_is_never_found() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("soft-delete").await;
     let clinician = caller(UserRole::Clinician);
     let ada = test
         .service
@@ -199,7 +174,7 @@ async fn a_deleted_patient_stays_stored_but_answers_gone_and_is_never_found() {
 #[tokio::test]
 async fn a_restore_brings_the_patient_back_one_version_on_with_its_event() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("soft-delete").await;
     let clinician = caller(UserRole::Clinician);
     let ada = test
         .service
@@ -280,7 +255,7 @@ async fn a_restore_brings_the_patient_back_one_version_on_with_its_event() {
 #[tokio::test]
 async fn a_purge_erases_record_tokens_and_history_but_keeps_the_audit_trail() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("soft-delete").await;
     let admin = caller(UserRole::Admin);
     let clinician = caller(UserRole::Clinician);
     let ada = test

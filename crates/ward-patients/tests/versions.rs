@@ -1,37 +1,17 @@
 //! Patient versions against a real SQLite file: counting, conditional writes, history.
 
-use std::path::PathBuf;
+mod common;
 
 use chrono::NaiveDate;
-use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 use ward_bus::PatientsApi;
-use ward_bus::outbox::{self, OutboxWaker};
+use ward_bus::outbox::{self};
 use ward_bus::patients::{AuditQuery, NewPatient, PatientChanges};
-use ward_core::config::SecretUrl;
 use ward_core::{CallerContext, Principal, UserRole, WardError};
-use ward_patients::PatientsService;
 
-/// A fresh database in its own temp folder, removed when dropped.
-struct TestDb {
-    dir: PathBuf,
-    db: DatabaseConnection,
-    service: PatientsService,
-}
+use common::TestDb;
 
 impl TestDb {
-    async fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("ward-versions-{}", Uuid::now_v7()));
-        let url = SecretUrl::new(format!(
-            "sqlite://{}?mode=rwc",
-            dir.join("patients.db").display()
-        ));
-        let db = ward_bus::db::connect(&url, "patients").await.unwrap();
-        PatientsService::migrate(&db).await.unwrap();
-        let service = PatientsService::new(db.clone(), OutboxWaker::default());
-        Self { dir, db, service }
-    }
-
     async fn num_pending(&self) -> u64 {
         outbox::pending(&self.db).await.unwrap()
     }
@@ -42,12 +22,6 @@ impl TestDb {
             .await
             .map(|history| history.len())
             .unwrap_or(0)
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -92,7 +66,7 @@ fn changed(current_version: u32) -> WardError {
 #[tokio::test]
 async fn versions_start_at_one_and_every_update_adds_one() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("versions").await;
     let clinician = caller(UserRole::Clinician);
 
     // Act
@@ -132,7 +106,7 @@ async fn versions_start_at_one_and_every_update_adds_one() {
 #[tokio::test]
 async fn a_stale_expected_version_is_refused_and_writes_nothing() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("versions").await;
     let created = test
         .service
         .create_patient(&system(), new_patient("a@example.com"), None)
@@ -182,7 +156,7 @@ async fn a_stale_expected_version_is_refused_and_writes_nothing() {
 #[tokio::test]
 async fn concurrent_updates_with_the_same_expected_version_have_one_winner() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("versions").await;
     let created = test
         .service
         .create_patient(&system(), new_patient("a@example.com"), None)
@@ -237,7 +211,7 @@ async fn concurrent_updates_with_the_same_expected_version_have_one_winner() {
 #[tokio::test]
 async fn history_lists_every_change_newest_first_and_outlives_the_delete() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("versions").await;
     let clinician = caller(UserRole::Clinician);
     let admin = caller(UserRole::Admin);
     let created = test
@@ -332,7 +306,7 @@ async fn history_lists_every_change_newest_first_and_outlives_the_delete() {
 #[tokio::test]
 async fn a_reimport_skips_a_deleted_patient_and_restarts_after_a_purge() {
     // Arrange
-    let test = TestDb::new().await;
+    let test = TestDb::new("versions").await;
     let id = Uuid::now_v7();
     let batch = vec![(id, new_patient("demo@example.com"))];
     test.service
