@@ -132,59 +132,56 @@ pub async fn build_node(config: &Config, roles: &[Role]) -> WardResult<Node> {
         },
     };
 
-    let patients: PatientsClient = match roles.contains(&Role::Patients) {
-        true => {
-            let db = open_database(config, Role::Patients, migrate).await?;
-            let relay = OutboxRelay::new("patients", db.clone(), log.clone());
-            let mrn_format = ward_patients::MrnFormat::from_options(&config.patients);
-            let service =
-                ward_patients::PatientsService::new(db, relay.waker()).with_mrn_format(mrn_format);
-            workers.push(Worker::Relay(relay));
-            Arc::new(service)
-        }
-        false => match peer_channel(config, Role::Patients).await? {
+    let patients: PatientsClient = if roles.contains(&Role::Patients) {
+        let db = open_database(config, Role::Patients, migrate).await?;
+        let relay = OutboxRelay::new("patients", db.clone(), log.clone());
+        let mrn_format = ward_patients::MrnFormat::from_options(&config.patients);
+        let service =
+            ward_patients::PatientsService::new(db, relay.waker()).with_mrn_format(mrn_format);
+        workers.push(Worker::Relay(relay));
+        Arc::new(service)
+    } else {
+        match peer_channel(config, Role::Patients).await? {
             Some(channel) => Arc::new(
                 ward_patients::PatientsGrpcClient::new(channel)
                     .with_addresses(config.peers.for_role(Role::Patients)),
             ),
             None => Arc::new(MissingPeer::new(Role::Patients)),
-        },
+        }
     };
 
-    let billing: BillingClient = match roles.contains(&Role::Billing) {
-        true => {
-            let db = open_database(config, Role::Billing, migrate).await?;
-            let relay = OutboxRelay::new("billing", db.clone(), log.clone());
-            let waker = relay.waker();
-            workers.push(Worker::Relay(relay));
-            let consumer =
-                ward_billing::patient_events_consumer(db.clone(), log.clone(), waker.clone());
-            workers.push(Worker::Consumer(consumer.with_share(share.0, share.1)));
-            Arc::new(ward_billing::BillingService::new(db, waker))
-        }
-        false => match peer_channel(config, Role::Billing).await? {
+    let billing: BillingClient = if roles.contains(&Role::Billing) {
+        let db = open_database(config, Role::Billing, migrate).await?;
+        let relay = OutboxRelay::new("billing", db.clone(), log.clone());
+        let waker = relay.waker();
+        workers.push(Worker::Relay(relay));
+        let consumer =
+            ward_billing::patient_events_consumer(db.clone(), log.clone(), waker.clone());
+        workers.push(Worker::Consumer(consumer.with_share(share.0, share.1)));
+        Arc::new(ward_billing::BillingService::new(db, waker))
+    } else {
+        match peer_channel(config, Role::Billing).await? {
             Some(channel) => Arc::new(
                 ward_billing::BillingGrpcClient::new(channel)
                     .with_addresses(config.peers.for_role(Role::Billing)),
             ),
             None => Arc::new(MissingPeer::new(Role::Billing)),
-        },
+        }
     };
 
-    let analytics: AnalyticsClient = match roles.contains(&Role::Analytics) {
-        true => {
-            let db = open_database(config, Role::Analytics, migrate).await?;
-            let consumer = ward_analytics::events_consumer(db.clone(), log.clone());
-            workers.push(Worker::Consumer(consumer.with_share(share.0, share.1)));
-            Arc::new(ward_analytics::AnalyticsService::new(db))
-        }
-        false => match peer_channel(config, Role::Analytics).await? {
+    let analytics: AnalyticsClient = if roles.contains(&Role::Analytics) {
+        let db = open_database(config, Role::Analytics, migrate).await?;
+        let consumer = ward_analytics::events_consumer(db.clone(), log.clone());
+        workers.push(Worker::Consumer(consumer.with_share(share.0, share.1)));
+        Arc::new(ward_analytics::AnalyticsService::new(db))
+    } else {
+        match peer_channel(config, Role::Analytics).await? {
             Some(channel) => Arc::new(
                 ward_analytics::AnalyticsGrpcClient::new(channel)
                     .with_addresses(config.peers.for_role(Role::Analytics)),
             ),
             None => Arc::new(MissingPeer::new(Role::Analytics)),
-        },
+        }
     };
 
     let local_grpc = LocalGrpcServices {
