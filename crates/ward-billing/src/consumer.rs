@@ -1,24 +1,28 @@
-//! Opening billing accounts from patient events.
+//! Opening billing accounts from patient events, and marking them merged or active again as
+//! patients are merged and unmerged.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
-use ward_bus::billing::OpenAccountRequest;
+use ward_bus::billing::{AccountStatus, OpenAccountRequest};
 use ward_bus::consumer::{Consumer, EventHandler};
 use ward_bus::events::{
-    DomainEvent, EventLogHandle, PATIENTS_TOPIC, PatientRegistered, decode_payload,
+    DomainEvent, EventLogHandle, PATIENTS_TOPIC, PatientMerged, PatientRegistered, PatientUnmerged,
+    decode_payload,
 };
 use ward_bus::outbox::OutboxWaker;
 use ward_core::WardResult;
 use ward_proto::v1::EventEnvelope;
 
-use crate::service::open_account_in;
+use crate::service::{open_account_in, set_account_status};
 
 /// The consumer name under which billing records its offsets and processed events.
 const CONSUMER_NAME: &str = "billing";
 
-/// Opens a billing account for each `PatientRegistered` event; ignores other patient events.
+/// Opens a billing account for each `PatientRegistered` event, marks the account of a merged
+/// duplicate `MERGED` (`PatientMerged`) and active again on `PatientUnmerged`; ignores other
+/// patient events.
 ///
 /// Exactly one account per patient holds three times over: the consumer skips an event id it
 /// already processed, [`open_account_in`] returns the existing account, and `patient_id` is unique.
@@ -37,6 +41,16 @@ impl PatientEventsHandler {
 impl EventHandler for PatientEventsHandler {
     #[tracing::instrument(name = "billing.handle_patient_event", skip_all, fields(event_type = %envelope.event_type))]
     async fn handle(&self, txn: &DatabaseTransaction, envelope: &EventEnvelope) -> WardResult<()> {
+        if envelope.event_type == PatientMerged::EVENT_TYPE {
+            let merged = decode_payload::<PatientMerged>(envelope)?;
+            let source = ward_core::id::parse_id(&merged.source_patient_id, "source_patient_id")?;
+            return set_account_status(txn, source, AccountStatus::Merged).await;
+        }
+        if envelope.event_type == PatientUnmerged::EVENT_TYPE {
+            let unmerged = decode_payload::<PatientUnmerged>(envelope)?;
+            let source = ward_core::id::parse_id(&unmerged.source_patient_id, "source_patient_id")?;
+            return set_account_status(txn, source, AccountStatus::Active).await;
+        }
         if envelope.event_type != PatientRegistered::EVENT_TYPE {
             return Ok(());
         }

@@ -173,6 +173,25 @@ pub(crate) async fn open_account_in(
 }
 
 /// Returns the patient's account, if one is open.
+/// Sets the status of the patient's account, if it has one (a merge of a patient whose
+/// account was never opened changes nothing).
+pub(crate) async fn set_account_status(
+    txn: &sea_orm::DatabaseTransaction,
+    patient_id: Uuid,
+    status: AccountStatus,
+) -> WardResult<()> {
+    billing_accounts::Entity::update_many()
+        .col_expr(
+            billing_accounts::Column::Status,
+            sea_orm::sea_query::Expr::value(status.as_str()),
+        )
+        .filter(billing_accounts::Column::PatientId.eq(patient_id))
+        .exec(txn)
+        .await
+        .map_err(|error| db_error("setting a billing account's status", error))?;
+    Ok(())
+}
+
 async fn find_account_in(
     db: &impl ConnectionTrait,
     patient_id: Uuid,

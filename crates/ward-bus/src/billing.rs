@@ -12,18 +12,23 @@ pub type BillingClient = Arc<dyn BillingApi>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccountStatus {
     Active,
+    /// The patient was merged into another as a duplicate; the other's account is the one
+    /// that bills. Undone by an unmerge.
+    Merged,
 }
 
 impl AccountStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             AccountStatus::Active => "ACTIVE",
+            AccountStatus::Merged => "MERGED",
         }
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "ACTIVE" => Some(AccountStatus::Active),
+            "MERGED" => Some(AccountStatus::Merged),
             _ => None,
         }
     }

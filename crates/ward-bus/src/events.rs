@@ -12,8 +12,8 @@ use ward_core::{WardError, WardResult};
 use ward_proto::v1::EventEnvelope;
 
 pub use ward_proto::v1::{
-    BillingAccountOpened, PatientDeleted, PatientPurged, PatientRegistered, PatientRestored,
-    PatientUpdated, SessionRevoked, UserTokensRevoked,
+    BillingAccountOpened, PatientDeleted, PatientMerged, PatientPurged, PatientRegistered,
+    PatientRestored, PatientUnmerged, PatientUpdated, SessionRevoked, UserTokensRevoked,
 };
 
 /// Topics are per producing module.
@@ -91,6 +91,12 @@ impl DomainEvent for PatientDeleted {
 }
 impl DomainEvent for PatientRestored {
     const EVENT_TYPE: &'static str = "PatientRestored";
+}
+impl DomainEvent for PatientMerged {
+    const EVENT_TYPE: &'static str = "PatientMerged";
+}
+impl DomainEvent for PatientUnmerged {
+    const EVENT_TYPE: &'static str = "PatientUnmerged";
 }
 impl DomainEvent for PatientPurged {
     const EVENT_TYPE: &'static str = "PatientPurged";

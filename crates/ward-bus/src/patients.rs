@@ -11,6 +11,13 @@ use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 use ward_core::{CallerContext, FieldError, WardError, WardResult};
 
+mod identifier;
+
+pub use identifier::{
+    IDENTIFIER_SYSTEM_MAX_CHARS, IDENTIFIER_VALUE_MAX_CHARS, IDENTIFIERS_MAX, IdentifierFilter,
+    IdentifierInput, MRN_SYSTEM, PatientIdentifier,
+};
+
 pub type PatientsClient = Arc<dyn PatientsApi>;
 
 pub const NAME_MAX_CHARS: usize = 100;
@@ -18,8 +25,9 @@ pub const EMAIL_MAX_CHARS: usize = 254;
 pub const ADDRESS_MAX_CHARS: usize = 500;
 pub const PAGE_DEFAULT: u32 = 50;
 pub const PAGE_MAX: u32 = 500;
-/// The longest `identifier` a search accepts; a medical record number is far shorter.
-pub const IDENTIFIER_MAX_CHARS: usize = 64;
+/// The longest `identifier` a search accepts: `system|value`.
+pub const IDENTIFIER_MAX_CHARS: usize =
+    IDENTIFIER_SYSTEM_MAX_CHARS + 1 + IDENTIFIER_VALUE_MAX_CHARS;
 pub const DATE_FORMAT: &str = "%Y-%m-%d";
 
 /// A stored patient record.
@@ -35,6 +43,12 @@ pub struct Patient {
     pub version: u32,
     /// The medical record number, assigned at registration (`MRN-00000042`); never changes.
     pub mrn: String,
+    /// Further identifiers, sorted by system then value; each belongs to this patient only.
+    pub identifiers: Vec<PatientIdentifier>,
+    /// Set once this record was merged into another (a duplicate folded into the record
+    /// that stays): the target's id. A merged record can be read but not changed, and searches
+    /// skip it.
+    pub merged_into_opt: Option<Uuid>,
 }
 
 /// One entry of a patient's history: the record as it stood after a change.
@@ -52,8 +66,22 @@ pub struct PatientVersion {
     pub patient: Patient,
 }
 
-/// The history actions, as stored and answered.
-pub const HISTORY_ACTIONS: [&str; 4] = ["create", "update", "delete", "restore"];
+/// The history actions, as stored and answered. A merge records `merge` on the target and
+/// `merged` on the source; an unmerge `unmerge` and `unmerged`.
+pub const HISTORY_ACTIONS: [&str; 8] = [
+    "create", "update", "delete", "restore", "merge", "merged", "unmerge", "unmerged",
+];
+
+/// The system under which a merged source's medical record number lives on among the target's
+/// identifiers, so a search for the old number finds the record that stayed.
+pub const MERGED_MRN_SYSTEM: &str = "urn:ward:merged-mrn";
+
+/// The refusal of a change to a merged record (HTTP 409).
+pub fn patient_merged(target: Uuid) -> WardError {
+    WardError::AlreadyExists(format!(
+        "Patient was merged into {target}; change that record instead"
+    ))
+}
 
 /// The answer for any read or change of a soft-deleted patient (HTTP 410).
 pub const PATIENT_GONE_MESSAGE: &str = "Patient was deleted; an admin can restore it";
@@ -73,6 +101,8 @@ pub struct PatientInput {
     pub address: Option<String>,
     pub date_of_birth: Option<String>,
     pub registered_date: Option<String>,
+    /// Absent: none on a create, unchanged on an update.
+    pub identifiers: Option<Vec<IdentifierInput>>,
 }
 
 /// A valid new patient.
@@ -83,6 +113,8 @@ pub struct NewPatient {
     pub address: String,
     pub date_of_birth: NaiveDate,
     pub registered_date: NaiveDate,
+    /// Further identifiers, sorted; none may belong to another patient.
+    pub identifiers: Vec<PatientIdentifier>,
 }
 
 /// The longest `Idempotency-Key` accepted.
@@ -135,6 +167,9 @@ pub struct PatientChanges {
     pub email: String,
     pub address: String,
     pub date_of_birth: NaiveDate,
+    /// The full new list of further identifiers; `None` keeps the current ones (clients that
+    /// predate identifiers send none, and must not erase them).
+    pub identifiers_opt: Option<Vec<PatientIdentifier>>,
 }
 
 /// One page of a keyset-paginated list, ordered by id.
@@ -203,11 +238,16 @@ struct RecordFields {
     email: Option<String>,
     address: Option<String>,
     date_of_birth: Option<NaiveDate>,
+    identifiers_opt: Option<Vec<PatientIdentifier>>,
 }
 
 impl RecordFields {
     fn parse(input: &mut PatientInput, errors: &mut Vec<FieldError>) -> Self {
         Self {
+            identifiers_opt: input
+                .identifiers
+                .take()
+                .map(|inputs| identifier::parse_identifiers(inputs, errors)),
             name: parse_name(input.name.take(), errors),
             email: parse_email(input.email.take(), errors),
             address: parse_address(input.address.take(), errors),
@@ -238,6 +278,7 @@ impl NewPatient {
                     email: Some(email),
                     address: Some(address),
                     date_of_birth: Some(date_of_birth),
+                    identifiers_opt,
                 },
                 Some(registered_date),
             ) if errors.is_empty() => Ok(NewPatient {
@@ -246,6 +287,7 @@ impl NewPatient {
                 address,
                 date_of_birth,
                 registered_date,
+                identifiers: identifiers_opt.unwrap_or_default(),
             }),
             _ => Err(validation_failed(errors)),
         }
@@ -266,11 +308,13 @@ impl PatientChanges {
                 email: Some(email),
                 address: Some(address),
                 date_of_birth: Some(date_of_birth),
+                identifiers_opt,
             } if errors.is_empty() => Ok(PatientChanges {
                 name,
                 email,
                 address,
                 date_of_birth,
+                identifiers_opt,
             }),
             _ => Err(validation_failed(errors)),
         }
@@ -485,7 +529,8 @@ pub struct PatientSearchInput {
     pub email_opt: Option<String>,
     /// Each `birthDate` value, in order.
     pub birth_dates: Vec<String>,
-    /// A medical record number, matched exactly.
+    /// FHIR's token: `value` (the medical record number or any identifier's value),
+    /// `urn:ward:mrn|value` or `system|value`; see [`IdentifierFilter`].
     pub identifier_opt: Option<String>,
     pub sort_opt: Option<String>,
     pub limit_opt: Option<i64>,
@@ -503,7 +548,7 @@ pub struct PatientSearch {
     /// Matches the email exactly, ignoring case ([`normalized_email`]).
     pub email_opt: Option<String>,
     pub birth_dates: Vec<BirthDateBound>,
-    /// Matches the medical record number exactly.
+    /// Matches an identifier exactly; read it with [`IdentifierFilter::of`].
     pub identifier_opt: Option<String>,
     pub sort: PatientSort,
     /// Page size, 1..=500.
@@ -1051,6 +1096,35 @@ pub trait PatientsApi: Send + Sync + 'static {
         version: u32,
     ) -> WardResult<PatientVersion>;
 
+    /// Folds the duplicate `source` into `target`, in one transaction: `source`'s further
+    /// identifiers (and its MRN, under [`MERGED_MRN_SYSTEM`]) move to `target`; `source` is
+    /// marked merged into `target` (readable, never changed again, left out of searches);
+    /// both get a history entry (`merge`, `merged`) and one more version; `PatientMerged` is
+    /// written. Needs `patients:write` on both. `expected_target_version_opt` as for
+    /// [`PatientsApi::update_patient`]. `InvalidArgument` when both are the same patient;
+    /// `AlreadyExists` (409) when either is merged already; `Gone` / `NotFound` as usual.
+    /// Returns the target as it is now.
+    async fn merge_patients(
+        &self,
+        ctx: &CallerContext,
+        target: Uuid,
+        source: Uuid,
+        expected_target_version_opt: Option<u32>,
+    ) -> WardResult<Patient>;
+
+    /// Undoes the last merge of `source` into `target`, if no older than the configured
+    /// window: `source` is live again with the identifiers it brought, which `target` loses
+    /// (those it still holds); history entries `unmerge` and `unmerged`; `PatientUnmerged`.
+    /// Needs `patients:write` on both. `AlreadyExists` (409) when `source` is not merged into
+    /// `target`; `PreconditionFailed` (412) once the window has passed. Returns
+    /// `(target, source)`.
+    async fn unmerge_patients(
+        &self,
+        ctx: &CallerContext,
+        target: Uuid,
+        source: Uuid,
+    ) -> WardResult<(Patient, Patient)>;
+
     /// Loads records with known ids, skipping ids already present; returns how many were new.
     /// Each new one is registered exactly as `create_patient` would (with its event). Needs
     /// `patients:write`. Used for `--demo` data.
@@ -1078,6 +1152,7 @@ mod tests {
             address: Some("123 Main St, Springfield".into()),
             date_of_birth: Some("1985-06-15".into()),
             registered_date: Some("2024-01-10".into()),
+            identifiers: None,
         }
     }
 
@@ -1308,7 +1383,7 @@ mod tests {
             name_opt: Some("--".into()),
             email_opt: Some("a\u{0}b".into()),
             birth_dates: vec!["lt1980-01-01".into()],
-            identifier_opt: Some("x".repeat(65)),
+            identifier_opt: Some("x".repeat(IDENTIFIER_MAX_CHARS + 1)),
             sort_opt: Some("age".into()),
             limit_opt: Some(0),
             cursor_opt: None,

@@ -208,6 +208,9 @@ pub struct PatientsOptions {
     /// How many digits the number is zero-padded to (1..=18); a number that outgrows it just
     /// gets longer. Since v0.2.
     pub mrn_digits: u8,
+    /// How long after a merge it can still be undone (`POST /api/patients/{id}/unmerge`), in
+    /// seconds; 30 days by default. Since v0.3.
+    pub unmerge_window_secs: u64,
 }
 
 impl Default for PatientsOptions {
@@ -215,6 +218,7 @@ impl Default for PatientsOptions {
         Self {
             mrn_prefix: "MRN-".into(),
             mrn_digits: 8,
+            unmerge_window_secs: 30 * 24 * 60 * 60,
         }
     }
 }

@@ -6,6 +6,8 @@
 
 mod create_headers;
 mod fields;
+mod identifiers;
+mod merge;
 mod search;
 mod session;
 mod users;
@@ -30,6 +32,9 @@ use ward_core::{FieldError, Principal, UserRole, WardResult};
 
 pub(crate) use self::create_headers::{idempotency_key, if_none_exist};
 use self::fields::{field_error, invalid, required, text_field, unknown_fields, with_type_errors};
+pub(crate) use self::identifiers::IdentifierDto;
+use self::identifiers::identifiers_field;
+pub(crate) use self::merge::{MergeBody, UnmergeResponse};
 pub(crate) use self::search::{BirthDateBoundParam, PatientSearchParams, parse_patient_search};
 pub(crate) use self::session::{AccessTokenResponse, NarrowBody, PasswordBody, RefreshBody};
 pub(crate) use self::users::{NewUserBody, UserListResponse, UserPatchBody, UserResponse};
@@ -216,6 +221,9 @@ pub(crate) struct PatientBody {
     date_of_birth: Option<Value>,
     #[schema(value_type = String, format = Date, example = "2024-01-10")]
     registered_date: Option<Value>,
+    /// Further identifiers (not the MRN, which Ward assigns); none when absent.
+    #[schema(value_type = Option<Vec<IdentifierDto>>, max_items = 20)]
+    identifiers: Option<Value>,
     /// Any other member: a 400 naming it (`id` is allowed on `PUT` when it matches the path).
     #[serde(flatten)]
     #[schema(ignore)]
@@ -284,6 +292,7 @@ impl PatientBody {
             address: text_field(self.address, "address", &mut type_errors),
             date_of_birth: text_field(self.date_of_birth, "dateOfBirth", &mut type_errors),
             registered_date: text_field(self.registered_date, "registeredDate", &mut type_errors),
+            identifiers: identifiers_field(self.identifiers, &mut type_errors),
         };
         unknown_fields(&self.unknown, &mut type_errors);
         (input, type_errors)
@@ -325,6 +334,9 @@ pub(crate) struct PatientUpdateSchema {
     /// Ignored: the registration date never changes. A value sent must still be a date.
     #[schema(example = "2024-01-10")]
     registered_date: Option<NaiveDate>,
+    /// The full new list of further identifiers; absent keeps the stored ones.
+    #[schema(required = false, max_items = 20)]
+    identifiers: Vec<IdentifierDto>,
 }
 
 /// A stored patient.
@@ -348,6 +360,14 @@ pub(crate) struct PatientResponse {
     /// with `GET /api/patients?identifier=`.
     #[schema(example = "MRN-00000042")]
     mrn: String,
+    /// Further identifiers, sorted by system then value; search with
+    /// `GET /api/patients?identifier=system|value`.
+    identifiers: Vec<IdentifierDto>,
+    /// Present once this record was merged into another (a duplicate): that record's id.
+    /// A merged record can be read but not changed, and searches skip it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    merged_into: Option<Uuid>,
 }
 
 impl From<Patient> for PatientResponse {
@@ -361,6 +381,12 @@ impl From<Patient> for PatientResponse {
             registered_date: patient.registered_date,
             version: patient.version,
             mrn: patient.mrn,
+            identifiers: patient
+                .identifiers
+                .into_iter()
+                .map(IdentifierDto::from)
+                .collect(),
+            merged_into: patient.merged_into_opt,
         }
     }
 }
@@ -504,12 +530,15 @@ impl From<AuditPage> for AuditPageResponse {
 #[schema(as = AccountStatus)]
 pub(crate) enum AccountStatusDto {
     Active,
+    /// The patient was merged into another; that patient's account bills.
+    Merged,
 }
 
 impl From<AccountStatus> for AccountStatusDto {
     fn from(status: AccountStatus) -> Self {
         match status {
             AccountStatus::Active => Self::Active,
+            AccountStatus::Merged => Self::Merged,
         }
     }
 }
@@ -812,6 +841,8 @@ mod tests {
             registered_date: NaiveDate::from_ymd_opt(2024, 1, 10).unwrap(),
             version: 2,
             mrn: "MRN-00000002".into(),
+            identifiers: Vec::new(),
+            merged_into_opt: None,
         };
         let page = PatientPage {
             items: vec![patient],

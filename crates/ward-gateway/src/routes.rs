@@ -6,6 +6,7 @@ pub(crate) mod auth;
 pub(crate) mod billing;
 pub(crate) mod docs;
 pub(crate) mod health;
+pub(crate) mod merge;
 pub(crate) mod patients;
 pub(crate) mod users;
 
@@ -46,6 +47,14 @@ pub(crate) fn api_routes(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/api/patients/{id}/restore", "POST")
                 .route(web::post().to(patients::restore_patient)),
+        )
+        .service(
+            resource("/api/patients/{id}/merge", "POST")
+                .route(web::post().to(merge::merge_patients)),
+        )
+        .service(
+            resource("/api/patients/{id}/unmerge", "POST")
+                .route(web::post().to(merge::unmerge_patients)),
         )
         .service(
             resource("/api/patients/{id}/purge", "POST")

@@ -40,6 +40,42 @@ pub(crate) mod patients {
         /// (reads answer 410, searches skip it) until a restore clears this or a purge erases
         /// the row. Its email stays reserved meanwhile, so a restore can never clash.
         pub deleted_at: Option<DateTimeUtc>,
+        /// The further identifiers as a JSON array of `{system, value}`, sorted: a copy of the
+        /// patient's `patient_identifiers` rows (written in the same transaction), so a read
+        /// needs no second query. Added by a later migration, existing rows `[]`.
+        #[sea_orm(column_type = "Text", default_value = "[]")]
+        pub identifiers: String,
+        /// Set when this record was merged into another: that record's id. Added by a later
+        /// migration, existing rows `NULL`.
+        pub merged_into: Option<Uuid>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod patient_merges {
+    //! The `patient_merges` table: one row per merge of a duplicate (source) into the record
+    //! that stays (target), with what moved, so an unmerge can give it back.
+
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "patient_merges")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub source_id: Uuid,
+        pub target_id: Uuid,
+        pub merged_at: DateTimeUtc,
+        /// The identifiers that moved from source to target (JSON, as on `patients`),
+        /// including the source's MRN under `urn:ward:merged-mrn`.
+        #[sea_orm(column_type = "Text")]
+        pub moved_identifiers: String,
+        /// When the merge was undone; `None` while it stands.
+        pub unmerged_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -115,6 +151,36 @@ pub(crate) mod patient_versions {
         /// patients deleted before numbers existed.
         #[sea_orm(default_value = "")]
         pub mrn: String,
+        /// The further identifiers then, as on `patients.identifiers`.
+        #[sea_orm(column_type = "Text", default_value = "[]")]
+        pub identifiers: String,
+        /// The record this one was merged into then, as on `patients.merged_into`.
+        pub merged_into: Option<Uuid>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod patient_identifiers {
+    //! The `patient_identifiers` table: who holds each further identifier. The key
+    //! `(system, value)` makes one patient per identifier a rule of the database, so two
+    //! racing writes cannot both take one; an index on `patient_id` finds a patient's rows and
+    //! one on `value` serves a search by value alone. A soft-deleted patient keeps its rows
+    //! (a restore cannot clash); a purge deletes them.
+
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "patient_identifiers")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub system: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub value: String,
+        pub patient_id: Uuid,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,9 +12,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use uuid::Uuid;
 use ward_bus::grpc::{parse_date, parse_uuid};
 use ward_bus::patients::{
-    AuditEvent, AuditPage, AuditQuery, NewPatient, PageRequest, Patient, PatientChanges,
-    PatientInput, PatientPage, PatientSearch, PatientSearchInput, PatientVersion, cursor_after,
-    format_date,
+    AuditEvent, AuditPage, AuditQuery, IdentifierInput, NewPatient, PageRequest, Patient,
+    PatientChanges, PatientIdentifier, PatientInput, PatientPage, PatientSearch,
+    PatientSearchInput, PatientVersion, cursor_after, format_date,
 };
 use ward_core::{WardError, WardResult};
 use ward_proto::v1 as proto;
@@ -35,6 +35,24 @@ fn patient_to_proto(patient: Patient) -> proto::Patient {
         registered_date: format_date(patient.registered_date),
         version: patient.version,
         mrn: patient.mrn,
+        identifiers: identifiers_to_proto(patient.identifiers),
+        merged_into: patient.merged_into_opt.map(|id| id.to_string()),
+    }
+}
+
+fn identifiers_to_proto(identifiers: Vec<PatientIdentifier>) -> Vec<proto::Identifier> {
+    identifiers
+        .into_iter()
+        .map(|identifier| proto::Identifier {
+            system: identifier.system,
+            value: identifier.value,
+        })
+        .collect()
+}
+
+fn identifier_list(identifiers: Vec<PatientIdentifier>) -> proto::IdentifierList {
+    proto::IdentifierList {
+        items: identifiers_to_proto(identifiers),
     }
 }
 
@@ -49,6 +67,18 @@ fn patient_from_proto(patient: proto::Patient) -> WardResult<Patient> {
         address: patient.address,
         version: patient.version,
         mrn: patient.mrn,
+        identifiers: patient
+            .identifiers
+            .into_iter()
+            .map(|identifier| PatientIdentifier {
+                system: identifier.system,
+                value: identifier.value,
+            })
+            .collect(),
+        merged_into_opt: match patient.merged_into {
+            Some(raw) => Some(parse_uuid(&raw, "mergedInto")?),
+            None => None,
+        },
     })
 }
 
@@ -104,6 +134,7 @@ fn new_patient_to_proto(patient: NewPatient, id_opt: Option<Uuid>) -> proto::Pat
         date_of_birth: Some(format_date(patient.date_of_birth)),
         registered_date: Some(format_date(patient.registered_date)),
         idempotency_key: None,
+        identifiers: Some(identifier_list(patient.identifiers)),
     }
 }
 
@@ -116,6 +147,7 @@ fn changes_to_proto(changes: PatientChanges) -> proto::PatientInput {
         date_of_birth: Some(format_date(changes.date_of_birth)),
         registered_date: None,
         idempotency_key: None,
+        identifiers: changes.identifiers_opt.map(identifier_list),
     }
 }
 
@@ -127,6 +159,16 @@ fn input_from_proto(input: proto::PatientInput) -> PatientInput {
         address: input.address,
         date_of_birth: input.date_of_birth,
         registered_date: input.registered_date,
+        // Checked again by the domain parsers, like every other field.
+        identifiers: input.identifiers.map(|list| {
+            list.items
+                .into_iter()
+                .map(|identifier| IdentifierInput {
+                    system: Some(identifier.system),
+                    value: Some(identifier.value),
+                })
+                .collect()
+        }),
     }
 }
 
@@ -288,6 +330,11 @@ mod tests {
             registered_date: date("2024-01-10"),
             version: 3,
             mrn: "MRN-00000003".into(),
+            identifiers: vec![PatientIdentifier {
+                system: "urn:oid:2.16.840.1.113883.2.4.6.3".into(),
+                value: "738472983".into(),
+            }],
+            merged_into_opt: Some(Uuid::now_v7()),
         };
         assert_eq!(
             patient_from_proto(patient_to_proto(patient.clone())).unwrap(),
@@ -322,6 +369,7 @@ mod tests {
             address: "123 Main St".into(),
             date_of_birth: date("1985-06-15"),
             registered_date: date("2024-01-10"),
+            identifiers: Vec::new(),
         };
         let input = input_from_proto(new_patient_to_proto(new_patient.clone(), None));
         assert_eq!(NewPatient::parse(input).unwrap(), new_patient);

@@ -10,6 +10,7 @@
 
 mod entity;
 pub mod grpc;
+mod identifiers;
 pub mod migration;
 mod mrn;
 mod search;

@@ -12,6 +12,8 @@ use crate::entity::{
 use crate::mrn::{MIGRATION_MRN_FORMAT, MRN_COUNTER, MrnFormat, set_next_mrn_value};
 use crate::search::{fold_words, insert_name_tokens, name_sort_key};
 
+mod identifiers;
+
 /// Applies the patients module's migrations, recorded in its own `patients_migrations` table so
 /// several modules may share one database (one PostgreSQL database, several schemas' worth of
 /// tables) without tripping over each other's history.
@@ -30,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(AddMedicalRecordNumbers),
             Box::new(AddSoftDelete),
             Box::new(AddIdempotencyKeys),
+            Box::new(identifiers::AddPatientIdentifiers),
         ]
     }
 

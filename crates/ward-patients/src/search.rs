@@ -15,10 +15,12 @@ use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 use uuid::Uuid;
 use ward_bus::db::db_error;
-use ward_bus::patients::{DateComparator, PatientSearch, PatientSortField, SortKey};
+use ward_bus::patients::{
+    DateComparator, IdentifierFilter, PatientSearch, PatientSortField, SortKey,
+};
 use ward_core::WardResult;
 
-use crate::entity::{patient_name_tokens, patients};
+use crate::entity::{patient_identifiers, patient_name_tokens, patients};
 
 /// Splits `text` into folded words: compatibility-decomposed (NFKD), combining marks dropped,
 /// lowercased, cut at every character that is not a letter or digit. "José Álvarez-Núñez"
@@ -107,8 +109,10 @@ pub(crate) async fn delete_name_tokens(txn: &DatabaseTransaction, id: Uuid) -> W
 
 /// The patients matching every filter of `search`, unordered and unpaged (what `total` counts).
 pub(crate) fn filtered(search: &PatientSearch) -> Select<patients::Entity> {
-    // Soft-deleted patients are kept for a restore but never found.
-    let mut select = patients::Entity::find().filter(patients::Column::DeletedAt.is_null());
+    // Soft-deleted and merged-away patients are kept but never found.
+    let mut select = patients::Entity::find()
+        .filter(patients::Column::DeletedAt.is_null())
+        .filter(patients::Column::MergedInto.is_null());
     let mut words = Vec::new();
     for raw_word in &search.name_words {
         words.extend(fold_words(raw_word));
@@ -130,7 +134,7 @@ pub(crate) fn filtered(search: &PatientSearch) -> Select<patients::Entity> {
         select = select.filter(patients::Column::EmailNormalized.eq(email.as_str()));
     }
     if let Some(identifier) = &search.identifier_opt {
-        select = select.filter(patients::Column::Mrn.eq(identifier.as_str()));
+        select = select.filter(identifier_condition(IdentifierFilter::of(identifier)));
     }
     for bound in &search.birth_dates {
         let column = patients::Column::DateOfBirth;
@@ -141,6 +145,31 @@ pub(crate) fn filtered(search: &PatientSearch) -> Select<patients::Entity> {
         };
     }
     select
+}
+
+/// The patients an `identifier` token names: the MRN (unique index) and/or the holders of a
+/// further identifier (the table's key, or its `value` index for a value alone).
+fn identifier_condition(filter: IdentifierFilter<'_>) -> Condition {
+    let holders = |system_opt: Option<&str>, value: &str| {
+        let mut query = Query::select();
+        query
+            .column(patient_identifiers::Column::PatientId)
+            .from(patient_identifiers::Entity)
+            .and_where(patient_identifiers::Column::Value.eq(value));
+        if let Some(system) = system_opt {
+            query.and_where(patient_identifiers::Column::System.eq(system));
+        }
+        patients::Column::Id.in_subquery(query.to_owned())
+    };
+    match filter {
+        IdentifierFilter::Mrn(value) => Condition::all().add(patients::Column::Mrn.eq(value)),
+        IdentifierFilter::System { system, value } => {
+            Condition::all().add(holders(Some(system), value))
+        }
+        IdentifierFilter::AnySystem(value) => Condition::any()
+            .add(patients::Column::Mrn.eq(value))
+            .add(holders(None, value)),
+    }
 }
 
 /// Orders `select` by the search's sort (ties by id, same direction) and starts it after the

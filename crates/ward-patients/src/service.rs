@@ -19,6 +19,7 @@
 
 mod idempotency;
 mod lifecycle;
+mod merge;
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -43,6 +44,7 @@ use ward_bus::patients::{
 use ward_core::{CallerContext, Right, WardError, WardResult};
 
 use crate::entity::{audit_events, patient_versions, patients};
+use crate::identifiers;
 use crate::migration::Migrator;
 use crate::mrn::{MIGRATION_MRN_FORMAT, MrnFormat, allocate_mrn};
 use crate::search::{find_page, name_sort_key, replace_name_tokens};
@@ -65,6 +67,8 @@ pub struct PatientsService {
     db: DatabaseConnection,
     outbox: OutboxWaker,
     mrn_format: MrnFormat,
+    /// How long after a merge an unmerge is still allowed.
+    unmerge_window: std::time::Duration,
 }
 
 impl PatientsService {
@@ -77,6 +81,17 @@ impl PatientsService {
             db,
             outbox,
             mrn_format: MrnFormat::default(),
+            unmerge_window: std::time::Duration::from_secs(
+                ward_core::config::PatientsOptions::default().unmerge_window_secs,
+            ),
+        }
+    }
+
+    /// Allows an unmerge for `window` after its merge.
+    pub fn with_unmerge_window(self, unmerge_window: std::time::Duration) -> Self {
+        Self {
+            unmerge_window,
+            ..self
         }
     }
 
@@ -135,6 +150,7 @@ impl PatientsService {
         {
             return Err(email_taken());
         }
+        identifiers::check_free(txn, id, &patient.identifiers).await?;
         // The check above cannot see a concurrent create's uncommitted row (PostgreSQL); the
         // unique constraint can, and `insert_registered` maps it to the same 409.
         let model =
@@ -212,9 +228,10 @@ impl PatientsApi for PatientsService {
                 format!("limit must be between 1 and {PAGE_MAX}"),
             ));
         }
-        // Soft-deleted patients are kept for a restore but never listed.
+        // Soft-deleted and merged-away patients are kept but never listed.
         let mut query = patients::Entity::find()
             .filter(patients::Column::DeletedAt.is_null())
+            .filter(patients::Column::MergedInto.is_null())
             .order_by_asc(patients::Column::Id);
         if let Some(after) = page.after_opt {
             query = query.filter(patients::Column::Id.gt(after));
@@ -288,7 +305,7 @@ impl PatientsApi for PatientsService {
         self.authorize(ctx, Right::PatientsWrite, "update", &[id])
             .await?;
         let txn = self.begin_write("updating a patient").await?;
-        let existing = live(find_patient_for_write(&txn, id).await?)?;
+        let existing = merge::unmerged(live(find_patient_for_write(&txn, id).await?)?)?;
         check_expected_version(&existing, expected_version_opt)?;
         let email = changes.email.trim().to_string();
         let email_normalized = normalized_email(&email);
@@ -298,7 +315,15 @@ impl PatientsApi for PatientsService {
         {
             return Err(email_taken());
         }
+        let identifiers_json = match &changes.identifiers_opt {
+            Some(new_identifiers) => {
+                identifiers::check_free(&txn, id, new_identifiers).await?;
+                identifiers::encode(new_identifiers)?
+            }
+            None => existing.identifiers.clone(),
+        };
         let model = patients::Model {
+            identifiers: identifiers_json,
             name_sort: name_sort_key(&changes.name),
             name: changes.name,
             email,
@@ -332,6 +357,10 @@ impl PatientsApi for PatientsService {
             )
             .col_expr(patients::Column::UpdatedAt, Expr::value(model.updated_at))
             .col_expr(patients::Column::Version, Expr::value(model.version))
+            .col_expr(
+                patients::Column::Identifiers,
+                Expr::value(model.identifiers.clone()),
+            )
             .filter(patients::Column::Id.eq(id))
             .filter(patients::Column::Version.eq(existing.version))
             .exec(&txn)
@@ -339,6 +368,9 @@ impl PatientsApi for PatientsService {
             .map_err(|error| write_error(error, "updating a patient", EMAIL_TAKEN_MESSAGE))?;
         if updated.rows_affected == 0 {
             return Err(lost_race(&txn, id).await);
+        }
+        if let Some(new_identifiers) = &changes.identifiers_opt {
+            identifiers::replace_rows(&txn, id, new_identifiers).await?;
         }
         replace_name_tokens(&txn, id, &model.name).await?;
         let payload = PatientUpdated {
@@ -363,7 +395,7 @@ impl PatientsApi for PatientsService {
         self.authorize(ctx, Right::PatientsWrite, "delete", &[id])
             .await?;
         let txn = self.begin_write("deleting a patient").await?;
-        let existing = live(find_patient_for_write(&txn, id).await?)?;
+        let existing = merge::unmerged(live(find_patient_for_write(&txn, id).await?)?)?;
         check_expected_version(&existing, expected_version_opt)?;
         // The delete is a history version too: the record as it was, one version on.
         let now = Utc::now();
@@ -394,6 +426,27 @@ impl PatientsApi for PatientsService {
         expected_version_opt: Option<u32>,
     ) -> WardResult<Patient> {
         lifecycle::restore_patient(self, ctx, id, expected_version_opt).await
+    }
+
+    #[tracing::instrument(name = "patients.merge_patients", skip_all, fields(%target, %source))]
+    async fn merge_patients(
+        &self,
+        ctx: &CallerContext,
+        target: Uuid,
+        source: Uuid,
+        expected_target_version_opt: Option<u32>,
+    ) -> WardResult<Patient> {
+        merge::merge_patients(self, ctx, target, source, expected_target_version_opt).await
+    }
+
+    #[tracing::instrument(name = "patients.unmerge_patients", skip_all, fields(%target, %source))]
+    async fn unmerge_patients(
+        &self,
+        ctx: &CallerContext,
+        target: Uuid,
+        source: Uuid,
+    ) -> WardResult<(Patient, Patient)> {
+        merge::unmerge_patients(self, ctx, target, source).await
     }
 
     #[tracing::instrument(name = "patients.purge_patient", skip_all, fields(patient_id = %id))]
@@ -475,6 +528,13 @@ impl PatientsApi for PatientsService {
                 .is_some()
             {
                 tracing::warn!(patient_id = %id, "skipping an imported patient whose email is taken");
+                continue;
+            }
+            if identifiers::check_free(&txn, *id, &patient.identifiers)
+                .await
+                .is_err()
+            {
+                tracing::warn!(patient_id = %id, "skipping an imported patient whose identifier is taken");
                 continue;
             }
             // Only a concurrent import of the same records can break a uniqueness rule here.
@@ -603,12 +663,15 @@ async fn insert_registered(
         updated_at: now,
         version: last_version_opt.unwrap_or(0) + 1,
         deleted_at: None,
+        identifiers: identifiers::encode(&patient.identifiers)?,
+        merged_into: None,
     };
     let row: patients::ActiveModel = model.clone().into();
     patients::Entity::insert(row)
         .exec_without_returning(txn)
         .await
         .map_err(|error| write_error(error, "inserting a patient", conflict_message))?;
+    identifiers::replace_rows(txn, id, &patient.identifiers).await?;
     replace_name_tokens(txn, id, &model.name).await?;
     let payload = PatientRegistered {
         patient_id: id.to_string(),
@@ -642,6 +705,8 @@ async fn record_version(
         date_of_birth: ActiveValue::Set(model.date_of_birth),
         registered_date: ActiveValue::Set(model.registered_date),
         mrn: ActiveValue::Set(model.mrn.clone()),
+        identifiers: ActiveValue::Set(model.identifiers.clone()),
+        merged_into: ActiveValue::Set(model.merged_into),
     };
     patient_versions::Entity::insert(row)
         .exec_without_returning(txn)
@@ -744,6 +809,8 @@ fn to_patient(model: patients::Model) -> WardResult<Patient> {
         address: model.address,
         date_of_birth: model.date_of_birth,
         registered_date: model.registered_date,
+        identifiers: identifiers::decode(&model.identifiers)?,
+        merged_into_opt: model.merged_into,
         mrn: model.mrn,
     })
 }
@@ -763,6 +830,8 @@ fn to_patient_version(row: patient_versions::Model) -> WardResult<PatientVersion
             date_of_birth: row.date_of_birth,
             registered_date: row.registered_date,
             version,
+            identifiers: identifiers::decode(&row.identifiers)?,
+            merged_into_opt: row.merged_into,
             mrn: row.mrn,
         },
     })
@@ -895,6 +964,7 @@ mod tests {
             address: "1 Elm St".into(),
             date_of_birth: NaiveDate::from_ymd_opt(1990, 1, 2).unwrap(),
             registered_date: NaiveDate::from_ymd_opt(2024, 3, 4).unwrap(),
+            identifiers: Vec::new(),
         }
     }
 

@@ -69,6 +69,7 @@ fn new_patient(name: &str, email: &str) -> NewPatient {
         address: "123 Main St, Springfield".into(),
         date_of_birth: date("1985-06-15"),
         registered_date: date("2024-01-10"),
+        identifiers: Vec::new(),
     }
 }
 
@@ -118,6 +119,7 @@ async fn create_get_list_update_delete_through_the_network() {
         email: "ada.king@example.com".into(),
         address: "12 St James Sq".into(),
         date_of_birth: date("1815-12-10"),
+        identifiers_opt: None,
     };
     let updated = peer
         .client
@@ -394,6 +396,7 @@ async fn versions_and_history_cross_the_network() {
         email: "ada@example.com".into(),
         address: "12 St James Sq".into(),
         date_of_birth: date("1815-12-10"),
+        identifiers_opt: None,
     };
 
     // Act

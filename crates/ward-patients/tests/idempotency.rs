@@ -33,6 +33,7 @@ fn new_patient(name: &str, email: &str) -> NewPatient {
         address: "123 Main St, Springfield".into(),
         date_of_birth: date,
         registered_date: date,
+        identifiers: Vec::new(),
     }
 }
 

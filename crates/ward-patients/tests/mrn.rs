@@ -32,6 +32,7 @@ fn new_patient(name: &str, email: &str) -> NewPatient {
         address: "1 Elm St".into(),
         date_of_birth: date("1985-06-15"),
         registered_date: date("2024-01-10"),
+        identifiers: Vec::new(),
     }
 }
 
@@ -132,6 +133,7 @@ async fn a_number_finds_its_patient_and_survives_updates_and_history() {
         email: "ada@example.com".into(),
         address: "2 Elm St".into(),
         date_of_birth: date("1985-06-15"),
+        identifiers_opt: None,
     };
 
     // Act
@@ -169,6 +171,7 @@ async fn the_configured_format_is_used() {
     let format = MrnFormat::from_options(&PatientsOptions {
         mrn_prefix: "W/".into(),
         mrn_digits: 3,
+        ..PatientsOptions::default()
     });
     let service =
         PatientsService::new(test.db.clone(), OutboxWaker::default()).with_mrn_format(format);

@@ -74,6 +74,7 @@ async fn concurrent_updates_with_the_same_expected_version_have_one_winner_on_po
                 address: "1 Elm St".into(),
                 date_of_birth: date("1815-12-10"),
                 registered_date: date("2024-01-10"),
+                identifiers: Vec::new(),
             },
             None,
         )
@@ -90,6 +91,7 @@ async fn concurrent_updates_with_the_same_expected_version_have_one_winner_on_po
             email: "ada@example.com".into(),
             address: "1 Elm St".into(),
             date_of_birth: date("1815-12-10"),
+            identifiers_opt: None,
         };
         tasks.push(tokio::spawn(async move {
             service
@@ -143,6 +145,7 @@ async fn name_prefix_search_sorts_and_pages_on_postgres() {
             address: "1 Elm St".into(),
             date_of_birth: date(&format!("198{index}-01-01")),
             registered_date: date("2024-01-10"),
+            identifiers: Vec::new(),
         };
         service
             .create_patient(&clinician, patient, None)
@@ -224,6 +227,7 @@ async fn concurrent_creates_get_distinct_medical_record_numbers_on_postgres() {
             address: "1 Elm St".into(),
             date_of_birth: date("1990-01-01"),
             registered_date: date("2024-01-10"),
+            identifiers: Vec::new(),
         };
         tasks.push(tokio::spawn(async move {
             service.create_patient(&clinician, patient, None).await
@@ -279,6 +283,7 @@ async fn concurrent_creates_with_one_idempotency_key_create_one_patient_on_postg
             address: "1 Elm St".into(),
             date_of_birth: date,
             registered_date: date,
+            identifiers: Vec::new(),
         };
         let key = IdempotencyKey::parse("race-1").unwrap();
         tasks.push(tokio::spawn(async move {

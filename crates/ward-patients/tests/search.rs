@@ -30,6 +30,7 @@ impl TestDb {
             address: "1 Elm St".into(),
             date_of_birth: date(date_of_birth),
             registered_date: date(registered_date),
+            identifiers: Vec::new(),
         };
         self.service
             .create_patient(&system(), patient, None)
@@ -149,6 +150,7 @@ async fn email_matches_exactly_ignoring_case() {
         address: "12 St James Sq".into(),
         date_of_birth: date("1815-12-10"),
         registered_date: date("2024-06-01"),
+        identifiers: Vec::new(),
     };
     test.service
         .create_patient(&system(), patient, None)
@@ -341,6 +343,7 @@ async fn the_name_index_follows_updates_and_deletes() {
         email: "joseph@example.com".into(),
         address: "1 Elm St".into(),
         date_of_birth: date("1982-03-04"),
+        identifiers_opt: None,
     };
 
     test.service
@@ -419,6 +422,7 @@ async fn the_migration_indexes_and_numbers_the_patients_already_stored() {
     let format = ward_patients::MrnFormat::from_options(&ward_core::config::PatientsOptions {
         mrn_prefix: "OLD-".into(),
         mrn_digits: 4,
+        ..ward_core::config::PatientsOptions::default()
     });
     PatientsService::migrate_with(&db, &format).await.unwrap();
 
@@ -445,6 +449,7 @@ async fn the_migration_indexes_and_numbers_the_patients_already_stored() {
                 address: "1 Elm St".into(),
                 date_of_birth: date("1990-01-01"),
                 registered_date: date("2024-06-01"),
+                identifiers: Vec::new(),
             },
             None,
         )

@@ -57,6 +57,7 @@ fn new_patient(name: &str, email: &str) -> NewPatient {
         address: "1 Elm St".into(),
         date_of_birth: date("1990-01-02"),
         registered_date: date("2024-03-04"),
+        identifiers: Vec::new(),
     }
 }
 
@@ -66,6 +67,7 @@ fn changes(name: &str, email: &str) -> PatientChanges {
         email: email.into(),
         address: "9 Oak Ave".into(),
         date_of_birth: date("1990-01-02"),
+        identifiers_opt: None,
     }
 }
 

@@ -36,6 +36,7 @@ fn new_patient(email: &str) -> NewPatient {
         address: "123 Main St, Springfield".into(),
         date_of_birth: date("1985-06-15"),
         registered_date: date("2024-01-10"),
+        identifiers: Vec::new(),
     }
 }
 
@@ -45,6 +46,7 @@ fn changes(name: &str, email: &str) -> PatientChanges {
         email: email.into(),
         address: "9 Oak Ave".into(),
         date_of_birth: date("1986-07-16"),
+        identifiers_opt: None,
     }
 }
 

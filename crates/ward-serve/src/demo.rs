@@ -65,6 +65,7 @@ fn demo_patients() -> WardResult<Vec<(Uuid, NewPatient)>> {
             address: Some(row.address),
             date_of_birth: Some(row.date_of_birth),
             registered_date: Some(row.registered_date),
+            identifiers: None,
         })?;
         patients.push((row.id, patient));
     }

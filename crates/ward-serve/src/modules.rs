@@ -136,8 +136,11 @@ pub async fn build_node(config: &Config, roles: &[Role]) -> WardResult<Node> {
         let db = open_database(config, Role::Patients, migrate).await?;
         let relay = OutboxRelay::new("patients", db.clone(), log.clone());
         let mrn_format = ward_patients::MrnFormat::from_options(&config.patients);
-        let service =
-            ward_patients::PatientsService::new(db, relay.waker()).with_mrn_format(mrn_format);
+        let service = ward_patients::PatientsService::new(db, relay.waker())
+            .with_mrn_format(mrn_format)
+            .with_unmerge_window(std::time::Duration::from_secs(
+                config.patients.unmerge_window_secs,
+            ));
         workers.push(Worker::Relay(relay));
         Arc::new(service)
     } else {

@@ -100,6 +100,23 @@ impl PatientsApi for MissingPeer {
     async fn get_patient(&self, _ctx: &CallerContext, _id: Uuid) -> WardResult<Patient> {
         self.fail()
     }
+    async fn merge_patients(
+        &self,
+        _ctx: &CallerContext,
+        _target: Uuid,
+        _source: Uuid,
+        _expected_target_version_opt: Option<u32>,
+    ) -> WardResult<Patient> {
+        self.fail()
+    }
+    async fn unmerge_patients(
+        &self,
+        _ctx: &CallerContext,
+        _target: Uuid,
+        _source: Uuid,
+    ) -> WardResult<(Patient, Patient)> {
+        self.fail()
+    }
     async fn list_patients(
         &self,
         _ctx: &CallerContext,

@@ -11,7 +11,7 @@ use super::PatientResponse;
 use super::fields::{field_error, invalid, with_type_errors};
 
 /// The members a merge patch may name: the record's editable fields, all required.
-const EDITABLE_FIELDS: [&str; 4] = ["name", "email", "address", "dateOfBirth"];
+const EDITABLE_FIELDS: [&str; 5] = ["name", "email", "address", "dateOfBirth", "identifiers"];
 /// A member a patch may carry only with the stored value (a document sent back), which changes
 /// nothing.
 const MRN_FIELD: &str = "mrn";
@@ -27,6 +27,14 @@ pub(crate) enum HistoryActionDto {
     Update,
     Delete,
     Restore,
+    /// A duplicate was merged into this record.
+    Merge,
+    /// This record was merged into another (see `mergedInto`).
+    Merged,
+    /// A merge into this record was undone.
+    Unmerge,
+    /// The merge of this record into another was undone.
+    Unmerged,
 }
 
 impl HistoryActionDto {
@@ -36,6 +44,10 @@ impl HistoryActionDto {
             "update" => Ok(Self::Update),
             "delete" => Ok(Self::Delete),
             "restore" => Ok(Self::Restore),
+            "merge" => Ok(Self::Merge),
+            "merged" => Ok(Self::Merged),
+            "unmerge" => Ok(Self::Unmerge),
+            "unmerged" => Ok(Self::Unmerged),
             // Only a hand-edited database or a newer peer can store another action.
             other => Err(WardError::Internal(format!(
                 "a patient version has an unknown action: {other}"
@@ -131,6 +143,9 @@ pub(crate) struct PatientMergePatchSchema {
     address: String,
     #[schema(required = false, example = "1985-06-15")]
     date_of_birth: NaiveDate,
+    /// Replaces the whole list (RFC 7396 replaces arrays); `null` removes every identifier.
+    #[schema(required = false, max_items = 20)]
+    identifiers: Vec<super::IdentifierDto>,
 }
 
 /// A merge patch whose members were checked to be editable fields.
@@ -179,8 +194,13 @@ impl PatientMergePatch {
             "email": current.email,
             "address": current.address,
             "dateOfBirth": format_date(current.date_of_birth),
+            "identifiers": current.identifiers,
         });
         merge_patch(&mut document, Value::Object(self.0));
+        // `null` removed the member; for the list that means "none", not "keep".
+        if let Value::Object(members) = &mut document {
+            members.entry("identifiers").or_insert_with(|| json!([]));
+        }
         let body: super::PatientBody = serde_json::from_value(document)
             .map_err(|error| WardError::internal("reading a merged patient", error))?;
         with_type_errors(body.into_changes(current.id, None), mrn_errors)
@@ -226,6 +246,8 @@ mod tests {
             registered_date: NaiveDate::from_ymd_opt(2024, 1, 10).unwrap(),
             version: 4,
             mrn: "MRN-00000004".into(),
+            identifiers: Vec::new(),
+            merged_into_opt: None,
         }
     }
 

@@ -18,7 +18,7 @@ use ward_core::{FieldError, WardError, WardResult};
 
 use super::capability::{SEARCH_PARAMETERS, capability_statement};
 use super::media::FhirJson;
-use super::patient::{MRN_SYSTEM, names_mrn, new_patient, patient_changes, patient_resource};
+use super::patient::{names_mrn, new_patient, patient_changes, patient_resource};
 use super::{FHIR_CONTENT_TYPE, FhirError};
 use crate::ApiBackends;
 use crate::caller::Caller;
@@ -278,8 +278,8 @@ fn parse_search(query: &str) -> WardResult<FhirSearch> {
         }
     }
     if let Some(raw) = identifier_opt {
-        match mrn_of_identifier(&raw) {
-            Ok(mrn_opt) => input.identifier_opt = mrn_opt,
+        match identifier_token(&raw) {
+            Ok(token_opt) => input.identifier_opt = token_opt,
             Err(message) => errors.push(field_error("identifier", message)),
         }
     }
@@ -386,23 +386,18 @@ fn birth_date_bound(raw: &str) -> Result<Option<BirthDateBound>, String> {
     }))
 }
 
-/// Reads an `identifier` token, `value` or `system|value`, into a medical record number; the
-/// only system is [`MRN_SYSTEM`]. A blank value is absent.
-fn mrn_of_identifier(raw: &str) -> Result<Option<String>, String> {
+/// Reads an `identifier` token: `value` (the MRN or any identifier's value), `system|value`
+/// (the MRN with system `urn:ward:mrn`, or a further identifier). A blank token is absent;
+/// Ward's search checks the rest.
+fn identifier_token(raw: &str) -> Result<Option<String>, String> {
     let trimmed = raw.trim();
-    let Some((system, value)) = trimmed.split_once('|') else {
-        return Ok((!trimmed.is_empty()).then(|| trimmed.to_string()));
-    };
-    if system != MRN_SYSTEM {
+    if let Some((system, value)) = trimmed.split_once('|')
+        && value.trim().is_empty()
+    {
         let shown: String = system.chars().take(ECHO_MAX_CHARS).collect();
-        return Err(format!(
-            "unsupported identifier system \"{shown}\"; this server searches only {MRN_SYSTEM}"
-        ));
+        return Err(format!("identifier needs a value after {shown}|"));
     }
-    if value.trim().is_empty() {
-        return Err(format!("identifier needs a value after {MRN_SYSTEM}|"));
-    }
-    Ok(Some(value.trim().to_string()))
+    Ok((!trimmed.is_empty()).then(|| trimmed.to_string()))
 }
 
 /// Maps `_sort` to Ward's `sort`: one key, `name` or `birthdate`, `-` for descending. A blank
@@ -535,7 +530,10 @@ mod tests {
             .map(BirthDateBound::as_param)
             .collect();
         assert_eq!(bounds, ["ge1980-01-02", "le1989-12-31", "eq1985-05-05"]);
-        assert_eq!(search.identifier_opt.as_deref(), Some("MRN-00000042"));
+        assert_eq!(
+            search.identifier_opt.as_deref(),
+            Some("urn:ward:mrn|MRN-00000042")
+        );
         assert_eq!(search.email_opt.as_deref(), Some("a@b.org"));
         assert_eq!(search.sort.as_param(), "-birthDate");
         assert_eq!(search.limit, 2);
@@ -562,8 +560,6 @@ mod tests {
             ("birthdate=2000-1-1", "birthdate"),
             ("birthdate=xx2000-01-01", "birthdate"),
             ("birthdate=gt2000-02-30", "birthdate"),
-            ("identifier=http://other%7C1", "identifier"),
-            ("identifier=%7C1", "identifier"),
             ("identifier=urn:ward:mrn%7C", "identifier"),
             ("name=ada,bob", "name"),
             ("name=a&name=b", "name"),

@@ -126,6 +126,7 @@ fn fhir_path_of(field: &str) -> Option<String> {
         "address" => "Patient.address",
         "dateOfBirth" => "Patient.birthDate",
         "id" => "Patient.id",
+        _ if field.starts_with("identifiers") => "Patient.identifier",
         // Headers, query and path parameters have no place in the resource.
         _ => return None,
     };

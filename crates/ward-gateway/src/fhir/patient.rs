@@ -2,25 +2,30 @@
 //!
 //! Out: `id`, `meta.versionId`, `identifier[0]` (the medical record number, system
 //! [`MRN_SYSTEM`]), `name[0]` (`text`, `family` = last word, `given` = the others), `telecom[0]`
-//! (the email), `address[0].text`, `birthDate`. The registration date has no standard element
+//! (the email), `address[0].text`, `birthDate`; for a merged duplicate `active: false` and a
+//! `link` of type `replaced-by` to the record that stayed. The registration date has no standard element
 //! and is not sent.
 //!
 //! In: the name from `name[0].text`, else `given` and `family` joined; the email from the first
 //! `telecom` with `system` `email`; the address from `address[0].text`, else its `line`s, `city`
 //! and `postalCode` joined; `birthDate`. Ward keeps nothing else, so any other top-level element
 //! is refused rather than silently dropped, except those a client commonly sends and loses
-//! nothing by (`text`, `identifier`, `active`, `gender`, `meta`), which are ignored. Ward
-//! allocates the medical record number, so a create ignores every identifier; an update may send
-//! the MRN identifier back, but only with the stored value.
+//! nothing by (`text`, `active`, `gender`, `meta`), which are ignored. Ward allocates the
+//! medical record number: an identifier with its system may only carry the stored value (an
+//! update sending the document back). Every other identifier is a further identifier
+//! (`system` and `value` kept; a create registers them, an update replaces them all, as FHIR's
+//! update replaces the resource).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
-use ward_bus::patients::{NewPatient, Patient, PatientChanges, PatientInput, format_date};
+use ward_bus::patients::{
+    IdentifierInput, NewPatient, Patient, PatientChanges, PatientInput, format_date,
+};
 use ward_core::{FieldError, WardError, WardResult};
 
 /// The `Identifier.system` of the medical record number.
-pub(crate) const MRN_SYSTEM: &str = "urn:ward:mrn";
+pub(crate) use ward_bus::patients::MRN_SYSTEM;
 
 /// The v2 identifier type code system, whose `MR` is "medical record number".
 const IDENTIFIER_TYPE_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v2-0203";
@@ -67,21 +72,37 @@ pub(crate) fn patient_resource(
         "system": MRN_SYSTEM,
         "value": patient.mrn,
     });
-    json!({
+    let mut identifiers = vec![mrn];
+    identifiers.extend(
+        patient
+            .identifiers
+            .iter()
+            .map(|identifier| json!({"system": identifier.system, "value": identifier.value})),
+    );
+    let mut resource = json!({
         "resourceType": "Patient",
         "id": patient.id.to_string(),
         "meta": meta,
-        "identifier": [mrn],
+        "identifier": identifiers,
         "name": [name],
         "telecom": [{"system": "email", "value": patient.email}],
         "address": [{"text": patient.address}],
         "birthDate": format_date(patient.date_of_birth),
-    })
+    });
+    // A merged duplicate points at the record that replaced it, as FHIR's own merge does.
+    if let Some(target) = patient.merged_into_opt {
+        resource["active"] = json!(false);
+        resource["link"] = json!([{
+            "other": {"reference": format!("Patient/{target}")},
+            "type": "replaced-by",
+        }]);
+    }
+    resource
 }
 
 /// Reads a FHIR `Patient` to register, as of `registered_date` (FHIR has no element for it).
-/// Every problem is reported at once: structural ones and the record's own. Identifiers are
-/// ignored: Ward allocates the medical record number.
+/// Every problem is reported at once: structural ones and the record's own. An MRN identifier
+/// is ignored: Ward allocates the medical record number.
 pub(crate) fn new_patient(body: &Value, registered_date: NaiveDate) -> WardResult<NewPatient> {
     let (mut input, errors) = patient_input(body, None)?;
     input.registered_date = Some(format_date(registered_date));
@@ -154,8 +175,10 @@ fn patient_input(
         }
     }
     check_id(resource, path_id_opt, &mut errors);
-    check_identifiers(resource, &mut errors);
+    let identifiers = read_identifiers(resource, &mut errors);
     let input = PatientInput {
+        // Always a list: FHIR's update replaces the resource, so no identifier means none.
+        identifiers: Some(identifiers),
         name: read_name(resource, &mut errors),
         email: read_email(resource, &mut errors),
         address: read_address(resource, &mut errors),
@@ -192,22 +215,31 @@ fn check_id(
     }
 }
 
-/// Identifiers are dropped (but the MRN, see [`check_mrn`]); they must still be well formed.
-fn check_identifiers(resource: &Map<String, Value>, errors: &mut Vec<FieldError>) {
+/// The further identifiers: every identifier but the MRN (see [`check_mrn`]), by `system` and
+/// `value` (the domain parser checks those; Ward needs a system to keep one unique).
+fn read_identifiers(
+    resource: &Map<String, Value>,
+    errors: &mut Vec<FieldError>,
+) -> Vec<IdentifierInput> {
     let Some(identifiers) = list(resource, "identifier", errors) else {
-        return;
+        return Vec::new();
     };
+    let mut inputs = Vec::new();
     for identifier in identifiers {
         let Some(object) = identifier.as_object() else {
             errors.push(field_error(
                 "Patient.identifier",
                 "Patient.identifier must be a list of Identifier objects",
             ));
-            return;
+            return Vec::new();
         };
-        read_string(object.get("system"), "Patient.identifier.system", errors);
-        read_string(object.get("value"), "Patient.identifier.value", errors);
+        let system = read_string(object.get("system"), "Patient.identifier.system", errors);
+        let value = read_string(object.get("value"), "Patient.identifier.value", errors);
+        if system.as_deref() != Some(MRN_SYSTEM) {
+            inputs.push(IdentifierInput { system, value });
+        }
     }
+    inputs
 }
 
 /// Every identifier with system [`MRN_SYSTEM`] must carry the stored number.
@@ -490,6 +522,8 @@ mod tests {
             registered_date: registered(),
             version: 3,
             mrn: "MRN-00000042".into(),
+            identifiers: Vec::new(),
+            merged_into_opt: None,
         }
     }
 

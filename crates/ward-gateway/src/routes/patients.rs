@@ -310,6 +310,10 @@ fn is_unchanged(current: &Patient, changes: &PatientChanges) -> bool {
         && current.email == changes.email.trim()
         && current.address == changes.address
         && current.date_of_birth == changes.date_of_birth
+        && changes
+            .identifiers_opt
+            .as_ref()
+            .is_none_or(|identifiers| *identifiers == current.identifiers)
 }
 
 /// Deletes a patient softly: the record is kept but reads and changes of it answer 410 and

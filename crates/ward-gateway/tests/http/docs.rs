@@ -181,8 +181,9 @@ async fn every_request_body_schema_is_closed_to_unknown_members() {
             }
         }
     }
-    // login, refresh, password, narrow, patients POST, PUT and PATCH, users POST, PATCH twice.
-    assert_eq!(num_bodies, 10);
+    // login, refresh, password, narrow, patients POST, PUT and PATCH, merge, unmerge, users
+    // POST, PATCH twice.
+    assert_eq!(num_bodies, 12);
     assert_eq!(
         spec["components"]["schemas"]["RefreshRequest"]["additionalProperties"],
         Value::Bool(false)

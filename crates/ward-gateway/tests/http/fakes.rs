@@ -217,6 +217,8 @@ impl PatientsApi for FakePatients {
             registered_date: new.registered_date,
             version: 1,
             mrn: format!("MRN-{:08}", self.history.lock().unwrap().len() + 1),
+            identifiers: Vec::new(),
+            merged_into_opt: None,
         };
         if let Some(key) = idempotency_key_opt {
             idempotency_keys.insert(key.to_string(), (new_copy, patient.id));
@@ -371,6 +373,28 @@ impl PatientsApi for FakePatients {
         patients.insert(id, restored.clone());
         self.record_version(ctx, &restored, "restore");
         Ok(restored)
+    }
+
+    // Merging is the patients module's logic; the gateway's HTTP tests do not exercise it.
+    async fn merge_patients(
+        &self,
+        ctx: &CallerContext,
+        _target: Uuid,
+        _source: Uuid,
+        _expected_target_version_opt: Option<u32>,
+    ) -> WardResult<Patient> {
+        ctx.require(Right::PatientsWrite)?;
+        Err(WardError::NotFound("Patient not found".into()))
+    }
+
+    async fn unmerge_patients(
+        &self,
+        ctx: &CallerContext,
+        _target: Uuid,
+        _source: Uuid,
+    ) -> WardResult<(Patient, Patient)> {
+        ctx.require(Right::PatientsWrite)?;
+        Err(WardError::NotFound("Patient not found".into()))
     }
 
     async fn purge_patient(&self, ctx: &CallerContext, id: Uuid) -> WardResult<()> {

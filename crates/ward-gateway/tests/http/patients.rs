@@ -117,6 +117,7 @@ async fn create_read_update_delete() {
     expected["id"] = json!(id);
     expected["version"] = json!(1);
     expected["mrn"] = json!("MRN-00000001");
+    expected["identifiers"] = json!([]);
     assert_eq!(patient, expected);
 
     // Read it back from its Location.

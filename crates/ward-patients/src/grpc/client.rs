@@ -204,6 +204,58 @@ impl PatientsApi for PatientsGrpcClient {
         Ok(())
     }
 
+    async fn merge_patients(
+        &self,
+        ctx: &CallerContext,
+        target: Uuid,
+        source: Uuid,
+        expected_target_version_opt: Option<u32>,
+    ) -> WardResult<Patient> {
+        let message = proto::MergePatientsRequest {
+            target_id: target.to_string(),
+            source_id: source.to_string(),
+            expected_target_version: expected_target_version_opt,
+        };
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.merge_patients(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
+        self.patient_reply(response.into_inner())
+    }
+
+    async fn unmerge_patients(
+        &self,
+        ctx: &CallerContext,
+        target: Uuid,
+        source: Uuid,
+    ) -> WardResult<(Patient, Patient)> {
+        let message = proto::MergePatientsRequest {
+            target_id: target.to_string(),
+            source_id: source.to_string(),
+            expected_target_version: None,
+        };
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.unmerge_patients(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?
+        .into_inner();
+        let missing = |field: &str| {
+            malformed_reply(
+                &self.peer,
+                WardError::invalid_field(field, format!("{field} is required")),
+            )
+        };
+        let target = response.target.ok_or_else(|| missing("target"))?;
+        let source = response.source.ok_or_else(|| missing("source"))?;
+        Ok((self.patient_reply(target)?, self.patient_reply(source)?))
+    }
+
     async fn patient_history(
         &self,
         ctx: &CallerContext,

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 use ward_bus::PatientsApi;
 use ward_bus::grpc::{caller_from_request, parse_uuid, respond};
 use ward_bus::patients::{IdempotencyKey, NewPatient, PatientChanges};
@@ -218,6 +219,39 @@ impl PatientService for PatientsGrpcServer {
         )
     }
 
+    async fn merge_patients(
+        &self,
+        request: Request<proto::MergePatientsRequest>,
+    ) -> Result<Response<proto::Patient>, Status> {
+        let ctx = caller_from_request(&request, &self.verifier);
+        let result = match merge_pair(request.get_ref()) {
+            Ok((target, source)) => {
+                let expected_opt = request.get_ref().expected_target_version;
+                self.service
+                    .merge_patients(&ctx, target, source, expected_opt)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        respond(&ctx, "MergePatients", result.map(patient_to_proto))
+    }
+
+    async fn unmerge_patients(
+        &self,
+        request: Request<proto::MergePatientsRequest>,
+    ) -> Result<Response<proto::UnmergePatientsResponse>, Status> {
+        let ctx = caller_from_request(&request, &self.verifier);
+        let result = match merge_pair(request.get_ref()) {
+            Ok((target, source)) => self.service.unmerge_patients(&ctx, target, source).await,
+            Err(error) => Err(error),
+        };
+        let reply = result.map(|(target, source)| proto::UnmergePatientsResponse {
+            target: Some(patient_to_proto(target)),
+            source: Some(patient_to_proto(source)),
+        });
+        respond(&ctx, "UnmergePatients", reply)
+    }
+
     async fn list_patient_versions(
         &self,
         request: Request<proto::PatientId>,
@@ -272,4 +306,12 @@ impl PatientService for PatientsGrpcServer {
         };
         respond(&ctx, "ListAuditEvents", result.map(audit_page_to_proto))
     }
+}
+
+/// The (target, source) ids of a merge request; a malformed one is `InvalidArgument` naming it.
+fn merge_pair(request: &proto::MergePatientsRequest) -> WardResult<(Uuid, Uuid)> {
+    Ok((
+        parse_uuid(&request.target_id, "id")?,
+        parse_uuid(&request.source_id, "source")?,
+    ))
 }

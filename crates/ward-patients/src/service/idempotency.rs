@@ -121,14 +121,18 @@ async fn replay(
 
 /// Hex SHA-256 of the parsed patient, so whitespace and key order in the JSON do not matter.
 fn request_hash(patient: &NewPatient) -> WardResult<String> {
-    let canonical = serde_json::to_string(&[
-        patient.name.as_str(),
-        patient.email.trim(),
-        patient.address.as_str(),
-        &format_date(patient.date_of_birth),
-        &format_date(patient.registered_date),
-    ])
-    .map_err(|error| WardError::internal("encoding a request for its hash", error))?;
+    let mut fields = vec![
+        patient.name.clone(),
+        patient.email.trim().to_string(),
+        patient.address.clone(),
+        format_date(patient.date_of_birth),
+        format_date(patient.registered_date),
+    ];
+    // Sorted by the parser, so their order in the request does not matter either. Without
+    // any, the hash is what it was before identifiers existed (keys stay valid across upgrade).
+    fields.extend(patient.identifiers.iter().map(ToString::to_string));
+    let canonical = serde_json::to_string(&fields)
+        .map_err(|error| WardError::internal("encoding a request for its hash", error))?;
     Ok(format!("{:x}", Sha256::digest(canonical.as_bytes())))
 }
 
@@ -146,6 +150,7 @@ mod tests {
             address: "1 Main St".into(),
             date_of_birth: date,
             registered_date: date,
+            identifiers: Vec::new(),
         }
     }
 

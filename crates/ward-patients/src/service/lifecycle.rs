@@ -79,6 +79,7 @@ pub(super) async fn purge_patient(
         .await
         .map_err(|error| db_error("purging a patient", error))?;
     delete_name_tokens(&txn, id).await?;
+    crate::identifiers::delete_rows(&txn, id).await?;
     patient_versions::Entity::delete_many()
         .filter(patient_versions::Column::PatientId.eq(id))
         .exec(&txn)
