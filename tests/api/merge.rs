@@ -171,6 +171,18 @@ async fn a_duplicate_is_merged_and_unmerged(app: &TestApp) {
     // Billing heard of it.
     account_status(app, &token, source_id, "MERGED").await;
 
+    // Analytics counts the merge.
+    app.eventually(EVENT_WAIT, "the merge counted", || async {
+        let summary: Value = app
+            .get(&token, "/api/analytics/summary")
+            .await
+            .json()
+            .await
+            .ok()?;
+        (summary["patientsMerged"] == 1).then_some(())
+    })
+    .await;
+
     // Malformed merges are 400s naming the field; merging into itself too.
     let missing = app.post(&token, &merge_path, &json!({})).await;
     assert_eq!(json_of(missing, 400).await["errors"][0]["field"], "source");
@@ -197,6 +209,16 @@ async fn a_duplicate_is_merged_and_unmerged(app: &TestApp) {
     );
     assert!(both["source"].get("mergedInto").is_none(), "{both}");
     account_status(app, &token, source_id, "ACTIVE").await;
+    app.eventually(EVENT_WAIT, "the unmerge counted", || async {
+        let summary: Value = app
+            .get(&token, "/api/analytics/summary")
+            .await
+            .json()
+            .await
+            .ok()?;
+        (summary["patientsMerged"] == 0).then_some(())
+    })
+    .await;
     let again = app
         .post(&token, &unmerge_path, &json!({"source": source_id}))
         .await;

@@ -30,6 +30,7 @@ fn summary_to_proto(summary: Summary) -> proto::Summary {
     proto::Summary {
         patients_registered: summary.patients_registered,
         patients_deleted: summary.patients_deleted,
+        patients_merged: summary.patients_merged,
         billing_accounts_opened: summary.billing_accounts_opened,
         events_by_type: summary.events_by_type.into_iter().collect(),
         registrations_by_day,
@@ -50,6 +51,7 @@ fn summary_from_proto(summary: proto::Summary) -> WardResult<Summary> {
     Ok(Summary {
         patients_registered: summary.patients_registered,
         patients_deleted: summary.patients_deleted,
+        patients_merged: summary.patients_merged,
         billing_accounts_opened: summary.billing_accounts_opened,
         events_by_type,
         registrations_by_day,
@@ -67,6 +69,7 @@ mod tests {
         let summary = Summary {
             patients_registered: 3,
             patients_deleted: 1,
+            patients_merged: 2,
             billing_accounts_opened: 2,
             events_by_type: BTreeMap::from([
                 ("PatientRegistered".to_string(), 3),

@@ -8,7 +8,10 @@ use sea_orm_migration::MigratorTrait;
 use ward_bus::AnalyticsApi;
 use ward_bus::analytics::{DailyCount, Summary};
 use ward_bus::db::{db_error, ping};
-use ward_bus::events::{BillingAccountOpened, DomainEvent, PatientDeleted, PatientRegistered};
+use ward_bus::events::{
+    BillingAccountOpened, DomainEvent, PatientDeleted, PatientMerged, PatientRegistered,
+    PatientUnmerged,
+};
 use ward_core::{CallerContext, Right, WardError, WardResult};
 
 use crate::entity::{daily_registrations, event_counts};
@@ -62,6 +65,9 @@ impl AnalyticsApi for AnalyticsService {
         Ok(Summary {
             patients_registered: count_of(PatientRegistered::EVENT_TYPE),
             patients_deleted: count_of(PatientDeleted::EVENT_TYPE),
+            // Events are processed once each, so the unmerges never outnumber the merges.
+            patients_merged: count_of(PatientMerged::EVENT_TYPE)
+                .saturating_sub(count_of(PatientUnmerged::EVENT_TYPE)),
             billing_accounts_opened: count_of(BillingAccountOpened::EVENT_TYPE),
             events_by_type,
             registrations_by_day,

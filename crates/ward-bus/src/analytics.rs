@@ -20,6 +20,8 @@ pub struct DailyCount {
 pub struct Summary {
     pub patients_registered: u64,
     pub patients_deleted: u64,
+    /// Duplicates merged into another patient and not unmerged since.
+    pub patients_merged: u64,
     pub billing_accounts_opened: u64,
     pub events_by_type: BTreeMap<String, u64>,
     /// By the patient's registered date, oldest first.

@@ -573,6 +573,8 @@ impl From<BillingAccount> for BillingAccountResponse {
 pub(crate) struct SummaryResponse {
     patients_registered: u64,
     patients_deleted: u64,
+    /// Duplicates merged into another patient and not unmerged since.
+    patients_merged: u64,
     billing_accounts_opened: u64,
     /// Events processed, by event type (e.g. `PatientRegistered`).
     events_by_type: BTreeMap<String, u64>,
@@ -597,6 +599,7 @@ impl From<Summary> for SummaryResponse {
         Self {
             patients_registered: summary.patients_registered,
             patients_deleted: summary.patients_deleted,
+            patients_merged: summary.patients_merged,
             billing_accounts_opened: summary.billing_accounts_opened,
             events_by_type: summary.events_by_type,
             registrations_by_day,

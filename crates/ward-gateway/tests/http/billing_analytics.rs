@@ -70,6 +70,7 @@ async fn the_analytics_summary_has_the_expected_shape() {
         json!({
             "patientsRegistered": 15,
             "patientsDeleted": 1,
+            "patientsMerged": 0,
             "billingAccountsOpened": 15,
             "eventsByType": {"PatientRegistered": 15},
             "registrationsByDay": [{"date": "2024-01-10", "count": 3}]

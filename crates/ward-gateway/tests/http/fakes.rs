@@ -521,6 +521,7 @@ impl AnalyticsApi for FakeAnalytics {
         Ok(Summary {
             patients_registered: 15,
             patients_deleted: 1,
+            patients_merged: 0,
             billing_accounts_opened: 15,
             events_by_type: BTreeMap::from([("PatientRegistered".to_string(), 15)]),
             registrations_by_day: vec![DailyCount {
