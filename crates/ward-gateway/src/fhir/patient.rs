@@ -235,7 +235,12 @@ fn read_identifiers(
         };
         let system = read_string(object.get("system"), "Patient.identifier.system", errors);
         let value = read_string(object.get("value"), "Patient.identifier.value", errors);
-        if system.as_deref() != Some(MRN_SYSTEM) {
+        // FHIR allows an identifier without a value (the spec's own f001 has one); it
+        // identifies nothing, so like `text` it is accepted and not kept.
+        let has_value = value
+            .as_deref()
+            .is_some_and(|value| !value.trim().is_empty());
+        if system.as_deref() != Some(MRN_SYSTEM) && has_value {
             inputs.push(IdentifierInput { system, value });
         }
     }
