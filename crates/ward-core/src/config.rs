@@ -208,6 +208,10 @@ pub struct PatientsOptions {
     /// How many digits the number is zero-padded to (1..=18); a number that outgrows it just
     /// gets longer. Since v0.2.
     pub mrn_digits: u8,
+    /// Makes every change of an existing patient conditional: `PUT`, `PATCH`, `DELETE` and the
+    /// restore (REST and FHIR) without `If-Match` answer 428 Precondition Required, so no client
+    /// can overwrite a change it has not seen. Off by default: the last write wins. Since v0.2.
+    pub require_if_match: bool,
 }
 
 impl Default for PatientsOptions {
@@ -215,6 +219,7 @@ impl Default for PatientsOptions {
         Self {
             mrn_prefix: "MRN-".into(),
             mrn_digits: 8,
+            require_if_match: false,
         }
     }
 }
@@ -755,6 +760,7 @@ mod tests {
         assert_eq!(config.patients, PatientsOptions::default());
         assert_eq!(config.patients.mrn_prefix, "MRN-");
         assert_eq!(config.patients.mrn_digits, 8);
+        assert!(!config.patients.require_if_match);
         for (key, value) in [
             ("patients.mrn_prefix", serde_json::json!("MRN 1")),
             (

@@ -55,6 +55,12 @@ pub(crate) struct Conflict(#[allow(dead_code)] Problem);
 #[response(content_type = "application/problem+json")]
 pub(crate) struct PreconditionFailed(#[allow(dead_code)] Problem);
 
+/// This server requires `If-Match` on changes of a patient (`patients.require_if_match`) and
+/// the request had none; nothing was written. Read the record and send its `ETag` (or `*`).
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub(crate) struct PreconditionRequired(#[allow(dead_code)] Problem);
+
 /// The request is well formed but cannot be processed: an `Idempotency-Key` already used with
 /// a different request.
 #[derive(ToResponse)]
@@ -130,6 +136,7 @@ pub(crate) struct ServiceUnavailable(#[allow(dead_code)] Problem);
             Gone,
             Conflict,
             PreconditionFailed,
+            PreconditionRequired,
             Unprocessable,
             PayloadTooLarge,
             UnsupportedMediaType,

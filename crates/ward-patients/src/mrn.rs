@@ -98,6 +98,7 @@ mod tests {
         let short = MrnFormat::from_options(&PatientsOptions {
             mrn_prefix: "P".into(),
             mrn_digits: 2,
+            ..Default::default()
         });
         assert_eq!(short.format(7), "P07");
         assert_eq!(short.format(123), "P123");

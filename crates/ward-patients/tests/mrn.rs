@@ -169,6 +169,7 @@ async fn the_configured_format_is_used() {
     let format = MrnFormat::from_options(&PatientsOptions {
         mrn_prefix: "W/".into(),
         mrn_digits: 3,
+        ..Default::default()
     });
     let service =
         PatientsService::new(test.db.clone(), OutboxWaker::default()).with_mrn_format(format);

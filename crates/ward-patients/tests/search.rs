@@ -419,6 +419,7 @@ async fn the_migration_indexes_and_numbers_the_patients_already_stored() {
     let format = ward_patients::MrnFormat::from_options(&ward_core::config::PatientsOptions {
         mrn_prefix: "OLD-".into(),
         mrn_digits: 4,
+        ..Default::default()
     });
     PatientsService::migrate_with(&db, &format).await.unwrap();
 

@@ -144,6 +144,8 @@ fn issue_code(error: &ApiError) -> &'static str {
             ErrorCode::Gone => "deleted",
             ErrorCode::AlreadyExists => "duplicate",
             ErrorCode::PreconditionFailed => "conflict",
+            // The request lacks a part (the `If-Match` header) the server requires.
+            ErrorCode::PreconditionRequired => "required",
             // FHIR's code for content that is well formed but breaks a business rule.
             ErrorCode::Unprocessable => "business-rule",
             ErrorCode::TooManyRequests => "throttled",

@@ -23,14 +23,15 @@ use crate::etag::{IfMatch, etag};
 use crate::json::{ApiJson, MergePatchJson};
 use crate::openapi::{
     BadRequest, Conflict, Forbidden, Gone, NotFound, PayloadTooLarge, PreconditionFailed,
-    ServiceUnavailable, Unauthorized, Unprocessable, UnsupportedMediaType,
+    PreconditionRequired, ServiceUnavailable, Unauthorized, Unprocessable, UnsupportedMediaType,
 };
 use crate::problem::ApiError;
 
 /// Describes the `If-Match` request header in the operations that honour it.
 const IF_MATCH_DESCRIPTION: &str = "Apply the change only to this version of the record, as \
     its `ETag` gave it (`W/\"3\"`; `\"3\"` and `*` are accepted too). Another version is a 412 \
-    and nothing is written. Without it, the last write wins.";
+    and nothing is written. Without it, the last write wins, unless the server requires it \
+    (`patients.require_if_match`): then its absence is a 428.";
 
 /// A patient answer: the record, with its version as the `ETag`.
 fn patient_reply(mut response: actix_web::HttpResponseBuilder, patient: Patient) -> HttpResponse {
@@ -211,6 +212,7 @@ pub(crate) async fn get_patient(
         (status = 410, response = Gone),
         (status = 409, response = Conflict),
         (status = 412, response = PreconditionFailed),
+        (status = 428, response = PreconditionRequired),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 503, response = ServiceUnavailable),
@@ -270,6 +272,7 @@ pub(crate) async fn update_patient(
         (status = 410, response = Gone),
         (status = 409, response = Conflict),
         (status = 412, response = PreconditionFailed),
+        (status = 428, response = PreconditionRequired),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 503, response = ServiceUnavailable),
@@ -332,6 +335,7 @@ fn is_unchanged(current: &Patient, changes: &PatientChanges) -> bool {
         (status = 404, response = NotFound),
         (status = 410, response = Gone),
         (status = 412, response = PreconditionFailed),
+        (status = 428, response = PreconditionRequired),
         (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
@@ -370,6 +374,7 @@ pub(crate) async fn delete_patient(
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 412, response = PreconditionFailed),
+        (status = 428, response = PreconditionRequired),
         (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))

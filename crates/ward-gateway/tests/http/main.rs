@@ -14,6 +14,7 @@ mod hostile;
 mod narrow;
 mod ops;
 mod patients;
+mod preconditions;
 mod security;
 mod users;
 mod versions;
