@@ -14,8 +14,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::role::{Role, parse_roles};
 
 /// The top-level keys of [`Config`]; environment variables are read only under these.
-const TOP_LEVEL_KEYS: [&str; 8] = [
-    "profile", "roles", "server", "database", "events", "peers", "auth", "log",
+const TOP_LEVEL_KEYS: [&str; 9] = [
+    "profile", "roles", "server", "database", "events", "peers", "auth", "patients", "log",
 ];
 
 /// The project file read when present; relative to the working directory.
@@ -752,6 +752,19 @@ mod tests {
             assert!(ok.parse::<FilterSyntax>().is_ok(), "{ok}");
         }
         assert!("ward=loud".parse::<FilterSyntax>().is_err());
+    }
+
+    /// A section missing from [`TOP_LEVEL_KEYS`] silently ignores its `WARD_*` variables (as
+    /// `WARD_PATIENTS__*` once did).
+    #[test]
+    fn every_section_is_settable_from_the_environment() {
+        let config = Config::load(&ConfigSources::default()).unwrap();
+        let serialized = serde_json::to_value(&config).unwrap();
+        let sections: Vec<&String> = serialized.as_object().unwrap().keys().collect();
+        for section in &sections {
+            assert!(TOP_LEVEL_KEYS.contains(&section.as_str()), "{section}");
+        }
+        assert_eq!(sections.len(), TOP_LEVEL_KEYS.len());
     }
 
     #[test]
