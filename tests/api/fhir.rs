@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, Workdir};
 
-const FHIR_JSON: &str = "application/fhir+json";
+pub(crate) const FHIR_JSON: &str = "application/fhir+json";
 
 /// Writes `document` to `$WARD_FHIR_OUT/<name>.json` when the variable is set.
-fn keep_for_validation(name: &str, document: &Value) {
+pub(crate) fn keep_for_validation(name: &str, document: &Value) {
     let Some(raw_folder) = std::env::var_os("WARD_FHIR_OUT") else {
         return;
     };
@@ -32,7 +32,7 @@ fn example(name: &str) -> Value {
 }
 
 /// Reads a FHIR answer with `status`, checking its media type.
-async fn fhir_document(response: Response, status: u16) -> Value {
+pub(crate) async fn fhir_document(response: Response, status: u16) -> Value {
     let actual = response.status().as_u16();
     let content_type = response.headers()["content-type"]
         .to_str()
@@ -44,7 +44,7 @@ async fn fhir_document(response: Response, status: u16) -> Value {
     body
 }
 
-async fn send_fhir(
+pub(crate) async fn send_fhir(
     app: &TestApp,
     method: reqwest::Method,
     token: &str,
@@ -71,7 +71,7 @@ fn expressions(outcome: &Value) -> Vec<String> {
     expressions
 }
 
-fn ada() -> Value {
+pub(crate) fn ada() -> Value {
     json!({
         "resourceType": "Patient",
         "active": true,

@@ -11,9 +11,11 @@
 
 mod caller;
 mod client_addr;
+mod conditional_create;
 mod dto;
 mod etag;
 mod fhir;
+mod identifier;
 mod json;
 mod metrics;
 mod openapi;

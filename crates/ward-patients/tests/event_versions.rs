@@ -74,7 +74,10 @@ async fn each_event_carries_the_version_after_its_change() {
     let restored = test.service.restore_patient(&ctx, id, None).await.unwrap();
 
     // Assert
-    assert_eq!((created.version, updated.version, restored.version), (1, 3, 5));
+    assert_eq!(
+        (created.version, updated.version, restored.version),
+        (1, 3, 5)
+    );
     let envelopes = test.envelopes().await;
     let types: Vec<&str> = envelopes
         .iter()

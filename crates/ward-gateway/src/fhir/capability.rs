@@ -43,13 +43,18 @@ pub(crate) fn capability_statement() -> Value {
                     {"code": "read"},
                     {"code": "vread"},
                     {"code": "update"},
-                    {"code": "create"},
+                    {"code": "delete", "documentation": "Soft: the record can be restored \
+                        through the REST API; later reads are 410. Honours If-Match"},
+                    {"code": "history-instance", "documentation": "Newest first; _count keeps \
+                        the newest n versions"},
+                    {"code": "create", "documentation": "Conditional with If-None-Exist: \
+                        identifier=[urn:ward:mrn|]<mrn> or email=<address>"},
                     {"code": "search-type"}
                 ],
                 "versioning": "versioned-update",
                 "readHistory": true,
                 "updateCreate": false,
-                "conditionalCreate": false,
+                "conditionalCreate": true,
                 "conditionalUpdate": false,
                 "conditionalDelete": "not-supported",
                 "searchParam": [
@@ -125,5 +130,30 @@ mod tests {
             params.as_array().map(Vec::len),
             Some(SEARCH_PARAMETERS.len())
         );
+    }
+
+    #[test]
+    fn the_statement_lists_the_interactions_served() {
+        let statement = capability_statement();
+        let resource = &statement["rest"][0]["resource"][0];
+        let codes: Vec<&str> = resource["interaction"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|interaction| interaction["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                "read",
+                "vread",
+                "update",
+                "delete",
+                "history-instance",
+                "create",
+                "search-type"
+            ]
+        );
+        assert_eq!(resource["conditionalCreate"], true);
     }
 }

@@ -19,8 +19,7 @@ use uuid::Uuid;
 use ward_bus::patients::{NewPatient, Patient, PatientChanges, PatientInput, format_date};
 use ward_core::{FieldError, WardError, WardResult};
 
-/// The `Identifier.system` of the medical record number.
-pub(crate) const MRN_SYSTEM: &str = "urn:ward:mrn";
+use crate::identifier::MRN_SYSTEM;
 
 /// The v2 identifier type code system, whose `MR` is "medical record number".
 const IDENTIFIER_TYPE_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v2-0203";

@@ -14,6 +14,7 @@ use ward_core::{WardError, WardResult};
 
 use crate::ApiBackends;
 use crate::caller::Caller;
+use crate::conditional_create::{CreateOutcome, create_patient_unless_exists};
 use crate::dto::{
     PatientBody, PatientHistoryResponse, PatientMergePatch, PatientMergePatchSchema,
     PatientPageResponse, PatientResponse, PatientSearchParams, PatientUpdateSchema,
@@ -70,8 +71,10 @@ fn parse_version(raw: &str) -> WardResult<u32> {
             current `ETag`) and creates nothing; the same key with another patient is a 422. \
             Keys are per user and remembered for 24 hours."),
         ("If-None-Exist" = Option<String>, Header, description = "A conditional create, as \
-            in FHIR: `identifier=<mrn>` or `email=<address>` (ignoring case). When a live \
-            patient matches, it is answered with 200 and nothing is created."),
+            in FHIR: `identifier=<mrn>` (or `urn:ward:mrn|<mrn>`) or `email=<address>` \
+            (ignoring case); `%XX` escapes are decoded. When one live patient matches, it is \
+            answered with 200 and nothing is created; when several do, 412. A create that \
+            loses a race with a concurrent one for the same email answers the winner with 200."),
     ),
     responses(
         (status = 200, description = "`If-None-Exist` matched: the existing patient, nothing \
@@ -90,6 +93,7 @@ fn parse_version(raw: &str) -> WardResult<u32> {
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 422, response = Unprocessable),
@@ -107,22 +111,18 @@ pub(crate) async fn create_patient(
     let idempotency_key_opt = idempotency_key(&request)?;
     let condition_opt = if_none_exist(&request)?;
     let new_patient = body.into_inner().into_new_patient()?;
-    if let Some(condition) = condition_opt {
-        let page = backends
-            .patients
-            .search_patients(caller.context(), condition)
-            .await?;
-        if let Some(existing) = page.items.into_iter().next() {
-            let mut response = HttpResponse::Ok();
-            response.insert_header((header::LOCATION, patient_location(&existing)));
-            return Ok(patient_reply(response, existing));
-        }
-    }
-    let patient = backends
-        .patients
-        .create_patient(caller.context(), new_patient, idempotency_key_opt)
-        .await?;
-    let mut response = HttpResponse::Created();
+    let outcome = create_patient_unless_exists(
+        &backends.patients,
+        caller.context(),
+        new_patient,
+        idempotency_key_opt,
+        condition_opt,
+    )
+    .await?;
+    let (mut response, patient) = match outcome {
+        CreateOutcome::Created(patient) => (HttpResponse::Created(), patient),
+        CreateOutcome::Existing(patient) => (HttpResponse::Ok(), patient),
+    };
     response.insert_header((header::LOCATION, patient_location(&patient)));
     Ok(patient_reply(response, patient))
 }

@@ -71,6 +71,7 @@ fn unconditional_changes(id: &str) -> Vec<(&'static str, TestRequest)> {
                 .insert_header(("content-type", "application/fhir+json"))
                 .set_payload(fhir_john(id).to_string()),
         ),
+        ("FHIR DELETE", as_admin(Method::DELETE, &fhir)),
     ]
 }
 
@@ -132,7 +133,7 @@ async fn when_required_a_change_without_if_match_is_a_428_and_writes_nothing() {
         .set_json(john());
     assert_eq!(send(&app, with_tag.to_request()).await.status, 200);
     let with_star =
-        as_admin(Method::DELETE, &format!("/api/patients/{id}")).insert_header(("if-match", "*"));
+        as_admin(Method::DELETE, &format!("/fhir/Patient/{id}")).insert_header(("if-match", "*"));
     assert_eq!(send(&app, with_star.to_request()).await.status, 204);
     assert_eq!(store.expected_versions(), [Some(1), None]);
 }
@@ -163,6 +164,7 @@ async fn by_default_a_change_without_if_match_is_applied() {
             ("REST DELETE", 204),
             ("REST restore", 200),
             ("FHIR PUT", 200),
+            ("FHIR DELETE", 204),
         ]
     );
 }
