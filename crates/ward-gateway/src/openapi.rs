@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi, ToResponse};
 
 use crate::dto;
 use crate::problem::{Problem, ProblemFieldError};
-use crate::routes::{analytics, audit, auth, billing, health, patients, users};
+use crate::routes::{analytics, audit, auth, billing, health, patient_history, patients, users};
 
 /// The request is malformed; `errors` lists every failing field.
 #[derive(ToResponse)]
@@ -111,8 +111,8 @@ pub(crate) struct ServiceUnavailable(#[allow(dead_code)] Problem);
         patients::delete_patient,
         patients::restore_patient,
         patients::purge_patient,
-        patients::patient_history,
-        patients::patient_version,
+        patient_history::patient_history,
+        patient_history::patient_version,
         billing::get_account_by_patient,
         analytics::summary,
         audit::list_audit_events,
