@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, Workdir};
 
-const FHIR_JSON: &str = "application/fhir+json";
+pub(crate) const FHIR_JSON: &str = "application/fhir+json";
 
 /// Writes `document` to `$WARD_FHIR_OUT/<name>.json` when the variable is set.
 pub(crate) fn keep_for_validation(name: &str, document: &Value) {
@@ -71,7 +71,7 @@ fn expressions(outcome: &Value) -> Vec<String> {
     expressions
 }
 
-fn ada() -> Value {
+pub(crate) fn ada() -> Value {
     json!({
         "resourceType": "Patient",
         "active": true,

@@ -236,4 +236,14 @@ async fn a_duplicate_is_merged_and_unmerged(app: &TestApp) {
         .map(|entry| entry["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, ["unmerged", "merged", "create"]);
+    let fhir_history = app
+        .client
+        .get(app.url(&format!("/fhir/Patient/{source_id}/_history")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let fhir_history = fhir_document(fhir_history, 200).await;
+    keep_for_validation("bundle-history-merged", &fhir_history);
+    assert_eq!(fhir_history["total"], 3);
 }

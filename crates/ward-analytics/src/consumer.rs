@@ -153,6 +153,7 @@ mod tests {
             name: "n".into(),
             email: "e@example.com".into(),
             registered_date: registered_date.into(),
+            version: 1,
         };
         let occurred_at = Utc.with_ymd_and_hms(2024, 3, 5, 23, 59, 0).unwrap();
         let sent = envelope("patients", Uuid::nil(), "", occurred_at, &payload);

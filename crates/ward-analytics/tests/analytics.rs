@@ -70,6 +70,7 @@ fn registration(patient_id: Uuid, registered_date: &str) -> Vec<u8> {
         name: "John Doe".into(),
         email: "john.doe@example.com".into(),
         registered_date: registered_date.into(),
+        version: 1,
     };
     encode_envelope(&envelope("patients", patient_id, "", Utc::now(), &payload))
 }
@@ -77,6 +78,7 @@ fn registration(patient_id: Uuid, registered_date: &str) -> Vec<u8> {
 fn deletion(patient_id: Uuid) -> Vec<u8> {
     let payload = PatientDeleted {
         patient_id: patient_id.to_string(),
+        version: 2,
     };
     encode_envelope(&envelope("patients", patient_id, "", Utc::now(), &payload))
 }

@@ -71,6 +71,7 @@ fn registration(patient_id: Uuid, registered_date: &str) -> OutgoingRecord {
         name: "John Doe".into(),
         email: "john.doe@example.com".into(),
         registered_date: registered_date.into(),
+        version: 1,
     };
     OutgoingRecord {
         topic: PATIENTS_TOPIC.to_string(),

@@ -71,6 +71,7 @@ fn registered(patient_id: Uuid) -> EventEnvelope {
         name: "John Doe".into(),
         email: "john.doe@example.com".into(),
         registered_date: "2024-01-10".into(),
+        version: 1,
     };
     envelope("patients", patient_id, "req-register", Utc::now(), &payload)
 }
@@ -324,6 +325,7 @@ async fn unusable_records_are_skipped_and_the_consumer_moves_on() {
     append(&app.log, patient_id, encode_envelope(&bad_id_envelope)).await;
     let deleted = PatientDeleted {
         patient_id: patient_id.to_string(),
+        version: 2,
     };
     let deleted_envelope = envelope("patients", patient_id, "", Utc::now(), &deleted);
     append(&app.log, patient_id, encode_envelope(&deleted_envelope)).await;

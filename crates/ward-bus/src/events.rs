@@ -166,6 +166,7 @@ mod tests {
         let subject = Uuid::now_v7();
         let payload = PatientDeleted {
             patient_id: subject.to_string(),
+            version: 2,
         };
         let sent = envelope("patients", subject, "req-1", Utc::now(), &payload);
         let received = decode_envelope(&encode_envelope(&sent)).unwrap();

@@ -61,6 +61,8 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::Gone => Code::NotFound,
         ErrorCode::AlreadyExists => Code::AlreadyExists,
         ErrorCode::PreconditionFailed => Code::FailedPrecondition,
+        // The exact kind travels in `ward-error-bin`.
+        ErrorCode::PreconditionRequired => Code::FailedPrecondition,
         // The request itself is at fault; the exact kind travels in `ward-error-bin`.
         ErrorCode::Unprocessable => Code::InvalidArgument,
         ErrorCode::TooManyRequests => Code::ResourceExhausted,
@@ -109,6 +111,7 @@ impl WireError {
             WardError::Gone(detail) => ("gone", detail),
             WardError::AlreadyExists(detail) => ("already_exists", detail),
             WardError::PreconditionFailed(detail) => ("precondition_failed", detail),
+            WardError::PreconditionRequired(detail) => ("precondition_required", detail),
             WardError::Unprocessable(detail) => ("unprocessable", detail),
             WardError::TooManyRequests(detail) => ("too_many_requests", detail),
             WardError::Timeout(detail) => ("timeout", detail),
@@ -136,6 +139,7 @@ impl WireError {
             "gone" => WardError::Gone(detail),
             "already_exists" => WardError::AlreadyExists(detail),
             "precondition_failed" => WardError::PreconditionFailed(detail),
+            "precondition_required" => WardError::PreconditionRequired(detail),
             "unprocessable" => WardError::Unprocessable(detail),
             "too_many_requests" => WardError::TooManyRequests(detail),
             "timeout" => WardError::Timeout(detail),
@@ -227,6 +231,7 @@ pub fn respond<T>(
                 | ErrorCode::Gone
                 | ErrorCode::AlreadyExists
                 | ErrorCode::PreconditionFailed
+                | ErrorCode::PreconditionRequired
                 | ErrorCode::Unprocessable
                 | ErrorCode::TooManyRequests => {
                     tracing::debug!(request_id, method, %error, "request rejected")
@@ -572,6 +577,7 @@ mod tests {
             WardError::Gone("Patient was deleted; an admin can restore it".into()),
             WardError::AlreadyExists("Email address already exists".into()),
             WardError::PreconditionFailed("version mismatch".into()),
+            WardError::PreconditionRequired("this write needs If-Match".into()),
             WardError::Unprocessable(
                 "this Idempotency-Key was used with a different request".into(),
             ),

@@ -43,6 +43,7 @@ async fn two_relays_send_each_event_once_in_order() {
         let subject = Uuid::now_v7();
         let payload = PatientDeleted {
             patient_id: subject.to_string(),
+            version: 2,
         };
         let event = envelope("patients", subject, "test", Utc::now(), &payload);
         sent_ids.push(event.event_id.clone());

@@ -14,8 +14,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::role::{Role, parse_roles};
 
 /// The top-level keys of [`Config`]; environment variables are read only under these.
-const TOP_LEVEL_KEYS: [&str; 8] = [
-    "profile", "roles", "server", "database", "events", "peers", "auth", "log",
+const TOP_LEVEL_KEYS: [&str; 9] = [
+    "profile", "roles", "server", "database", "events", "peers", "auth", "patients", "log",
 ];
 
 /// The project file read when present; relative to the working directory.
@@ -211,6 +211,10 @@ pub struct PatientsOptions {
     /// How long after a merge it can still be undone (`POST /api/patients/{id}/unmerge`), in
     /// seconds; 30 days by default. Since v0.3.
     pub unmerge_window_secs: u64,
+    /// Makes every change of an existing patient conditional: `PUT`, `PATCH`, `DELETE` and the
+    /// restore (REST and FHIR) without `If-Match` answer 428 Precondition Required, so no client
+    /// can overwrite a change it has not seen. Off by default: the last write wins. Since v0.2.
+    pub require_if_match: bool,
 }
 
 impl Default for PatientsOptions {
@@ -219,6 +223,7 @@ impl Default for PatientsOptions {
             mrn_prefix: "MRN-".into(),
             mrn_digits: 8,
             unmerge_window_secs: 30 * 24 * 60 * 60,
+            require_if_match: false,
         }
     }
 }
@@ -753,12 +758,26 @@ mod tests {
         assert!("ward=loud".parse::<FilterSyntax>().is_err());
     }
 
+    /// A section missing from [`TOP_LEVEL_KEYS`] silently ignores its `WARD_*` variables (as
+    /// `WARD_PATIENTS__*` once did).
+    #[test]
+    fn every_section_is_settable_from_the_environment() {
+        let config = Config::load(&ConfigSources::default()).unwrap();
+        let serialized = serde_json::to_value(&config).unwrap();
+        let sections: Vec<&String> = serialized.as_object().unwrap().keys().collect();
+        for section in &sections {
+            assert!(TOP_LEVEL_KEYS.contains(&section.as_str()), "{section}");
+        }
+        assert_eq!(sections.len(), TOP_LEVEL_KEYS.len());
+    }
+
     #[test]
     fn medical_record_numbers_default_to_mrn_and_eight_digits_and_are_checked() {
         let config = Config::load(&ConfigSources::default()).unwrap();
         assert_eq!(config.patients, PatientsOptions::default());
         assert_eq!(config.patients.mrn_prefix, "MRN-");
         assert_eq!(config.patients.mrn_digits, 8);
+        assert!(!config.patients.require_if_match);
         for (key, value) in [
             ("patients.mrn_prefix", serde_json::json!("MRN 1")),
             (

@@ -43,6 +43,9 @@ pub enum WardError {
     AlreadyExists(String),
     #[error("{0}")]
     PreconditionFailed(String),
+    /// The write must be conditional and was not: it needs `If-Match` (HTTP 428, RFC 6585).
+    #[error("{0}")]
+    PreconditionRequired(String),
     /// The request is well formed but cannot be processed as sent, e.g. an `Idempotency-Key`
     /// reused with a different request (HTTP 422).
     #[error("{0}")]
@@ -118,6 +121,7 @@ impl WardError {
             Self::Gone(_) => ErrorCode::Gone,
             Self::AlreadyExists(_) => ErrorCode::AlreadyExists,
             Self::PreconditionFailed(_) => ErrorCode::PreconditionFailed,
+            Self::PreconditionRequired(_) => ErrorCode::PreconditionRequired,
             Self::Unprocessable(_) => ErrorCode::Unprocessable,
             Self::TooManyRequests(_) => ErrorCode::TooManyRequests,
             Self::Timeout(_) => ErrorCode::Timeout,
@@ -152,6 +156,7 @@ pub enum ErrorCode {
     Gone,
     AlreadyExists,
     PreconditionFailed,
+    PreconditionRequired,
     Unprocessable,
     TooManyRequests,
     Timeout,
@@ -169,6 +174,7 @@ impl ErrorCode {
             Self::Gone => 410,
             Self::AlreadyExists => 409,
             Self::PreconditionFailed => 412,
+            Self::PreconditionRequired => 428,
             Self::Unprocessable => 422,
             Self::TooManyRequests => 429,
             Self::Internal => 500,
@@ -187,6 +193,7 @@ impl ErrorCode {
             Self::Gone => "gone",
             Self::AlreadyExists => "already-exists",
             Self::PreconditionFailed => "precondition-failed",
+            Self::PreconditionRequired => "precondition-required",
             Self::Unprocessable => "unprocessable",
             Self::TooManyRequests => "too-many-requests",
             Self::Timeout => "timeout",
@@ -204,6 +211,7 @@ impl ErrorCode {
             Self::Gone => "Gone",
             Self::AlreadyExists => "Conflict",
             Self::PreconditionFailed => "Precondition failed",
+            Self::PreconditionRequired => "Precondition required",
             Self::Unprocessable => "Unprocessable request",
             Self::TooManyRequests => "Too many requests",
             Self::Timeout => "Timeout",
@@ -223,6 +231,7 @@ impl ErrorCode {
             | Self::Gone
             | Self::AlreadyExists
             | Self::PreconditionFailed
+            | Self::PreconditionRequired
             | Self::Unprocessable
             | Self::Internal => false,
         }
@@ -254,6 +263,10 @@ mod tests {
         assert_eq!(unprocessable.http_status(), 422);
         assert_eq!(unprocessable.slug(), "unprocessable");
         assert!(!unprocessable.is_retryable());
+        let required = WardError::PreconditionRequired("x".into()).error_code();
+        assert_eq!(required.http_status(), 428);
+        assert_eq!(required.slug(), "precondition-required");
+        assert!(!required.is_retryable());
         assert!(
             WardError::Unavailable("x".into())
                 .error_code()

@@ -4,12 +4,17 @@
 //! The tag is weak: it names a version of the record, not the bytes of one rendering. RFC 9110
 //! says `If-Match` compares strongly; Ward accepts the weak tag it hands out (and its strong
 //! spelling) because the version is the whole identity of the state being changed.
+//!
+//! When configured (`patients.require_if_match`), a write without `If-Match` is refused with
+//! 428 Precondition Required (RFC 6585). The [`IfMatch`] extractor enforces it, so every route
+//! that takes one (the patient `PUT`, `PATCH`, `DELETE` and restore, REST and FHIR) follows the
+//! same rule, and no route can forget it.
 
 use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpRequest, web};
 use ward_core::{WardError, WardResult};
 
 use crate::problem::ApiError;
@@ -20,13 +25,24 @@ const VERSION_MAX_DIGITS: usize = 10;
 const IF_MATCH_MESSAGE: &str =
     r#"If-Match must be *, "<version>" or W/"<version>", with one version"#;
 
+/// The 428 detail when `If-Match` is required and absent.
+pub(crate) const IF_MATCH_REQUIRED_MESSAGE: &str = "this server requires If-Match on changes of \
+    a patient: send the ETag of the version you read (W/\"<version>\"), or * for any version";
+
 /// Returns the `ETag` value of a record at `version`.
 pub(crate) fn etag(version: u32) -> String {
     format!("W/\"{version}\"")
 }
 
+/// Whether writes must carry `If-Match`; app data of the API scope (absent means not required).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct IfMatchPolicy {
+    pub(crate) is_required: bool,
+}
+
 /// The `If-Match` request header, as the version a write expects: `None` when absent or `*`
-/// (any current version: the write then only needs the record to exist).
+/// (any current version: the write then only needs the record to exist). Extracting it fails
+/// with 428 when the header is absent and [`IfMatchPolicy`] requires it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct IfMatch(Option<u32>);
 
@@ -48,6 +64,15 @@ impl FromRequest for IfMatch {
                 Ok(text) => values.push(text),
                 Err(_) => return ready(Err(if_match_invalid().into())),
             }
+        }
+        let policy_opt = request.app_data::<web::Data<IfMatchPolicy>>();
+        let is_required = match policy_opt {
+            Some(policy) => policy.is_required,
+            None => false,
+        };
+        if is_required && values.is_empty() {
+            let error = WardError::PreconditionRequired(IF_MATCH_REQUIRED_MESSAGE.to_string());
+            return ready(Err(error.into()));
         }
         ready(parse_if_match(&values).map(IfMatch).map_err(ApiError::from))
     }

@@ -1,5 +1,6 @@
-//! FHIR R4 endpoints for Patient under `/fhir`: read, vread, create, update, a filtered and
-//! paged search, and the CapabilityStatement at `/fhir/metadata`.
+//! FHIR R4 endpoints for Patient under `/fhir`: read, vread, create (also conditional), update,
+//! delete, history, a filtered and paged search, and the CapabilityStatement at
+//! `/fhir/metadata`.
 //!
 //! They are a second rendering of the same module calls as `/api/patients`: every route but
 //! `metadata` authenticates with the [`Caller`](crate::caller::Caller) extractor and calls
@@ -10,9 +11,11 @@
 
 mod capability;
 mod handlers;
+mod history;
 mod media;
 mod outcome;
 mod patient;
+mod search;
 
 use std::future::{Ready, ready};
 
@@ -31,13 +34,18 @@ pub(crate) fn fhir_routes(cfg: &mut web::ServiceConfig) {
         .service(fhir_resource("/metadata", "GET").route(web::get().to(handlers::metadata)))
         .service(
             fhir_resource("/Patient", "GET, POST")
-                .route(web::get().to(handlers::search_patients))
+                .route(web::get().to(search::search_patients))
                 .route(web::post().to(handlers::create_patient)),
         )
         .service(
-            fhir_resource("/Patient/{id}", "GET, PUT")
+            fhir_resource("/Patient/{id}", "GET, PUT, DELETE")
                 .route(web::get().to(handlers::read_patient))
-                .route(web::put().to(handlers::update_patient)),
+                .route(web::put().to(handlers::update_patient))
+                .route(web::delete().to(handlers::delete_patient)),
+        )
+        .service(
+            fhir_resource("/Patient/{id}/_history", "GET")
+                .route(web::get().to(history::patient_history)),
         )
         .service(
             fhir_resource("/Patient/{id}/_history/{vid}", "GET")

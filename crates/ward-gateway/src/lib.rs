@@ -11,9 +11,11 @@
 
 mod caller;
 mod client_addr;
+mod conditional_create;
 mod dto;
 mod etag;
 mod fhir;
+mod identifier;
 mod json;
 mod metrics;
 mod openapi;
@@ -109,6 +111,9 @@ pub fn api_config_with_backends(
     let cors_policy = security::CorsPolicy::new(&options);
     let trusted_proxies =
         web::Data::new(client_addr::TrustedProxies::new(&options.trusted_proxies));
+    let if_match_policy = web::Data::new(etag::IfMatchPolicy {
+        is_required: options.require_if_match,
+    });
     move |cfg: &mut ServiceConfig| {
         let cors_policy = cors_policy.clone();
         // The security middleware is inner so that its preflight answers still get a request id
@@ -121,6 +126,7 @@ pub fn api_config_with_backends(
             .app_data(backends.clone())
             .app_data(health.clone())
             .app_data(trusted_proxies.clone())
+            .app_data(if_match_policy.clone())
             .app_data(problem::json_config(JSON_BODY_LIMIT_BYTES))
             .app_data(problem::path_config())
             .app_data(problem::query_config())

@@ -15,7 +15,9 @@ use utoipa::{Modify, OpenApi, ToResponse};
 
 use crate::dto;
 use crate::problem::{Problem, ProblemFieldError};
-use crate::routes::{analytics, audit, auth, billing, health, merge, patients, users};
+use crate::routes::{
+    analytics, audit, auth, billing, health, merge, patient_history, patients, users,
+};
 
 /// The request is malformed; `errors` lists every failing field.
 #[derive(ToResponse)]
@@ -54,6 +56,12 @@ pub(crate) struct Conflict(#[allow(dead_code)] Problem);
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub(crate) struct PreconditionFailed(#[allow(dead_code)] Problem);
+
+/// This server requires `If-Match` on changes of a patient (`patients.require_if_match`) and
+/// the request had none; nothing was written. Read the record and send its `ETag` (or `*`).
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub(crate) struct PreconditionRequired(#[allow(dead_code)] Problem);
 
 /// The request is well formed but cannot be processed: an `Idempotency-Key` already used with
 /// a different request.
@@ -107,8 +115,8 @@ pub(crate) struct ServiceUnavailable(#[allow(dead_code)] Problem);
         patients::purge_patient,
         merge::merge_patients,
         merge::unmerge_patients,
-        patients::patient_history,
-        patients::patient_version,
+        patient_history::patient_history,
+        patient_history::patient_version,
         billing::get_account_by_patient,
         analytics::summary,
         audit::list_audit_events,
@@ -132,6 +140,7 @@ pub(crate) struct ServiceUnavailable(#[allow(dead_code)] Problem);
             Gone,
             Conflict,
             PreconditionFailed,
+            PreconditionRequired,
             Unprocessable,
             PayloadTooLarge,
             UnsupportedMediaType,

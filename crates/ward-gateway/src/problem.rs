@@ -199,6 +199,7 @@ impl ApiError {
             | ErrorCode::Gone
             | ErrorCode::AlreadyExists
             | ErrorCode::PreconditionFailed
+            | ErrorCode::PreconditionRequired
             | ErrorCode::Unprocessable
             | ErrorCode::TooManyRequests => {
                 tracing::debug!(request_id, error = %error, "request rejected");

@@ -7,6 +7,7 @@ pub(crate) mod billing;
 pub(crate) mod docs;
 pub(crate) mod health;
 pub(crate) mod merge;
+pub(crate) mod patient_history;
 pub(crate) mod patients;
 pub(crate) mod users;
 
@@ -62,11 +63,11 @@ pub(crate) fn api_routes(cfg: &mut web::ServiceConfig) {
         )
         .service(
             resource("/api/patients/{id}/history", "GET")
-                .route(web::get().to(patients::patient_history)),
+                .route(web::get().to(patient_history::patient_history)),
         )
         .service(
             resource("/api/patients/{id}/history/{version}", "GET")
-                .route(web::get().to(patients::patient_version)),
+                .route(web::get().to(patient_history::patient_version)),
         )
         .service(
             resource("/api/billing/accounts/{patientId}", "GET")

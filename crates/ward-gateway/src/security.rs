@@ -23,12 +23,17 @@ pub struct GatewayOptions {
     pub cors_allowed_origins: Vec<String>,
     /// Proxies whose `X-Forwarded-For` names the client (`server.trusted_proxies`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Patient changes without `If-Match` answer 428 (`patients.require_if_match`).
+    pub require_if_match: bool,
 }
 
 const JSON_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
 const CORS_ALLOWED_METHODS: &str = "GET, POST, PUT, PATCH, DELETE";
-const CORS_ALLOWED_HEADERS: &str = "authorization, content-type, x-request-id";
-const CORS_EXPOSED_HEADERS: &str = "x-request-id, location";
+// The conditional and idempotent write headers too: a browser client must be able to send
+// them (and read the `ETag`) when writes require `If-Match`.
+const CORS_ALLOWED_HEADERS: &str =
+    "authorization, content-type, x-request-id, if-match, if-none-exist, idempotency-key";
+const CORS_EXPOSED_HEADERS: &str = "x-request-id, location, etag";
 const CORS_MAX_AGE_SECS: &str = "600";
 
 /// The allow-list, normalized once (no trailing slash; compared ignoring ASCII case, as scheme and
@@ -187,6 +192,7 @@ mod tests {
         let policy = CorsPolicy::new(&GatewayOptions {
             trusted_proxies: Vec::new(),
             cors_allowed_origins: vec!["https://Clinic.example/".into()],
+            require_if_match: false,
         });
         let mut headers = HeaderMap::new();
         headers.insert(

@@ -104,6 +104,7 @@ mod tests {
         let subject = Uuid::now_v7();
         let payload = PatientDeleted {
             patient_id: subject.to_string(),
+            version: 2,
         };
         let bytes = encode_envelope(&envelope(
             "patients",

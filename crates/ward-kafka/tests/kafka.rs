@@ -421,6 +421,7 @@ async fn two_consumer_instances_share_the_partitions_and_apply_each_event_once()
             name: format!("Patient {index}"),
             email: format!("patient{index}@example.com"),
             registered_date: "2024-06-01".into(),
+            version: 1,
         };
         let event = envelope("patients", patient_id, "req-kafka", Utc::now(), &payload);
         sent.push(record(

@@ -377,6 +377,7 @@ impl PatientsApi for PatientsService {
             patient_id: id.to_string(),
             name: model.name.clone(),
             email: model.email.clone(),
+            version: stored_version(model.version)?,
         };
         enqueue_event(&txn, ctx, id, &payload).await?;
         record_version(&txn, ctx, &model, "update").await?;
@@ -411,6 +412,7 @@ impl PatientsApi for PatientsService {
         record_version(&txn, ctx, &last, "delete").await?;
         let payload = PatientDeleted {
             patient_id: id.to_string(),
+            version: stored_version(last.version)?,
         };
         enqueue_event(&txn, ctx, id, &payload).await?;
         record(&txn, ctx, "delete", &[id], ALLOWED).await?;
@@ -678,6 +680,7 @@ async fn insert_registered(
         name: model.name.clone(),
         email: model.email.clone(),
         registered_date: format_date(model.registered_date),
+        version: stored_version(model.version)?,
     };
     enqueue_event(txn, ctx, id, &payload).await?;
     record_version(txn, ctx, &model, "create").await?;

@@ -119,6 +119,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> WardResult<()> {
         let gateway_options = ward_gateway::GatewayOptions {
             cors_allowed_origins: config.server.cors_allowed_origins.clone(),
             trusted_proxies: config.server.trusted_proxy_nets(),
+            require_if_match: config.patients.require_if_match,
         };
         let api_config =
             ward_gateway::api_config(services.clone(), health.clone(), gateway_options);

@@ -43,13 +43,18 @@ pub(crate) fn capability_statement() -> Value {
                     {"code": "read"},
                     {"code": "vread"},
                     {"code": "update"},
-                    {"code": "create"},
+                    {"code": "delete", "documentation": "Soft: the record can be restored \
+                        through the REST API; later reads are 410. Honours If-Match"},
+                    {"code": "history-instance", "documentation": "Newest first; _count keeps \
+                        the newest n versions"},
+                    {"code": "create", "documentation": "Conditional with If-None-Exist: \
+                        identifier=[urn:ward:mrn|]<mrn> or email=<address>"},
                     {"code": "search-type"}
                 ],
                 "versioning": "versioned-update",
                 "readHistory": true,
                 "updateCreate": false,
-                "conditionalCreate": false,
+                "conditionalCreate": true,
                 "conditionalUpdate": false,
                 "conditionalDelete": "not-supported",
                 "searchParam": [
@@ -71,8 +76,9 @@ pub(crate) fn capability_statement() -> Value {
                         "name": "identifier",
                         "definition": "http://hl7.org/fhir/SearchParameter/Patient-identifier",
                         "type": "token",
-                        "documentation": "The medical record number, exactly: value or \
-                            urn:ward:mrn|value; another system is a 400"
+                        "documentation": "urn:ward:mrn|value: the medical record number; \
+                            system|value: a further identifier; value alone: the MRN or any \
+                            identifier with that value"
                     },
                     {
                         "name": "email",
@@ -125,5 +131,30 @@ mod tests {
             params.as_array().map(Vec::len),
             Some(SEARCH_PARAMETERS.len())
         );
+    }
+
+    #[test]
+    fn the_statement_lists_the_interactions_served() {
+        let statement = capability_statement();
+        let resource = &statement["rest"][0]["resource"][0];
+        let codes: Vec<&str> = resource["interaction"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|interaction| interaction["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                "read",
+                "vread",
+                "update",
+                "delete",
+                "history-instance",
+                "create",
+                "search-type"
+            ]
+        );
+        assert_eq!(resource["conditionalCreate"], true);
     }
 }

@@ -22,6 +22,9 @@ pub(crate) enum FhirError {
     Api(ApiError),
     /// The version asked for records a delete (410, FHIR's answer for a deleted resource).
     Deleted(String),
+    /// A conditional create's criteria match several resources (412, issue code
+    /// `multiple-matches`).
+    MultipleMatches(String),
 }
 
 impl From<ApiError> for FhirError {
@@ -53,7 +56,7 @@ impl fmt::Display for FhirError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Api(error) => write!(f, "{error}"),
-            Self::Deleted(detail) => f.write_str(detail),
+            Self::Deleted(detail) | Self::MultipleMatches(detail) => f.write_str(detail),
         }
     }
 }
@@ -63,6 +66,7 @@ impl ResponseError for FhirError {
         match self {
             Self::Api(error) => error.status_code(),
             Self::Deleted(_) => StatusCode::GONE,
+            Self::MultipleMatches(_) => StatusCode::PRECONDITION_FAILED,
         }
     }
 
@@ -72,6 +76,10 @@ impl ResponseError for FhirError {
             Self::Deleted(detail) => (
                 HttpResponse::build(StatusCode::GONE).finish(),
                 operation_outcome(vec![issue("deleted", detail, None)]),
+            ),
+            Self::MultipleMatches(detail) => (
+                HttpResponse::build(StatusCode::PRECONDITION_FAILED).finish(),
+                operation_outcome(vec![issue("multiple-matches", detail, None)]),
             ),
         };
         let mut response = HttpResponse::build(problem_response.status());
@@ -145,6 +153,8 @@ fn issue_code(error: &ApiError) -> &'static str {
             ErrorCode::Gone => "deleted",
             ErrorCode::AlreadyExists => "duplicate",
             ErrorCode::PreconditionFailed => "conflict",
+            // The request lacks a part (the `If-Match` header) the server requires.
+            ErrorCode::PreconditionRequired => "required",
             // FHIR's code for content that is well formed but breaks a business rule.
             ErrorCode::Unprocessable => "business-rule",
             ErrorCode::TooManyRequests => "throttled",

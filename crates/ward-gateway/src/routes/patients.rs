@@ -1,5 +1,5 @@
 //! `/api/patients`: register, list, read, update, patch, (soft) delete, restore and purge
-//! patient records, and read their history.
+//! patient records (their history is in `patient_history.rs`).
 //!
 //! Responses with one record carry its version as `ETag: W/"<version>"`; `PUT`, `PATCH`,
 //! `DELETE` and the restore honour `If-Match`, checked by the module atomically with the write.
@@ -10,45 +10,33 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 use ward_bus::patients::{Patient, PatientChanges};
 use ward_core::id::parse_id;
-use ward_core::{WardError, WardResult};
 
 use crate::ApiBackends;
 use crate::caller::Caller;
+use crate::conditional_create::{CreateOutcome, create_patient_unless_exists};
 use crate::dto::{
-    PatientBody, PatientHistoryResponse, PatientMergePatch, PatientMergePatchSchema,
-    PatientPageResponse, PatientResponse, PatientSearchParams, PatientUpdateSchema,
-    PatientVersionResponse, idempotency_key, if_none_exist, parse_patient_search,
+    PatientBody, PatientMergePatch, PatientMergePatchSchema, PatientPageResponse, PatientResponse,
+    PatientSearchParams, PatientUpdateSchema, idempotency_key, if_none_exist, parse_patient_search,
 };
 use crate::etag::{IfMatch, etag};
 use crate::json::{ApiJson, MergePatchJson};
 use crate::openapi::{
     BadRequest, Conflict, Forbidden, Gone, NotFound, PayloadTooLarge, PreconditionFailed,
-    ServiceUnavailable, Unauthorized, Unprocessable, UnsupportedMediaType,
+    PreconditionRequired, ServiceUnavailable, Unauthorized, Unprocessable, UnsupportedMediaType,
 };
 use crate::problem::ApiError;
 
 /// Describes the `If-Match` request header in the operations that honour it.
 const IF_MATCH_DESCRIPTION: &str = "Apply the change only to this version of the record, as \
     its `ETag` gave it (`W/\"3\"`; `\"3\"` and `*` are accepted too). Another version is a 412 \
-    and nothing is written. Without it, the last write wins.";
+    and nothing is written. Without it, the last write wins, unless the server requires it \
+    (`patients.require_if_match`): then its absence is a 428.";
 
 /// A patient answer: the record, with its version as the `ETag`.
 fn patient_reply(mut response: actix_web::HttpResponseBuilder, patient: Patient) -> HttpResponse {
     response
         .insert_header((header::ETAG, etag(patient.version)))
         .json(PatientResponse::from(patient))
-}
-
-/// Reads a version from the path: digits only, from 1.
-fn parse_version(raw: &str) -> WardResult<u32> {
-    let is_digits = !raw.is_empty() && raw.bytes().all(|byte| byte.is_ascii_digit());
-    match raw.parse::<u32>() {
-        Ok(version) if is_digits && version > 0 => Ok(version),
-        _ => Err(WardError::invalid_field(
-            "version",
-            "version must be a positive integer",
-        )),
-    }
 }
 
 /// Registers a patient, opens its billing account and records the event, all or nothing.
@@ -69,8 +57,10 @@ fn parse_version(raw: &str) -> WardResult<u32> {
             current `ETag`) and creates nothing; the same key with another patient is a 422. \
             Keys are per user and remembered for 24 hours."),
         ("If-None-Exist" = Option<String>, Header, description = "A conditional create, as \
-            in FHIR: `identifier=<mrn>` or `email=<address>` (ignoring case). When a live \
-            patient matches, it is answered with 200 and nothing is created."),
+            in FHIR: `identifier=<mrn>` (or `urn:ward:mrn|<mrn>`) or `email=<address>` \
+            (ignoring case); `%XX` escapes are decoded. When one live patient matches, it is \
+            answered with 200 and nothing is created; when several do, 412. A create that \
+            loses a race with a concurrent one for the same email answers the winner with 200."),
     ),
     responses(
         (status = 200, description = "`If-None-Exist` matched: the existing patient, nothing \
@@ -89,6 +79,7 @@ fn parse_version(raw: &str) -> WardResult<u32> {
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 422, response = Unprocessable),
@@ -106,22 +97,18 @@ pub(crate) async fn create_patient(
     let idempotency_key_opt = idempotency_key(&request)?;
     let condition_opt = if_none_exist(&request)?;
     let new_patient = body.into_inner().into_new_patient()?;
-    if let Some(condition) = condition_opt {
-        let page = backends
-            .patients
-            .search_patients(caller.context(), condition)
-            .await?;
-        if let Some(existing) = page.items.into_iter().next() {
-            let mut response = HttpResponse::Ok();
-            response.insert_header((header::LOCATION, patient_location(&existing)));
-            return Ok(patient_reply(response, existing));
-        }
-    }
-    let patient = backends
-        .patients
-        .create_patient(caller.context(), new_patient, idempotency_key_opt)
-        .await?;
-    let mut response = HttpResponse::Created();
+    let outcome = create_patient_unless_exists(
+        &backends.patients,
+        caller.context(),
+        new_patient,
+        idempotency_key_opt,
+        condition_opt,
+    )
+    .await?;
+    let (mut response, patient) = match outcome {
+        CreateOutcome::Created(patient) => (HttpResponse::Created(), patient),
+        CreateOutcome::Existing(patient) => (HttpResponse::Ok(), patient),
+    };
     response.insert_header((header::LOCATION, patient_location(&patient)));
     Ok(patient_reply(response, patient))
 }
@@ -211,6 +198,7 @@ pub(crate) async fn get_patient(
         (status = 410, response = Gone),
         (status = 409, response = Conflict),
         (status = 412, response = PreconditionFailed),
+        (status = 428, response = PreconditionRequired),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 503, response = ServiceUnavailable),
@@ -270,6 +258,7 @@ pub(crate) async fn update_patient(
         (status = 410, response = Gone),
         (status = 409, response = Conflict),
         (status = 412, response = PreconditionFailed),
+        (status = 428, response = PreconditionRequired),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 503, response = ServiceUnavailable),
@@ -336,6 +325,7 @@ fn is_unchanged(current: &Patient, changes: &PatientChanges) -> bool {
         (status = 404, response = NotFound),
         (status = 410, response = Gone),
         (status = 412, response = PreconditionFailed),
+        (status = 428, response = PreconditionRequired),
         (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
@@ -374,6 +364,7 @@ pub(crate) async fn delete_patient(
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 412, response = PreconditionFailed),
+        (status = 428, response = PreconditionRequired),
         (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
@@ -423,99 +414,4 @@ pub(crate) async fn purge_patient(
         .purge_patient(caller.context(), id)
         .await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Returns a patient's history, newest first: one entry per create, update, delete and
-/// restore, each with the record as it stood after it. Still readable after the patient is
-/// deleted; gone with it after a purge.
-#[utoipa::path(
-    get,
-    path = "/api/patients/{id}/history",
-    tag = "patients",
-    params(("id" = uuid::Uuid, Path, description = "The patient's id")),
-    responses(
-        (status = 200, description = "The history, newest first", body = PatientHistoryResponse),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 503, response = ServiceUnavailable),
-    ),
-    security(("bearer" = []))
-)]
-#[tracing::instrument(name = "gateway.patient_history", skip_all)]
-pub(crate) async fn patient_history(
-    backends: web::Data<ApiBackends>,
-    caller: Caller,
-    raw_id: web::Path<String>,
-) -> Result<web::Json<PatientHistoryResponse>, ApiError> {
-    let id = parse_id(&raw_id, "id")?;
-    let history = backends
-        .patients
-        .patient_history(caller.context(), id)
-        .await?;
-    Ok(web::Json(PatientHistoryResponse::try_from(history)?))
-}
-
-/// Returns one entry of a patient's history: the record as it stood at that version.
-#[utoipa::path(
-    get,
-    path = "/api/patients/{id}/history/{version}",
-    tag = "patients",
-    params(
-        ("id" = uuid::Uuid, Path, description = "The patient's id"),
-        ("version" = u32, Path, minimum = 1, description = "The version, from 1"),
-    ),
-    responses(
-        (status = 200, description = "That version", body = PatientVersionResponse,
-            headers(("ETag" = String, description = "That version, `W/\"<version>\"`"))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 503, response = ServiceUnavailable),
-    ),
-    security(("bearer" = []))
-)]
-#[tracing::instrument(name = "gateway.patient_version", skip_all)]
-pub(crate) async fn patient_version(
-    backends: web::Data<ApiBackends>,
-    caller: Caller,
-    raw_path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
-    let (raw_id, raw_version) = raw_path.into_inner();
-    let id_result = parse_id(&raw_id, "id");
-    let version_result = parse_version(&raw_version);
-    let (id, version) = match (id_result, version_result) {
-        (Ok(id), Ok(version)) => (id, version),
-        (Err(error), Ok(_)) | (Ok(_), Err(error)) => return Err(error.into()),
-        (Err(id_error), Err(version_error)) => {
-            let mut errors = id_error.field_errors().to_vec();
-            errors.extend_from_slice(version_error.field_errors());
-            let detail = format!("{id_error}; {version_error}");
-            return Err(WardError::invalid(detail, errors).into());
-        }
-    };
-    let entry = backends
-        .patients
-        .patient_version(caller.context(), id, version)
-        .await?;
-    let response = PatientVersionResponse::try_from(entry)?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::ETAG, etag(version)))
-        .json(response))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions_in_the_path_are_positive_decimal_numbers() {
-        assert_eq!(parse_version("1"), Ok(1));
-        assert_eq!(parse_version("4294967295"), Ok(u32::MAX));
-        for raw in ["0", "", "-1", "+1", "one", "1.0", "4294967296", " 1"] {
-            assert!(parse_version(raw).is_err(), "{raw}");
-        }
-    }
 }

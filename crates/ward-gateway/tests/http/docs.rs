@@ -135,8 +135,16 @@ async fn soft_deleted_patients_are_documented_as_410_on_every_record_operation()
     let gone = &spec["components"]["responses"]["Gone"];
     assert!(gone["content"]["application/problem+json"].is_object());
     let restore = &spec["paths"]["/api/patients/{id}/restore"]["post"];
-    for status in ["200", "404", "409", "412"] {
+    for status in ["200", "404", "409", "412", "428"] {
         assert!(restore["responses"][status].is_object(), "{status}");
+    }
+    // Every change that honours If-Match documents the 428 a configured server answers.
+    for method in ["put", "patch", "delete"] {
+        assert_eq!(
+            record[method]["responses"]["428"]["$ref"],
+            "#/components/responses/PreconditionRequired",
+            "{method}"
+        );
     }
     // Restore and purge take no body, so there is no schema to close.
     assert!(restore["requestBody"].is_null());

@@ -112,6 +112,8 @@ pub struct FakePatients {
     expected_versions: Mutex<Vec<Option<u32>>>,
     /// Every search the gateway passed on, in order.
     searches: Mutex<Vec<PatientSearch>>,
+    /// How many coming searches answer no patient, as if run before a concurrent create.
+    num_searches_to_miss: Mutex<usize>,
     /// Each idempotency key's request and the patient it created (the fake ignores users).
     idempotency_keys: Mutex<BTreeMap<String, (NewPatient, Uuid)>>,
 }
@@ -148,6 +150,12 @@ impl FakePatients {
             Some(expected) if expected != patient.version => Err(patient_changed(patient.version)),
             _ => Ok(()),
         }
+    }
+
+    /// Makes the next `num_searches` searches answer nothing: what a search run just before a
+    /// concurrent create sees.
+    pub fn miss_next_searches(&self, num_searches: usize) {
+        *self.num_searches_to_miss.lock().unwrap() = num_searches;
     }
 
     /// The searches the gateway passed on, in order.
@@ -268,6 +276,16 @@ impl PatientsApi for FakePatients {
     ) -> WardResult<PatientPage> {
         ctx.require(Right::PatientsRead)?;
         self.searches.lock().unwrap().push(search.clone());
+        let mut num_searches_to_miss = self.num_searches_to_miss.lock().unwrap();
+        if *num_searches_to_miss > 0 {
+            *num_searches_to_miss -= 1;
+            return Ok(PatientPage {
+                items: Vec::new(),
+                next_cursor_opt: None,
+                total_opt: None,
+            });
+        }
+        drop(num_searches_to_miss);
         let patients = self.patients.lock().unwrap();
         let after_opt = search.after_opt.as_ref().map(|after| after.id);
         let mut items: Vec<Patient> = patients

@@ -78,7 +78,18 @@ async fn metadata_needs_no_token_and_describes_patient() {
         .iter()
         .map(|interaction| interaction["code"].as_str().unwrap())
         .collect();
-    assert_eq!(codes, ["read", "vread", "update", "create", "search-type"]);
+    assert_eq!(
+        codes,
+        [
+            "read",
+            "vread",
+            "update",
+            "delete",
+            "history-instance",
+            "create",
+            "search-type"
+        ]
+    );
 }
 
 #[actix_web::test]
@@ -402,10 +413,10 @@ async fn module_and_http_errors_are_operation_outcomes_with_the_rest_status() {
         .set_payload("{\"resourceType\":");
     assert_outcome(&send(&app, broken.to_request()).await, 400, "invalid");
 
-    let delete = as_admin(TestRequest::delete().uri(&format!("/fhir/Patient/{}", Uuid::now_v7())));
-    let delete_reply = send(&app, delete.to_request()).await;
-    assert_outcome(&delete_reply, 405, "not-supported");
-    assert_eq!(delete_reply.header("allow"), Some("GET, PUT"));
+    let patch = as_admin(TestRequest::patch().uri(&format!("/fhir/Patient/{}", Uuid::now_v7())));
+    let patch_reply = send(&app, patch.to_request()).await;
+    assert_outcome(&patch_reply, 405, "not-supported");
+    assert_eq!(patch_reply.header("allow"), Some("GET, PUT, DELETE"));
 
     let post_metadata = TestRequest::post().uri("/fhir/metadata").to_request();
     let metadata_reply = send(&app, post_metadata).await;

@@ -5,6 +5,7 @@
 
 mod auth;
 mod billing_analytics;
+mod conditional;
 mod docs;
 mod errors;
 mod fakes;
@@ -14,6 +15,7 @@ mod hostile;
 mod narrow;
 mod ops;
 mod patients;
+mod preconditions;
 mod security;
 mod users;
 mod versions;

@@ -737,7 +737,8 @@ async fn if_none_exist_answers_a_match_with_200_and_creates_otherwise() {
     assert_eq!(store.count(), 1);
     let search = store.searches().pop().unwrap();
     assert_eq!(search.email_opt.as_deref(), Some("john.doe@example.com"));
-    assert_eq!(search.limit, 1);
+    // Two: one match is answered, several are a 412.
+    assert_eq!(search.limit, 2);
 }
 
 #[actix_web::test]

@@ -14,6 +14,7 @@ fn with_clinic_origin() -> GatewayOptions {
     GatewayOptions {
         trusted_proxies: Vec::new(),
         cors_allowed_origins: vec![CLINIC_ORIGIN.to_string()],
+        require_if_match: false,
     }
 }
 
@@ -107,7 +108,7 @@ async fn a_listed_origin_is_echoed_with_vary_and_exposed_headers() {
     assert_eq!(reply.header("vary"), Some("Origin"));
     assert_eq!(
         reply.header("access-control-expose-headers"),
-        Some("x-request-id, location")
+        Some("x-request-id, location, etag")
     );
     assert!(reply.header("access-control-allow-credentials").is_none());
 }
@@ -180,7 +181,7 @@ async fn a_preflight_from_a_listed_origin_is_answered_204() {
     );
     assert_eq!(
         reply.header("access-control-allow-headers"),
-        Some("authorization, content-type, x-request-id")
+        Some("authorization, content-type, x-request-id, if-match, if-none-exist, idempotency-key")
     );
     assert_eq!(reply.header("access-control-max-age"), Some("600"));
     assert_eq!(reply.header("vary"), Some("Origin"));

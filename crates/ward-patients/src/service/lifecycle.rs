@@ -14,7 +14,7 @@ use ward_core::{CallerContext, Right, WardError, WardResult};
 
 use super::{
     ALLOWED, PatientsService, check_expected_version, enqueue_event, find_patient_for_write,
-    not_found, record, record_version, set_deleted_at, to_patient,
+    not_found, record, record_version, set_deleted_at, stored_version, to_patient,
 };
 use crate::entity::{patient_versions, patients};
 use crate::search::delete_name_tokens;
@@ -51,6 +51,7 @@ pub(super) async fn restore_patient(
     record_version(&txn, ctx, &restored, "restore").await?;
     let payload = PatientRestored {
         patient_id: id.to_string(),
+        version: stored_version(restored.version)?,
     };
     enqueue_event(&txn, ctx, id, &payload).await?;
     record(&txn, ctx, "update", &[id], ALLOWED).await?;
