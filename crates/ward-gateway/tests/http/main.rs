@@ -5,6 +5,7 @@
 
 mod auth;
 mod billing_analytics;
+mod bulk;
 mod docs;
 mod errors;
 mod fakes;

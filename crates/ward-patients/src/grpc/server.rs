@@ -5,12 +5,13 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use ward_bus::PatientsApi;
 use ward_bus::grpc::{caller_from_request, parse_uuid, respond};
-use ward_bus::patients::{IdempotencyKey, NewPatient, PatientChanges};
+use ward_bus::patients::{IdempotencyKey, ImportOutcome, NewPatient, PatientChanges};
 use ward_bus::token::TokenVerifier;
 use ward_core::{CallerContext, FieldError, WardError, WardResult};
 use ward_proto::v1 as proto;
 use ward_proto::v1::patient_service_server::{PatientService, PatientServiceServer};
 
+use super::bulk::{export_request_from_proto, import_outcomes_to_proto};
 use super::{
     audit_page_to_proto, audit_query_from_proto, input_from_proto, page_request_from_proto,
     page_to_proto, patient_to_proto, patient_version_to_proto, patient_versions_to_proto,
@@ -39,7 +40,7 @@ impl PatientsGrpcServer {
         &self,
         ctx: &CallerContext,
         request: proto::ImportPatientsRequest,
-    ) -> WardResult<u64> {
+    ) -> WardResult<Vec<ImportOutcome>> {
         let mut patients = Vec::with_capacity(request.patients.len());
         let mut errors = Vec::new();
         for (index, input) in request.patients.into_iter().enumerate() {
@@ -257,8 +258,19 @@ impl PatientService for PatientsGrpcServer {
     ) -> Result<Response<proto::ImportPatientsResponse>, Status> {
         let ctx = caller_from_request(&request, &self.verifier);
         let result = self.import(&ctx, request.into_inner()).await;
-        let reply = result.map(|num_imported| proto::ImportPatientsResponse { num_imported });
-        respond(&ctx, "ImportPatients", reply)
+        respond(&ctx, "ImportPatients", result.map(import_outcomes_to_proto))
+    }
+
+    async fn export_patients(
+        &self,
+        request: Request<proto::ExportPatientsRequest>,
+    ) -> Result<Response<proto::PatientPage>, Status> {
+        let ctx = caller_from_request(&request, &self.verifier);
+        let result = match export_request_from_proto(request.into_inner()) {
+            Ok((since_opt, page)) => self.service.export_patients(&ctx, since_opt, page).await,
+            Err(error) => Err(error),
+        };
+        respond(&ctx, "ExportPatients", result.map(page_to_proto))
     }
 
     async fn list_audit_events(
