@@ -14,6 +14,8 @@ use ward_serve::{ImportOutcome, NumberedLine, PatientsBulk};
 
 /// Lines sent to the module per call (one transaction each).
 const IMPORT_BATCH_LINES: usize = 1_000;
+/// From this many new patients on, an import refreshes the planner statistics at the end.
+const ANALYZE_AFTER_CREATED: u64 = 10_000;
 /// The longest line read into memory; a FHIR Patient is a few hundred bytes, and the mapping
 /// refuses anything over the API's body limit anyway.
 const LINE_MAX_BYTES: usize = 1024 * 1024;
@@ -81,6 +83,10 @@ pub async fn import_patients(config: &Config, source: &str) -> anyhow::Result<Im
         }
     }
     send_batch(&bulk, &mut batch, today, &mut summary, &progress).await?;
+    if summary.num_created >= ANALYZE_AFTER_CREATED {
+        progress.set_message("refreshing the search statistics");
+        bulk.refresh_statistics().await?;
+    }
     progress.finish_and_clear();
     Ok(summary)
 }

@@ -101,6 +101,17 @@ impl PatientsService {
             .map_err(|error| db_error("migrating the patients database", error))
     }
 
+    /// Refreshes the database's planner statistics (`ANALYZE`). Worth it after a large bulk
+    /// import: until the statistics know the new rows, the planner may pick slow plans for
+    /// searches (PostgreSQL's autovacuum would get there too, later).
+    pub async fn analyze(&self) -> WardResult<()> {
+        self.db
+            .execute_unprepared("ANALYZE")
+            .await
+            .map(|_| ())
+            .map_err(|error| db_error("refreshing planner statistics", error))
+    }
+
     /// Starts a write transaction. On SQLite it is IMMEDIATE: the write lock is taken at BEGIN,
     /// so the duplicate-email check and the insert see the same state and concurrent writers
     /// wait (busy timeout) instead of failing on a lock upgrade. PostgreSQL ignores the mode;

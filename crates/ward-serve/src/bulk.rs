@@ -84,6 +84,12 @@ impl PatientsBulk {
         Ok(outcomes)
     }
 
+    /// Refreshes the patients database's planner statistics, so that searches over what a
+    /// large import added get good plans at once.
+    pub async fn refresh_statistics(&self) -> WardResult<()> {
+        self.service.analyze().await
+    }
+
     /// Reads the export page after `cursor_opt` (the first without one): live patients in id
     /// order, changed at or after `since_opt` when given, as FHIR Patient NDJSON.
     pub async fn export_page(
