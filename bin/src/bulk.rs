@@ -1,19 +1,26 @@
 //! `ward import patients` and `ward export patients`: the file handling and progress display
 //! around [`ward_serve::PatientsBulk`].
 
+use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::task::JoinHandle;
+use ward_core::WardResult;
 use ward_core::config::Config;
 use ward_serve::{ImportOutcome, NumberedLine, PatientsBulk};
 
 /// Lines sent to the module per call (one transaction each).
 const IMPORT_BATCH_LINES: usize = 1_000;
+/// Batches in progress at once: one's statements run while the other holds the number counter
+/// (see the benchmark in BENCHMARKS.md).
+const IN_FLIGHT_BATCHES: usize = 2;
 /// From this many new patients on, an import refreshes the planner statistics at the end.
 const ANALYZE_AFTER_CREATED: u64 = 10_000;
 /// The longest line read into memory; a FHIR Patient is a few hundred bytes, and the mapping
@@ -45,11 +52,11 @@ enum RawLine {
     Unreadable(&'static str),
 }
 
-/// Imports the FHIR Patient NDJSON at `source` (`-` for standard input), batch by batch;
-/// a line that fails is reported as `line N: message` on standard error and the import goes on.
+/// Imports the FHIR Patient NDJSON at `source` (`-` for standard input) in batches, two in
+/// progress at once; a line that fails is reported as `line N: message` on standard error and the import goes on.
 /// A failure of the module itself (database unavailable) stops it: batches already sent stay.
 pub async fn import_patients(config: &Config, source: &str) -> anyhow::Result<ImportSummary> {
-    let bulk = PatientsBulk::open(config).await?;
+    let bulk = Arc::new(PatientsBulk::open(config).await?);
     let (mut reader, total_bytes_opt): (Box<dyn AsyncBufRead + Unpin + Send>, Option<u64>) =
         if source == "-" {
             (Box::new(BufReader::new(tokio::io::stdin())), None)
@@ -66,6 +73,7 @@ pub async fn import_patients(config: &Config, source: &str) -> anyhow::Result<Im
     let mut batch = Vec::with_capacity(IMPORT_BATCH_LINES);
     let mut number = 0;
     let mut buffer = Vec::new();
+    let mut in_flight = VecDeque::new();
     while let Some((num_bytes, line)) = read_line(&mut reader, &mut buffer).await? {
         number += 1;
         progress.inc(num_bytes as u64);
@@ -79,10 +87,20 @@ pub async fn import_patients(config: &Config, source: &str) -> anyhow::Result<Im
             }
         }
         if batch.len() == IMPORT_BATCH_LINES {
-            send_batch(&bulk, &mut batch, today, &mut summary, &progress).await?;
+            if in_flight.len() == IN_FLIGHT_BATCHES
+                && let Some(oldest) = in_flight.pop_front()
+            {
+                finish_batch(oldest, &mut summary, &progress).await?;
+            }
+            in_flight.push_back(start_batch(&bulk, std::mem::take(&mut batch), today));
         }
     }
-    send_batch(&bulk, &mut batch, today, &mut summary, &progress).await?;
+    if !batch.is_empty() {
+        in_flight.push_back(start_batch(&bulk, batch, today));
+    }
+    while let Some(oldest) = in_flight.pop_front() {
+        finish_batch(oldest, &mut summary, &progress).await?;
+    }
     if summary.num_created >= ANALYZE_AFTER_CREATED {
         progress.set_message("refreshing the search statistics");
         bulk.refresh_statistics().await?;
@@ -91,34 +109,44 @@ pub async fn import_patients(config: &Config, source: &str) -> anyhow::Result<Im
     Ok(summary)
 }
 
-async fn send_batch(
-    bulk: &PatientsBulk,
-    batch: &mut Vec<NumberedLine>,
-    today: chrono::NaiveDate,
+/// A batch sent to the module: its line numbers and the task awaiting the outcomes.
+struct InFlight {
+    numbers: Vec<u64>,
+    task: JoinHandle<WardResult<Vec<ImportOutcome>>>,
+}
+
+fn start_batch(bulk: &Arc<PatientsBulk>, batch: Vec<NumberedLine>, today: NaiveDate) -> InFlight {
+    let numbers = batch.iter().map(|line| line.number).collect();
+    let bulk = bulk.clone();
+    let task = tokio::spawn(async move { bulk.import_lines(&batch, today).await });
+    InFlight { numbers, task }
+}
+
+/// Waits for a batch, counts its outcomes and prints its failed lines.
+async fn finish_batch(
+    in_flight: InFlight,
     summary: &mut ImportSummary,
     progress: &ProgressBar,
 ) -> anyhow::Result<()> {
-    let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
-        return Ok(());
-    };
-    let lines_context = format!("importing lines {} to {}", first.number, last.number);
-    let outcomes = bulk
-        .import_lines(batch, today)
+    let first = in_flight.numbers.first().copied().unwrap_or_default();
+    let last = in_flight.numbers.last().copied().unwrap_or_default();
+    let outcomes = in_flight
+        .task
         .await
-        .context(lines_context)?;
-    for (line, outcome) in batch.iter().zip(outcomes) {
+        .context("an import task stopped")?
+        .with_context(|| format!("importing lines {first} to {last}"))?;
+    for (number, outcome) in in_flight.numbers.iter().zip(outcomes) {
         summary.num_read += 1;
         match outcome {
             ImportOutcome::Created => summary.num_created += 1,
             ImportOutcome::AlreadyPresent => summary.num_already_present += 1,
             ImportOutcome::Failed(message) => {
                 summary.num_failed += 1;
-                progress.suspend(|| eprintln!("line {}: {message}", line.number));
+                progress.suspend(|| eprintln!("line {number}: {message}"));
             }
         }
     }
     progress.set_message(format!("{} patients created", summary.num_created));
-    batch.clear();
     Ok(())
 }
 
