@@ -1,9 +1,9 @@
 //! Bulk import and export.
 //!
-//! An import registers a whole batch in one transaction with a fixed number of statements,
-//! whatever its size: one lookup each for the ids and emails already stored, one counter update
-//! for the medical record numbers, then multi-row inserts of the records, their name tokens,
-//! history entries and `PatientRegistered` events, and one audit row. That is what makes a
+//! An import registers a whole batch in one transaction with a handful of statements, not a
+//! few per record: one lookup each for the ids and emails already stored, multi-row inserts of
+//! the name tokens and `PatientRegistered` events, one counter update for the medical record
+//! numbers, multi-row inserts of the records and their history entries, and one audit row. That is what makes a
 //! million patients load in minutes; each record still ends exactly as a create leaves it.
 //!
 //! An export reads live patients page by page in id order (a keyset, like `list_patients`), each
