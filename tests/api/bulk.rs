@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::both_deployments;
 use crate::helpers::{JOHN_DOE_ID, TestApp, Workdir, patient_body, ward_command};
+
+both_deployments!(fhir_export_reaches_the_patients_module_wherever_it_runs);
 
 const PASSWORD: &str = "correct horse battery";
 const EVENT_WAIT: Duration = Duration::from_secs(20);
@@ -316,4 +319,26 @@ async fn fhir_export_streams_every_page_to_admins_only() {
         let text = serde_json::to_string_pretty(&resources[0]).unwrap();
         std::fs::write(folder.join("bulk-export-patient.json"), text).unwrap();
     }
+}
+
+/// In the split deployment the gateway reads the pages over gRPC (`ExportPatients`).
+async fn fhir_export_reaches_the_patients_module_wherever_it_runs(app: &TestApp) {
+    // Arrange
+    let token = app.demo_token().await;
+
+    // Act
+    let response = app.get(&token, "/fhir/Patient/$export").await;
+
+    // Assert
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    let ids: Vec<String> = body
+        .lines()
+        .map(|line| {
+            let resource: Value = serde_json::from_str(line).unwrap();
+            resource["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 15);
+    assert!(ids.iter().any(|id| id == JOHN_DOE_ID));
 }
