@@ -37,7 +37,11 @@ pub fn parse_bulk_patient(line: &str, today: NaiveDate) -> WardResult<(Option<Uu
         ));
     }
     let mut body: Value = serde_json::from_str(line).map_err(|error| {
-        WardError::invalid(format!("not a JSON resource ({error})"), Vec::new())
+        // The input is one line, so serde's "at line 1 column N" says only the column.
+        let reason = error
+            .to_string()
+            .replace(" at line 1 column ", " at column ");
+        WardError::invalid(format!("not a JSON resource ({reason})"), Vec::new())
     })?;
     let registered_date_opt = take_registered_date(&mut body)?;
     let id_opt = body
@@ -127,7 +131,11 @@ mod tests {
 
     #[test]
     fn bad_lines_are_refused_with_a_reason() {
-        assert!(parse_bulk_patient("{not json", today()).is_err());
+        let error = parse_bulk_patient("{not json", today()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "not a JSON resource (key must be a string at column 2)"
+        );
         assert!(parse_bulk_patient("[]", today()).is_err());
         let mut resource = bulk_patient_resource(&stored());
         resource["extension"][0]["valueDate"] = json!("May 6");
