@@ -323,3 +323,43 @@ async fn an_export_pages_live_patients_by_id_and_filters_by_change_time() {
         ]
     );
 }
+
+// PostgreSQL lets two batches check the same ids before either commits; the loser's insert then
+// breaks a unique rule, and its retry must report the records instead of failing the batch.
+#[tokio::test]
+async fn concurrent_imports_of_one_batch_create_each_record_once_on_postgres() {
+    // Arrange
+    let postgres = TestPostgres::create("bulk", "patients").await;
+    PatientsService::migrate(postgres.db()).await.unwrap();
+    let service = PatientsService::new(postgres.db().clone(), OutboxWaker::default());
+    let system = CallerContext::system("test");
+    let batch: Vec<(Uuid, NewPatient)> = (0..200)
+        .map(|index| {
+            let patient = new_patient(
+                &format!("Racing Patient{index}"),
+                &format!("r{index}@x.org"),
+            );
+            (Uuid::now_v7(), patient)
+        })
+        .collect();
+
+    // Act
+    let (first, second) = tokio::join!(
+        service.import_patients(&system, batch.clone()),
+        service.import_patients(&system, batch.clone()),
+    );
+
+    // Assert
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(num_created(&first) + num_created(&second), 200);
+    for (one, other) in first.iter().zip(&second) {
+        let settled = matches!(
+            (one, other),
+            (ImportOutcome::Created, ImportOutcome::AlreadyPresent)
+                | (ImportOutcome::AlreadyPresent, ImportOutcome::Created)
+        );
+        assert!(settled, "{one:?} and {other:?}");
+    }
+    assert_eq!(outbox_events(postgres.db()).await.len(), 200);
+    postgres.drop_database().await;
+}
