@@ -5,9 +5,11 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use ward_bus::PatientsApi;
 use ward_bus::grpc::{caller_from_request, parse_uuid, respond};
-use ward_bus::patients::{IdempotencyKey, ImportOutcome, NewPatient, PatientChanges};
+use ward_bus::patients::{
+    IMPORT_BATCH_MAX, IdempotencyKey, ImportOutcome, NewPatient, PatientChanges,
+};
 use ward_bus::token::TokenVerifier;
-use ward_core::{CallerContext, FieldError, WardError, WardResult};
+use ward_core::{CallerContext, WardError, WardResult};
 use ward_proto::v1 as proto;
 use ward_proto::v1::patient_service_server::{PatientService, PatientServiceServer};
 
@@ -36,43 +38,51 @@ impl PatientsGrpcServer {
         PatientServiceServer::new(self)
     }
 
+    /// Parses each record; one that does not parse is `Failed` with its reasons, and the rest
+    /// go to the module as one batch, as they would from any caller.
     async fn import(
         &self,
         ctx: &CallerContext,
         request: proto::ImportPatientsRequest,
     ) -> WardResult<Vec<ImportOutcome>> {
-        let mut patients = Vec::with_capacity(request.patients.len());
-        let mut errors = Vec::new();
-        for (index, input) in request.patients.into_iter().enumerate() {
-            let prefix = format!("patients[{index}].");
+        if request.patients.len() > IMPORT_BATCH_MAX {
+            return Err(WardError::invalid_field(
+                "patients",
+                format!("an import takes at most {IMPORT_BATCH_MAX} records per call"),
+            ));
+        }
+        let mut outcomes = Vec::with_capacity(request.patients.len());
+        let mut patients = Vec::new();
+        // Where each parsed record's outcome goes.
+        let mut positions = Vec::new();
+        for input in request.patients {
             let raw_id = input.id.clone().unwrap_or_default();
             let id_result = parse_uuid(&raw_id, "id");
             let patient_result = NewPatient::parse(input_from_proto(input));
             match (id_result, patient_result) {
-                (Ok(id), Ok(patient)) => patients.push((id, patient)),
+                (Ok(id), Ok(patient)) => {
+                    positions.push(outcomes.len());
+                    patients.push((id, patient));
+                    // Replaced by the module's outcome below.
+                    outcomes.push(ImportOutcome::AlreadyPresent);
+                }
                 (id_outcome, patient_outcome) => {
-                    let record_errors = [id_outcome.err(), patient_outcome.err()];
-                    for error in record_errors.into_iter().flatten() {
-                        collect_prefixed(&prefix, error, &mut errors);
+                    let mut reasons = Vec::new();
+                    for error in [id_outcome.err(), patient_outcome.err()]
+                        .into_iter()
+                        .flatten()
+                    {
+                        reasons.push(error.to_string());
                     }
+                    outcomes.push(ImportOutcome::Failed(reasons.join("; ")));
                 }
             }
         }
-        if !errors.is_empty() {
-            let detail = format!("{} invalid field(s) in the import", errors.len());
-            return Err(WardError::invalid(detail, errors));
+        let module_outcomes = self.service.import_patients(ctx, patients).await?;
+        for (position, outcome) in positions.into_iter().zip(module_outcomes) {
+            outcomes[position] = outcome;
         }
-        self.service.import_patients(ctx, patients).await
-    }
-}
-
-/// Adds `error`'s field errors under `prefix` (`patients[3].email`), so a batch names each record.
-fn collect_prefixed(prefix: &str, error: WardError, errors: &mut Vec<FieldError>) {
-    for field_error in error.field_errors() {
-        errors.push(FieldError {
-            field: format!("{prefix}{}", field_error.field),
-            message: field_error.message.clone(),
-        });
+        Ok(outcomes)
     }
 }
 
