@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use ward_core::UserRole;
 use ward_core::config::ConfigSources;
@@ -31,6 +32,12 @@ pub enum Command {
     /// Manage the token signing key pair.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Load records from a file into the local module databases.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Write records from the local module databases to a file.
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Print the effective configuration (all layers merged), passwords redacted.
     Config,
 }
@@ -85,6 +92,43 @@ pub enum KeysCommand {
     Generate,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Register patients from FHIR R4 Patient NDJSON (one resource per line), validated as
+    /// POST /fhir/Patient validates; a UUID `id` is kept. Prints `line N: reason` for each line
+    /// that fails, goes on, and exits non-zero if any did.
+    Patients(ImportPatientsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportPatientsArgs {
+    /// The NDJSON file, or `-` for standard input.
+    #[arg(value_name = "FILE")]
+    pub file: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Write every live patient as FHIR R4 Patient NDJSON.
+    Patients(ExportPatientsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportPatientsArgs {
+    /// Only patients changed at or after this instant (RFC 3339, e.g. 2024-01-01T00:00:00Z).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_instant)]
+    pub since: Option<DateTime<Utc>>,
+    /// Write to this file (created or replaced when complete) instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+fn parse_instant(raw: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(raw.trim())
+        .map(|instant| instant.with_timezone(&Utc))
+        .map_err(|error| format!("not an RFC 3339 instant ({error}), e.g. 2024-01-01T00:00:00Z"))
+}
+
 fn parse_user_role(raw: &str) -> Result<UserRole, String> {
     raw.parse()
 }
@@ -96,7 +140,11 @@ impl Cli {
         let roles_opt = match &self.command {
             Command::Serve(args) => Some(&args.roles.roles),
             Command::Migrate(args) => Some(&args.roles),
-            Command::User(_) | Command::Keys(_) | Command::Config => None,
+            Command::User(_)
+            | Command::Keys(_)
+            | Command::Import(_)
+            | Command::Export(_)
+            | Command::Config => None,
         };
         if let Some(roles) = roles_opt.filter(|roles| !roles.is_empty()) {
             overrides.push((
@@ -145,5 +193,25 @@ mod tests {
             ("roles".to_string(), "gateway,auth".into())
         );
         assert_eq!(sources.overrides[1].0, "server.http_addr");
+    }
+
+    #[test]
+    fn export_takes_an_rfc3339_since_only() {
+        let cli = Cli::parse_from([
+            "ward",
+            "export",
+            "patients",
+            "--since",
+            "2024-01-02T03:04:05+01:00",
+        ]);
+        let Command::Export(ExportCommand::Patients(args)) = cli.command else {
+            panic!("not an export");
+        };
+        assert_eq!(
+            args.since.unwrap().to_rfc3339(),
+            "2024-01-02T02:04:05+00:00"
+        );
+        let bad = Cli::try_parse_from(["ward", "export", "patients", "--since", "2024-01-02"]);
+        assert!(bad.is_err());
     }
 }

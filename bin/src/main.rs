@@ -1,5 +1,6 @@
 //! The `ward` command: parse the command line, load the configuration, start tracing, run.
 
+mod bulk;
 mod cli;
 mod telemetry;
 
@@ -9,13 +10,13 @@ use std::process::ExitCode;
 use clap::Parser;
 use ward_core::config::Config;
 
-use crate::cli::{Cli, Command, KeysCommand, UserCommand};
+use crate::cli::{Cli, Command, ExportCommand, ImportCommand, KeysCommand, UserCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let sources = cli.config_sources();
     // Configuration errors are printed plainly, before tracing exists (STYLE.md §5).
-    let config = match Config::load(&sources) {
+    let mut config = match Config::load(&sources) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("ward: {error}");
@@ -24,6 +25,11 @@ fn main() -> ExitCode {
     };
     if let Command::Config = cli.command {
         return print_config(&config);
+    }
+    if matches!(cli.command, Command::Import(_) | Command::Export(_)) {
+        // A bulk command reports on the terminal; per-batch logs would bury it (RUST_LOG
+        // still wins).
+        config.log.filter = "warn".to_string();
     }
     telemetry::init(&config.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -77,6 +83,20 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 config.auth.public_key_file.display()
             );
             println!("public key: {}", verifier.public_key_string());
+        }
+        Command::Import(ImportCommand::Patients(args)) => {
+            let summary = bulk::import_patients(&config, &args.file).await?;
+            println!("{summary}");
+            anyhow::ensure!(
+                summary.num_failed == 0,
+                "{} line(s) could not be imported",
+                summary.num_failed
+            );
+        }
+        Command::Export(ExportCommand::Patients(args)) => {
+            let num_exported =
+                bulk::export_patients(&config, args.since, args.output.as_deref()).await?;
+            eprintln!("exported {num_exported} patients");
         }
         Command::Config => {}
     }

@@ -1,6 +1,7 @@
 //! End-to-end tests through the real `ward` binary over HTTP (STYLE.md §7: one test binary).
 
 mod audit;
+mod bulk;
 mod cli;
 mod cluster;
 mod crash;

@@ -4,6 +4,8 @@
 //! [`NewPatient`] or [`PatientChanges`]; the trait takes only those, so a module never sees an
 //! unchecked field. Every failing field is reported at once, with the reference platform's messages.
 
+mod bulk;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -13,7 +15,11 @@ use ward_core::{CallerContext, FieldError, WardError, WardResult};
 
 mod identifier;
 
-pub use identifier::{
+pub use self::bulk::{
+    DUPLICATE_EMAIL_IN_BATCH_MESSAGE, DUPLICATE_ID_IN_BATCH_MESSAGE, IMPORT_BATCH_MAX,
+    ImportOutcome, num_created,
+};
+pub use self::identifier::{
     IDENTIFIER_SYSTEM_MAX_CHARS, IDENTIFIER_VALUE_MAX_CHARS, IDENTIFIERS_MAX, IdentifierFilter,
     IdentifierInput, MRN_SYSTEM, PatientIdentifier,
 };
@@ -1125,14 +1131,28 @@ pub trait PatientsApi: Send + Sync + 'static {
         source: Uuid,
     ) -> WardResult<(Patient, Patient)>;
 
-    /// Loads records with known ids, skipping ids already present; returns how many were new.
-    /// Each new one is registered exactly as `create_patient` would (with its event). Needs
-    /// `patients:write`. Used for `--demo` data.
+    /// Loads records with known ids in one transaction: each new one is registered exactly as
+    /// `create_patient` would (number, name index, history, event), and the batch is audited as
+    /// one `create` naming them. Returns one outcome per record, in order: an id already present
+    /// (live or soft deleted) is `AlreadyPresent`; an email taken (ignoring case) or used by an
+    /// earlier record of the batch, or an id repeated in the batch, is `Failed` with the reason;
+    /// neither stops the others. Needs `patients:write`; more than [`IMPORT_BATCH_MAX`] records
+    /// is `InvalidArgument`. Used by `ward import patients` and for `--demo` data.
     async fn import_patients(
         &self,
         ctx: &CallerContext,
         patients: Vec<(Uuid, NewPatient)>,
-    ) -> WardResult<u64>;
+    ) -> WardResult<Vec<ImportOutcome>>;
+
+    /// One page of live patients in id order, for a bulk export; with `since_opt`, only those
+    /// changed (`updated_at`) at or after it. Needs `patients:read` and is audited as one
+    /// `export` naming the page's patients.
+    async fn export_patients(
+        &self,
+        ctx: &CallerContext,
+        since_opt: Option<DateTime<Utc>>,
+        page: PageRequest,
+    ) -> WardResult<PatientPage>;
 
     /// The audit trail of patient data access, filtered by `query`, ordered by event id. Needs
     /// `users:admin`; a refused query is not itself recorded (it reveals no patient data).

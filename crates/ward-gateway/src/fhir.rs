@@ -9,7 +9,9 @@
 //! the REST API would answer. FHIR describes itself through `metadata`, so these routes stay out
 //! of the OpenAPI document.
 
+pub(crate) mod bulk;
 mod capability;
+mod export;
 mod handlers;
 mod history;
 mod media;
@@ -36,6 +38,10 @@ pub(crate) fn fhir_routes(cfg: &mut web::ServiceConfig) {
             fhir_resource("/Patient", "GET, POST")
                 .route(web::get().to(search::search_patients))
                 .route(web::post().to(handlers::create_patient)),
+        )
+        // Before `{id}`, which would take `$export` for an id.
+        .service(
+            fhir_resource("/Patient/$export", "GET").route(web::get().to(export::export_patients)),
         )
         .service(
             fhir_resource("/Patient/{id}", "GET, PUT, DELETE")

@@ -37,6 +37,7 @@ use ward_bus::token::Narrowing;
 use ward_bus::{AnalyticsClient, AuthClient, BillingClient, PatientsClient, Services};
 use ward_core::{Principal, WardResult};
 
+pub use crate::fhir::bulk::{REGISTERED_DATE_EXTENSION, bulk_patient_resource, parse_bulk_patient};
 pub use crate::openapi::openapi;
 pub use crate::problem::{ApiError, PROBLEM_CONTENT_TYPE, Problem, ProblemFieldError};
 pub use crate::request_id::{REQUEST_ID_HEADER, RequestId};

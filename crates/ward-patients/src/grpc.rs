@@ -5,6 +5,7 @@
 //! the server runs it through the same parsers the gateway uses ([`NewPatient::parse`],
 //! [`PatientChanges::parse`], [`PageRequest::parse`]).
 
+mod bulk;
 mod client;
 mod server;
 

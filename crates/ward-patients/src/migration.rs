@@ -1,10 +1,13 @@
 //! The patients database schema: the outbox (shared shape, from `ward-bus`), `patients`,
 //! `audit_events` and `patient_versions`.
 
+mod scale;
+
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Schema};
 use sea_orm_migration::prelude::*;
 use ward_bus::outbox::OutboxMigration;
 
+use self::scale::TuneNameTokensForScale;
 use crate::entity::{
     audit_events, idempotency_keys, patient_counters, patient_name_tokens, patient_versions,
     patients,
@@ -33,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(AddSoftDelete),
             Box::new(AddIdempotencyKeys),
             Box::new(identifiers::AddPatientIdentifiers),
+            Box::new(TuneNameTokensForScale),
         ]
     }
 

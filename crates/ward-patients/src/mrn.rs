@@ -58,6 +58,19 @@ pub(crate) async fn allocate_mrn(
     txn: &DatabaseTransaction,
     format: &MrnFormat,
 ) -> WardResult<String> {
+    let mut numbers = allocate_mrns(txn, format, 1).await?;
+    numbers
+        .pop()
+        .ok_or_else(|| WardError::Internal("allocating one medical record number gave none".into()))
+}
+
+/// Takes the next `count` numbers inside `txn` with one read and one write of the counter (a
+/// bulk import numbers its whole batch at once), under the same lock as [`allocate_mrn`].
+pub(crate) async fn allocate_mrns(
+    txn: &DatabaseTransaction,
+    format: &MrnFormat,
+    count: usize,
+) -> WardResult<Vec<String>> {
     let counter = patient_counters::Entity::find_by_id(MRN_COUNTER.to_string())
         .lock_exclusive()
         .one(txn)
@@ -68,9 +81,16 @@ pub(crate) async fn allocate_mrn(
                 "the medical record number counter is missing; run the patients migrations".into(),
             )
         })?;
-    let value = counter.next_value;
-    set_next_mrn_value(txn, value + 1).await?;
-    Ok(format.format(value))
+    let first = counter.next_value;
+    let num_taken = i64::try_from(count).map_err(|_| {
+        WardError::Internal(format!("cannot allocate {count} medical record numbers"))
+    })?;
+    set_next_mrn_value(txn, first + num_taken).await?;
+    let mut numbers = Vec::with_capacity(count);
+    for value in first..first + num_taken {
+        numbers.push(format.format(value));
+    }
+    Ok(numbers)
 }
 
 /// Moves the counter to `next_value`.

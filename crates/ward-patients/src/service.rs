@@ -17,12 +17,13 @@
 //! `Gone`, searches skip it, and its email stays taken so a restore cannot clash. Restores and
 //! purges live in [`lifecycle`].
 
+mod bulk;
 mod idempotency;
 mod lifecycle;
 mod merge;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr,
@@ -37,9 +38,9 @@ use ward_bus::events::{
 };
 use ward_bus::outbox::{OutboxWaker, enqueue};
 use ward_bus::patients::{
-    AuditEvent, AuditPage, AuditQuery, IdempotencyKey, NewPatient, PAGE_MAX, PATIENT_GONE_MESSAGE,
-    PageRequest, Patient, PatientChanges, PatientPage, PatientSearch, PatientVersion, cursor_after,
-    format_date, normalized_email, patient_changed,
+    AuditEvent, AuditPage, AuditQuery, IdempotencyKey, ImportOutcome, NewPatient, PAGE_MAX,
+    PATIENT_GONE_MESSAGE, PageRequest, Patient, PatientChanges, PatientPage, PatientSearch,
+    PatientVersion, cursor_after, format_date, normalized_email, patient_changed,
 };
 use ward_core::{CallerContext, Right, WardError, WardResult};
 
@@ -113,6 +114,17 @@ impl PatientsService {
             .scope(mrn_format.clone(), Migrator::up(db, None))
             .await
             .map_err(|error| db_error("migrating the patients database", error))
+    }
+
+    /// Refreshes the database's planner statistics (`ANALYZE`). Worth it after a large bulk
+    /// import: until the statistics know the new rows, the planner may pick slow plans for
+    /// searches (PostgreSQL's autovacuum would get there too, later).
+    pub async fn analyze(&self) -> WardResult<()> {
+        self.db
+            .execute_unprepared("ANALYZE")
+            .await
+            .map(|_| ())
+            .map_err(|error| db_error("refreshing planner statistics", error))
     }
 
     /// Starts a write transaction. On SQLite it is IMMEDIATE: the write lock is taken at BEGIN,
@@ -512,54 +524,18 @@ impl PatientsApi for PatientsService {
         &self,
         ctx: &CallerContext,
         records: Vec<(Uuid, NewPatient)>,
-    ) -> WardResult<u64> {
-        self.authorize(ctx, Right::PatientsWrite, "create", &[])
-            .await?;
-        if records.is_empty() {
-            return Ok(0);
-        }
-        // One transaction for the batch: a failure leaves no half-loaded demo data behind.
-        let txn = self.begin_write("importing patients").await?;
-        let mut inserted_ids = Vec::new();
-        for (id, patient) in &records {
-            if find_patient(&txn, *id).await?.is_some() {
-                continue;
-            }
-            if email_owner(&txn, &normalized_email(&patient.email))
-                .await?
-                .is_some()
-            {
-                tracing::warn!(patient_id = %id, "skipping an imported patient whose email is taken");
-                continue;
-            }
-            if identifiers::check_free(&txn, *id, &patient.identifiers)
-                .await
-                .is_err()
-            {
-                tracing::warn!(patient_id = %id, "skipping an imported patient whose identifier is taken");
-                continue;
-            }
-            // Only a concurrent import of the same records can break a uniqueness rule here.
-            insert_registered(
-                &txn,
-                ctx,
-                *id,
-                patient,
-                &self.mrn_format,
-                IMPORT_RACE_MESSAGE,
-            )
-            .await?;
-            inserted_ids.push(*id);
-        }
-        let num_inserted = inserted_ids.len() as u64;
-        if num_inserted == 0 {
-            // Nothing written: dropping the transaction rolls it back, and there is nothing to wake.
-            return Ok(0);
-        }
-        record(&txn, ctx, "create", &inserted_ids, ALLOWED).await?;
-        self.commit_and_wake(txn, "importing patients").await?;
-        tracing::info!(num_inserted, "imported patients");
-        Ok(num_inserted)
+    ) -> WardResult<Vec<ImportOutcome>> {
+        bulk::import_patients(self, ctx, records).await
+    }
+
+    #[tracing::instrument(name = "patients.export_patients", skip_all)]
+    async fn export_patients(
+        &self,
+        ctx: &CallerContext,
+        since_opt: Option<DateTime<Utc>>,
+        page: PageRequest,
+    ) -> WardResult<PatientPage> {
+        bulk::export_patients(self, ctx, since_opt, page).await
     }
 
     #[tracing::instrument(name = "patients.audit_events", skip_all)]

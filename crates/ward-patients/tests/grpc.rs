@@ -14,7 +14,8 @@ use ward_bus::PatientsApi;
 use ward_bus::grpc::connect_peer;
 use ward_bus::outbox::OutboxWaker;
 use ward_bus::patients::{
-    NewPatient, PageRequest, PatientChanges, PatientSearch, PatientSearchInput, PatientSort,
+    ImportOutcome, NewPatient, PageRequest, PatientChanges, PatientSearch, PatientSearchInput,
+    PatientSort,
 };
 use ward_bus::testsuite::{TestKeys, serve_on_loopback, sqlite_in};
 use ward_core::{CallerContext, ErrorCode, Role, UserRole, WardError};
@@ -305,15 +306,19 @@ async fn import_keeps_ids_and_skips_known_ones() {
     ];
 
     // Act
-    let num_first = peer
+    let first = peer
         .client
         .import_patients(&admin, records.clone())
         .await
         .unwrap();
-    let num_again = peer.client.import_patients(&admin, records).await.unwrap();
+    let again = peer.client.import_patients(&admin, records).await.unwrap();
 
     // Assert
-    assert_eq!((num_first, num_again), (2, 0));
+    assert_eq!(first, [ImportOutcome::Created, ImportOutcome::Created]);
+    assert_eq!(
+        again,
+        [ImportOutcome::AlreadyPresent, ImportOutcome::AlreadyPresent]
+    );
     assert_eq!(
         peer.client.get_patient(&admin, bob_id).await.unwrap().name,
         "Bob"

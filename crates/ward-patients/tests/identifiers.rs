@@ -9,7 +9,8 @@ use uuid::Uuid;
 use ward_bus::PatientsApi;
 use ward_bus::outbox::OutboxWaker;
 use ward_bus::patients::{
-    NewPatient, Patient, PatientChanges, PatientIdentifier, PatientSearch, PatientSearchInput,
+    ImportOutcome, NewPatient, Patient, PatientChanges, PatientIdentifier, PatientSearch,
+    PatientSearchInput,
 };
 use ward_bus::testsuite::TestPostgres;
 use ward_core::{CallerContext, ErrorCode, WardError};
@@ -256,5 +257,75 @@ async fn racing_creates_for_one_identifier_have_one_winner_on_postgres() {
     for outcome in outcomes.into_iter().filter_map(Result::err) {
         assert_eq!(outcome.error_code(), ErrorCode::AlreadyExists, "{outcome}");
     }
+    postgres.drop_database().await;
+}
+
+/// A batched import keeps identifiers unique too: one already held and one repeated within
+/// the batch fail alone; the others are registered with their identifiers, findable at once.
+async fn imports_check_identifiers(service: &PatientsService) {
+    let holder = service
+        .create_patient(
+            &system(),
+            new_patient("holder@example.com", vec![identifier(INSURER, "I-1")]),
+            None,
+        )
+        .await
+        .unwrap();
+    let batch = vec![
+        (
+            Uuid::now_v7(),
+            new_patient("i1@example.com", vec![identifier(INSURER, "I-1")]),
+        ),
+        (
+            Uuid::now_v7(),
+            new_patient("i2@example.com", vec![identifier(INSURER, "I-2")]),
+        ),
+        (
+            Uuid::now_v7(),
+            new_patient("i3@example.com", vec![identifier(INSURER, "I-2")]),
+        ),
+        (
+            Uuid::now_v7(),
+            new_patient("i4@example.com", vec![identifier(NATIONAL, "I-2")]),
+        ),
+    ];
+    let ids: Vec<Uuid> = batch.iter().map(|(id, _)| *id).collect();
+
+    let outcomes = service.import_patients(&system(), batch).await.unwrap();
+
+    assert!(
+        matches!(&outcomes[0], ImportOutcome::Failed(reason) if reason.contains("I-1")),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[1], ImportOutcome::Created);
+    assert!(
+        matches!(&outcomes[2], ImportOutcome::Failed(reason) if reason.contains("earlier in the batch")),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[3], ImportOutcome::Created);
+    assert_eq!(
+        found_ids(service, &format!("{INSURER}|I-1")).await,
+        [holder.id]
+    );
+    assert_eq!(
+        found_ids(service, &format!("{INSURER}|I-2")).await,
+        [ids[1]]
+    );
+    let imported = service.get_patient(&system(), ids[3]).await.unwrap();
+    assert_eq!(imported.identifiers, [identifier(NATIONAL, "I-2")]);
+}
+
+#[tokio::test]
+async fn imports_keep_identifiers_unique_on_sqlite() {
+    let test = TestDb::new("patients-identifiers-import").await;
+    imports_check_identifiers(&test.service).await;
+}
+
+#[tokio::test]
+async fn imports_keep_identifiers_unique_on_postgres() {
+    let postgres = TestPostgres::create("patients_identifiers_import", "patients").await;
+    PatientsService::migrate(postgres.db()).await.unwrap();
+    let service = PatientsService::new(postgres.db().clone(), OutboxWaker::default());
+    imports_check_identifiers(&service).await;
     postgres.drop_database().await;
 }

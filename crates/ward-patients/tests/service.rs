@@ -15,7 +15,10 @@ use ward_bus::events::{
 };
 use ward_bus::local_log::LocalEventLog;
 use ward_bus::outbox::{self, OutboxRelay};
-use ward_bus::patients::{AuditEvent, AuditQuery, NewPatient, PageRequest, PatientChanges};
+use ward_bus::patients::{
+    AuditEvent, AuditQuery, DUPLICATE_EMAIL_IN_BATCH_MESSAGE, ImportOutcome, NewPatient,
+    PageRequest, PatientChanges,
+};
 use ward_core::config::SecretUrl;
 use ward_core::{CallerContext, Principal, UserRole, WardError};
 use ward_patients::PatientsService;
@@ -455,7 +458,7 @@ async fn importing_twice_inserts_once() {
             Uuid::now_v7(),
             new_patient("Jane Smith", "jane.smith@example.com"),
         ),
-        // Same email as the first, new id: skipped, not an error.
+        // Same email as the first, new id: refused on its own, the others go on.
         (
             Uuid::now_v7(),
             new_patient("John Again", "JOHN.DOE@example.com"),
@@ -475,8 +478,22 @@ async fn importing_twice_inserts_once() {
         .unwrap();
 
     // Assert
-    assert_eq!(first, 2);
-    assert_eq!(second, 0);
+    assert_eq!(
+        first,
+        [
+            ImportOutcome::Created,
+            ImportOutcome::Created,
+            ImportOutcome::Failed(DUPLICATE_EMAIL_IN_BATCH_MESSAGE.into()),
+        ]
+    );
+    assert_eq!(
+        second,
+        [
+            ImportOutcome::AlreadyPresent,
+            ImportOutcome::AlreadyPresent,
+            ImportOutcome::Failed("Email address already exists".into()),
+        ]
+    );
     let john = test.service.get_patient(&system(), demo_id).await.unwrap();
     assert_eq!(john.registered_date, date("2024-01-10"));
     let events = test.outbox_events().await;

@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use uuid::Uuid;
 use ward_bus::PatientsApi;
 use ward_bus::outbox::{self};
-use ward_bus::patients::{AuditQuery, NewPatient, PatientChanges};
+use ward_bus::patients::{AuditQuery, ImportOutcome, NewPatient, PatientChanges};
 use ward_core::{CallerContext, Principal, UserRole, WardError};
 
 use common::TestDb;
@@ -322,7 +322,7 @@ async fn a_reimport_skips_a_deleted_patient_and_restarts_after_a_purge() {
         .unwrap();
 
     // Act: a soft-deleted record is still there, so the import leaves it deleted.
-    let num_reimported_while_deleted = test
+    let reimported_while_deleted = test
         .service
         .import_patients(&system(), batch.clone())
         .await
@@ -331,7 +331,7 @@ async fn a_reimport_skips_a_deleted_patient_and_restarts_after_a_purge() {
         .purge_patient(&caller(UserRole::Admin), id)
         .await
         .unwrap();
-    let num_reimported_after_purge = test
+    let reimported_after_purge = test
         .service
         .import_patients(&system(), batch)
         .await
@@ -339,8 +339,8 @@ async fn a_reimport_skips_a_deleted_patient_and_restarts_after_a_purge() {
 
     // Assert
     assert_eq!(imported.version, 1);
-    assert_eq!(num_reimported_while_deleted, 0);
-    assert_eq!(num_reimported_after_purge, 1);
+    assert_eq!(reimported_while_deleted, [ImportOutcome::AlreadyPresent]);
+    assert_eq!(reimported_after_purge, [ImportOutcome::Created]);
     let history = test.service.patient_history(&system(), id).await.unwrap();
     let summary: Vec<(u32, &str)> = history
         .iter()

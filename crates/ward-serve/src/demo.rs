@@ -4,7 +4,7 @@
 use uuid::Uuid;
 use ward_bus::Services;
 use ward_bus::auth::NewUser;
-use ward_bus::patients::{NewPatient, PatientInput};
+use ward_bus::patients::{ImportOutcome, NewPatient, PatientInput, num_created};
 use ward_core::{CallerContext, Role, UserRole, WardError, WardResult};
 
 pub const DEMO_EMAIL: &str = "testuser@test.com";
@@ -42,11 +42,17 @@ pub async fn load(services: &Services, roles: &[Role]) -> WardResult<()> {
         );
     }
     if roles.contains(&Role::Patients) {
-        let num_new = services
+        let outcomes = services
             .patients
             .import_patients(&ctx, demo_patients()?)
             .await?;
-        tracing::info!(num_new, "demo patients loaded");
+        // A demo email taken by a real patient only skips that demo patient.
+        for outcome in &outcomes {
+            if let ImportOutcome::Failed(reason) = outcome {
+                tracing::warn!(reason = %reason, "skipped a demo patient");
+            }
+        }
+        tracing::info!(num_new = num_created(&outcomes), "demo patients loaded");
     } else {
         tracing::warn!(
             "--demo: the patients role does not run here, so demo patients are not loaded by this process"

@@ -5,13 +5,14 @@
 //! never pretends to be complete. Configured peers are reached over gRPC instead.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use ward_bus::analytics::Summary;
 use ward_bus::auth::{NewUser, PasswordChange, Session, UserChange, UserInfo};
 use ward_bus::billing::{BillingAccount, OpenAccountRequest};
 use ward_bus::patients::{
-    AuditPage, AuditQuery, IdempotencyKey, NewPatient, PageRequest, Patient, PatientChanges,
-    PatientPage, PatientSearch, PatientVersion,
+    AuditPage, AuditQuery, IdempotencyKey, ImportOutcome, NewPatient, PageRequest, Patient,
+    PatientChanges, PatientPage, PatientSearch, PatientVersion,
 };
 use ward_bus::{AnalyticsApi, AuthApi, BillingApi, PatientsApi};
 use ward_core::{CallerContext, Role, WardError, WardResult};
@@ -178,7 +179,15 @@ impl PatientsApi for MissingPeer {
         &self,
         _ctx: &CallerContext,
         _patients: Vec<(Uuid, NewPatient)>,
-    ) -> WardResult<u64> {
+    ) -> WardResult<Vec<ImportOutcome>> {
+        self.fail()
+    }
+    async fn export_patients(
+        &self,
+        _ctx: &CallerContext,
+        _since_opt: Option<DateTime<Utc>>,
+        _page: PageRequest,
+    ) -> WardResult<PatientPage> {
         self.fail()
     }
     async fn audit_events(

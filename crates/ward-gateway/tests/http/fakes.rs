@@ -13,10 +13,10 @@ use ward_bus::analytics::{AnalyticsApi, DailyCount, Summary};
 use ward_bus::auth::AccessToken;
 use ward_bus::billing::{AccountStatus, BillingAccount, BillingApi, OpenAccountRequest};
 use ward_bus::patients::{
-    AuditPage, AuditQuery, IDEMPOTENCY_KEY_REUSED_MESSAGE, IdempotencyKey, NewPatient,
-    PATIENT_GONE_MESSAGE, PageRequest, Patient, PatientChanges, PatientPage, PatientSearch,
-    PatientSortField, PatientVersion, PatientsApi, SortKey, cursor_after, normalized_email,
-    patient_changed,
+    AuditPage, AuditQuery, IDEMPOTENCY_KEY_REUSED_MESSAGE, IdempotencyKey, ImportOutcome,
+    NewPatient, PATIENT_GONE_MESSAGE, PageRequest, Patient, PatientChanges, PatientPage,
+    PatientSearch, PatientSortField, PatientVersion, PatientsApi, SortKey, cursor_after,
+    normalized_email, patient_changed,
 };
 use ward_bus::token::Narrowing;
 use ward_core::{CallerContext, Principal, Right, UserRole, WardError, WardResult};
@@ -457,10 +457,21 @@ impl PatientsApi for FakePatients {
     async fn import_patients(
         &self,
         ctx: &CallerContext,
-        _patients: Vec<(Uuid, NewPatient)>,
-    ) -> WardResult<u64> {
+        patients: Vec<(Uuid, NewPatient)>,
+    ) -> WardResult<Vec<ImportOutcome>> {
         ctx.require(Right::PatientsWrite)?;
-        Ok(0)
+        Ok(vec![ImportOutcome::AlreadyPresent; patients.len()])
+    }
+
+    /// Pages in id order like `list_patients`; the fake keeps no change times, so `since_opt`
+    /// filters nothing.
+    async fn export_patients(
+        &self,
+        ctx: &CallerContext,
+        _since_opt: Option<DateTime<Utc>>,
+        page: PageRequest,
+    ) -> WardResult<PatientPage> {
+        self.list_patients(ctx, page).await
     }
 
     async fn audit_events(&self, ctx: &CallerContext, _query: AuditQuery) -> WardResult<AuditPage> {

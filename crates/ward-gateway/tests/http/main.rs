@@ -5,6 +5,7 @@
 
 mod auth;
 mod billing_analytics;
+mod bulk;
 mod conditional;
 mod docs;
 mod errors;

@@ -1,6 +1,7 @@
 //! [`PatientsGrpcClient`]: the patients module in another process, behind the same trait.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use tonic::Status;
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -10,13 +11,14 @@ use ward_bus::grpc::{
     peer_description,
 };
 use ward_bus::patients::{
-    AuditPage, AuditQuery, IdempotencyKey, NewPatient, PageRequest, Patient, PatientChanges,
-    PatientPage, PatientSearch, PatientVersion,
+    AuditPage, AuditQuery, IdempotencyKey, ImportOutcome, NewPatient, PageRequest, Patient,
+    PatientChanges, PatientPage, PatientSearch, PatientVersion,
 };
 use ward_core::{CallerContext, Role, WardError, WardResult};
 use ward_proto::v1 as proto;
 use ward_proto::v1::patient_service_client::PatientServiceClient;
 
+use super::bulk::{export_request_to_proto, import_outcomes_from_proto};
 use super::{
     PATIENTS_SERVICE_NAME, audit_page_from_proto, audit_query_to_proto, changes_to_proto,
     new_patient_to_proto, page_from_proto, page_request_to_proto, patient_from_proto,
@@ -298,7 +300,8 @@ impl PatientsApi for PatientsGrpcClient {
         &self,
         ctx: &CallerContext,
         patients: Vec<(Uuid, NewPatient)>,
-    ) -> WardResult<u64> {
+    ) -> WardResult<Vec<ImportOutcome>> {
+        let num_sent = patients.len();
         let mut inputs = Vec::with_capacity(patients.len());
         for (id, patient) in patients {
             inputs.push(new_patient_to_proto(patient, Some(id)));
@@ -311,7 +314,25 @@ impl PatientsApi for PatientsGrpcClient {
         })
         .await
         .map_err(|status| self.error(status))?;
-        Ok(response.into_inner().num_imported)
+        import_outcomes_from_proto(response.into_inner(), num_sent)
+            .map_err(|error| malformed_reply(&self.peer, error))
+    }
+
+    async fn export_patients(
+        &self,
+        ctx: &CallerContext,
+        since_opt: Option<DateTime<Utc>>,
+        page: PageRequest,
+    ) -> WardResult<PatientPage> {
+        let message = export_request_to_proto(since_opt, page);
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.export_patients(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
+        page_from_proto(response.into_inner()).map_err(|error| malformed_reply(&self.peer, error))
     }
 
     async fn audit_events(&self, ctx: &CallerContext, query: AuditQuery) -> WardResult<AuditPage> {

@@ -6,12 +6,15 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 use ward_bus::PatientsApi;
 use ward_bus::grpc::{caller_from_request, parse_uuid, respond};
-use ward_bus::patients::{IdempotencyKey, NewPatient, PatientChanges};
+use ward_bus::patients::{
+    IMPORT_BATCH_MAX, IdempotencyKey, ImportOutcome, NewPatient, PatientChanges,
+};
 use ward_bus::token::TokenVerifier;
-use ward_core::{CallerContext, FieldError, WardError, WardResult};
+use ward_core::{CallerContext, WardError, WardResult};
 use ward_proto::v1 as proto;
 use ward_proto::v1::patient_service_server::{PatientService, PatientServiceServer};
 
+use super::bulk::{export_request_from_proto, import_outcomes_to_proto};
 use super::{
     audit_page_to_proto, audit_query_from_proto, input_from_proto, page_request_from_proto,
     page_to_proto, patient_to_proto, patient_version_to_proto, patient_versions_to_proto,
@@ -36,43 +39,51 @@ impl PatientsGrpcServer {
         PatientServiceServer::new(self)
     }
 
+    /// Parses each record; one that does not parse is `Failed` with its reasons, and the rest
+    /// go to the module as one batch, as they would from any caller.
     async fn import(
         &self,
         ctx: &CallerContext,
         request: proto::ImportPatientsRequest,
-    ) -> WardResult<u64> {
-        let mut patients = Vec::with_capacity(request.patients.len());
-        let mut errors = Vec::new();
-        for (index, input) in request.patients.into_iter().enumerate() {
-            let prefix = format!("patients[{index}].");
+    ) -> WardResult<Vec<ImportOutcome>> {
+        if request.patients.len() > IMPORT_BATCH_MAX {
+            return Err(WardError::invalid_field(
+                "patients",
+                format!("an import takes at most {IMPORT_BATCH_MAX} records per call"),
+            ));
+        }
+        let mut outcomes = Vec::with_capacity(request.patients.len());
+        let mut patients = Vec::new();
+        // Where each parsed record's outcome goes.
+        let mut positions = Vec::new();
+        for input in request.patients {
             let raw_id = input.id.clone().unwrap_or_default();
             let id_result = parse_uuid(&raw_id, "id");
             let patient_result = NewPatient::parse(input_from_proto(input));
             match (id_result, patient_result) {
-                (Ok(id), Ok(patient)) => patients.push((id, patient)),
+                (Ok(id), Ok(patient)) => {
+                    positions.push(outcomes.len());
+                    patients.push((id, patient));
+                    // Replaced by the module's outcome below.
+                    outcomes.push(ImportOutcome::AlreadyPresent);
+                }
                 (id_outcome, patient_outcome) => {
-                    let record_errors = [id_outcome.err(), patient_outcome.err()];
-                    for error in record_errors.into_iter().flatten() {
-                        collect_prefixed(&prefix, error, &mut errors);
+                    let mut reasons = Vec::new();
+                    for error in [id_outcome.err(), patient_outcome.err()]
+                        .into_iter()
+                        .flatten()
+                    {
+                        reasons.push(error.to_string());
                     }
+                    outcomes.push(ImportOutcome::Failed(reasons.join("; ")));
                 }
             }
         }
-        if !errors.is_empty() {
-            let detail = format!("{} invalid field(s) in the import", errors.len());
-            return Err(WardError::invalid(detail, errors));
+        let module_outcomes = self.service.import_patients(ctx, patients).await?;
+        for (position, outcome) in positions.into_iter().zip(module_outcomes) {
+            outcomes[position] = outcome;
         }
-        self.service.import_patients(ctx, patients).await
-    }
-}
-
-/// Adds `error`'s field errors under `prefix` (`patients[3].email`), so a batch names each record.
-fn collect_prefixed(prefix: &str, error: WardError, errors: &mut Vec<FieldError>) {
-    for field_error in error.field_errors() {
-        errors.push(FieldError {
-            field: format!("{prefix}{}", field_error.field),
-            message: field_error.message.clone(),
-        });
+        Ok(outcomes)
     }
 }
 
@@ -291,8 +302,19 @@ impl PatientService for PatientsGrpcServer {
     ) -> Result<Response<proto::ImportPatientsResponse>, Status> {
         let ctx = caller_from_request(&request, &self.verifier);
         let result = self.import(&ctx, request.into_inner()).await;
-        let reply = result.map(|num_imported| proto::ImportPatientsResponse { num_imported });
-        respond(&ctx, "ImportPatients", reply)
+        respond(&ctx, "ImportPatients", result.map(import_outcomes_to_proto))
+    }
+
+    async fn export_patients(
+        &self,
+        request: Request<proto::ExportPatientsRequest>,
+    ) -> Result<Response<proto::PatientPage>, Status> {
+        let ctx = caller_from_request(&request, &self.verifier);
+        let result = match export_request_from_proto(request.into_inner()) {
+            Ok((since_opt, page)) => self.service.export_patients(&ctx, since_opt, page).await,
+            Err(error) => Err(error),
+        };
+        respond(&ctx, "ExportPatients", result.map(page_to_proto))
     }
 
     async fn list_audit_events(
