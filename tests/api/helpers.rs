@@ -313,3 +313,11 @@ pub fn patient_body(name: &str, email: &str) -> Value {
         "registeredDate": "2024-03-01"
     })
 }
+
+/// The JSON body of a response that must have `status` (the body is shown when it has not).
+pub async fn json_of(response: reqwest::Response, status: u16) -> Value {
+    let actual = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(actual, status, "{body}");
+    body
+}

@@ -5,17 +5,10 @@
 use serde_json::{Value, json};
 
 use crate::fhir::{fhir_document, keep_for_validation, send_fhir};
-use crate::helpers::{TestApp, Workdir, patient_body};
+use crate::helpers::{TestApp, Workdir, json_of, patient_body};
 
 const INSURER: &str = "https://insurer.example/members";
 const NATIONAL: &str = "urn:oid:2.16.840.1.113883.2.4.6.3";
-
-async fn json_of(response: reqwest::Response, status: u16) -> Value {
-    let actual = response.status().as_u16();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(actual, status, "{body}");
-    body
-}
 
 fn ids(page: &Value) -> Vec<String> {
     page["items"]

@@ -8,19 +8,12 @@ use serde_json::{Value, json};
 
 use crate::both_deployments;
 use crate::fhir::{fhir_document, keep_for_validation};
-use crate::helpers::{TestApp, patient_body};
+use crate::helpers::{TestApp, json_of, patient_body};
 
 both_deployments!(a_duplicate_is_merged_and_unmerged);
 
 const EVENT_WAIT: Duration = Duration::from_secs(20);
 const INSURER: &str = "https://insurer.example/members";
-
-async fn json_of(response: reqwest::Response, status: u16) -> Value {
-    let actual = response.status().as_u16();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(actual, status, "{body}");
-    body
-}
 
 async fn register(app: &TestApp, token: &str, name: &str, email: &str, value: &str) -> Value {
     let mut body = patient_body(name, email);

@@ -1144,9 +1144,9 @@ pub trait PatientsApi: Send + Sync + 'static {
         patients: Vec<(Uuid, NewPatient)>,
     ) -> WardResult<Vec<ImportOutcome>>;
 
-    /// One page of live patients in id order, for a bulk export; with `since_opt`, only those
-    /// changed (`updated_at`) at or after it. Needs `patients:read` and is audited as one
-    /// `export` naming the page's patients.
+    /// One page of live patients (neither deleted nor merged away) in id order, for a bulk
+    /// export; with `since_opt`, only those changed (`updated_at`) at or after it. Needs
+    /// `patients:read` and is audited as one `export` naming the page's patients.
     async fn export_patients(
         &self,
         ctx: &CallerContext,

@@ -172,6 +172,63 @@ impl PatientsService {
         Ok(model)
     }
 
+    /// One page of live patients (not deleted, not merged away) in id order, changed at or
+    /// after `since_opt` when given: what a list (`search`) and an export (`export`) answer.
+    /// Needs `patients:read`; audited as `action` with the page's ids.
+    async fn live_page(
+        &self,
+        ctx: &CallerContext,
+        page: PageRequest,
+        since_opt: Option<chrono::DateTime<Utc>>,
+        action: &'static str,
+    ) -> WardResult<PatientPage> {
+        self.authorize(ctx, Right::PatientsRead, action, &[])
+            .await?;
+        // `PageRequest` has public fields, so a hand-built one may skip `PageRequest::parse`.
+        if page.limit == 0 || page.limit > PAGE_MAX {
+            return Err(WardError::invalid_field(
+                "limit",
+                format!("limit must be between 1 and {PAGE_MAX}"),
+            ));
+        }
+        // Soft-deleted and merged-away patients are kept but never listed or exported.
+        let mut query = patients::Entity::find()
+            .filter(patients::Column::DeletedAt.is_null())
+            .filter(patients::Column::MergedInto.is_null())
+            .order_by_asc(patients::Column::Id);
+        if let Some(since) = since_opt {
+            query = query.filter(patients::Column::UpdatedAt.gte(since));
+        }
+        if let Some(after) = page.after_opt {
+            query = query.filter(patients::Column::Id.gt(after));
+        }
+        // One row more than asked tells whether a next page exists without a COUNT.
+        let mut rows = query
+            .limit(u64::from(page.limit) + 1)
+            .all(&self.db)
+            .await
+            .map_err(|error| db_error("reading a page of patients", error))?;
+        let has_more = rows.len() > page.limit as usize;
+        rows.truncate(page.limit as usize);
+        let next_cursor_opt = match rows.last() {
+            Some(last) if has_more => Some(cursor_after(last.id)),
+            _ => None,
+        };
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut items = Vec::with_capacity(rows.len());
+        for model in rows {
+            ids.push(model.id);
+            items.push(to_patient(model)?);
+        }
+        // A failed audit write fails the page: no unaudited access to patient data.
+        record(&self.db, ctx, action, &ids, ALLOWED).await?;
+        Ok(PatientPage {
+            items,
+            next_cursor_opt,
+            total_opt: None,
+        })
+    }
+
     /// Checks `right` on `patient_ids` (the token's policy decides); when the caller lacks it (or has no identity), records a `denied` event
     /// for `action` on `patient_ids` before returning the error. Should that record fail, the
     /// refusal still stands and the failure is logged: no data was touched.
@@ -231,48 +288,7 @@ impl PatientsApi for PatientsService {
         ctx: &CallerContext,
         page: PageRequest,
     ) -> WardResult<PatientPage> {
-        self.authorize(ctx, Right::PatientsRead, "search", &[])
-            .await?;
-        // `PageRequest` has public fields, so a hand-built one may skip `PageRequest::parse`.
-        if page.limit == 0 || page.limit > PAGE_MAX {
-            return Err(WardError::invalid_field(
-                "limit",
-                format!("limit must be between 1 and {PAGE_MAX}"),
-            ));
-        }
-        // Soft-deleted and merged-away patients are kept but never listed.
-        let mut query = patients::Entity::find()
-            .filter(patients::Column::DeletedAt.is_null())
-            .filter(patients::Column::MergedInto.is_null())
-            .order_by_asc(patients::Column::Id);
-        if let Some(after) = page.after_opt {
-            query = query.filter(patients::Column::Id.gt(after));
-        }
-        // One row more than asked tells whether a next page exists without a COUNT.
-        let mut rows = query
-            .limit(u64::from(page.limit) + 1)
-            .all(&self.db)
-            .await
-            .map_err(|error| db_error("listing patients", error))?;
-        let has_more = rows.len() > page.limit as usize;
-        rows.truncate(page.limit as usize);
-        let next_cursor_opt = match rows.last() {
-            Some(last) if has_more => Some(cursor_after(last.id)),
-            _ => None,
-        };
-        let mut ids = Vec::with_capacity(rows.len());
-        let mut items = Vec::with_capacity(rows.len());
-        for model in rows {
-            ids.push(model.id);
-            items.push(to_patient(model)?);
-        }
-        // A failed audit write fails the search: no unaudited access to patient data.
-        record(&self.db, ctx, "search", &ids, ALLOWED).await?;
-        Ok(PatientPage {
-            items,
-            next_cursor_opt,
-            total_opt: None,
-        })
+        self.live_page(ctx, page, None, "search").await
     }
 
     #[tracing::instrument(name = "patients.search_patients", skip_all)]

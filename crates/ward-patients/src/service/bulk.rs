@@ -12,23 +12,21 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 use ward_bus::db::db_error;
 use ward_bus::events::{PATIENTS_TOPIC, PatientRegistered, envelope};
 use ward_bus::outbox::enqueue_many;
 use ward_bus::patients::{
     DUPLICATE_EMAIL_IN_BATCH_MESSAGE, DUPLICATE_ID_IN_BATCH_MESSAGE, IMPORT_BATCH_MAX,
-    ImportOutcome, NewPatient, PAGE_MAX, PageRequest, PatientIdentifier, PatientPage, cursor_after,
-    format_date, normalized_email, num_created,
+    ImportOutcome, NewPatient, PageRequest, PatientIdentifier, PatientPage, format_date,
+    normalized_email, num_created,
 };
 use ward_core::{CallerContext, Right, WardError, WardResult};
 
 use super::{
     ALLOWED, EMAIL_TAKEN_MESSAGE, IMPORT_RACE_MESSAGE, PRODUCER, PatientsService, record,
-    stored_version, to_patient, write_error,
+    stored_version, write_error,
 };
 use crate::entity::{patient_identifiers, patient_name_tokens, patient_versions, patients};
 use crate::identifiers;
@@ -389,56 +387,14 @@ async fn insert_rows_and_history(
     Ok(())
 }
 
-/// See [`ward_bus::PatientsApi::export_patients`].
+/// See [`ward_bus::PatientsApi::export_patients`]: the live pages a list answers, changed
+/// since `since_opt`, each audited as an `export`. Merged-away duplicates are left out like
+/// deleted patients: the record that stayed carries their identifiers.
 pub(super) async fn export_patients(
     service: &PatientsService,
     ctx: &CallerContext,
     since_opt: Option<DateTime<Utc>>,
     page: PageRequest,
 ) -> WardResult<PatientPage> {
-    service
-        .authorize(ctx, Right::PatientsRead, "export", &[])
-        .await?;
-    // `PageRequest` has public fields, so a hand-built one may skip `PageRequest::parse`.
-    if page.limit == 0 || page.limit > PAGE_MAX {
-        return Err(WardError::invalid_field(
-            "limit",
-            format!("limit must be between 1 and {PAGE_MAX}"),
-        ));
-    }
-    // Soft-deleted patients are kept for a restore but never exported.
-    let mut query = patients::Entity::find()
-        .filter(patients::Column::DeletedAt.is_null())
-        .order_by_asc(patients::Column::Id);
-    if let Some(since) = since_opt {
-        query = query.filter(patients::Column::UpdatedAt.gte(since));
-    }
-    if let Some(after) = page.after_opt {
-        query = query.filter(patients::Column::Id.gt(after));
-    }
-    // One row more than asked tells whether a next page exists without a COUNT.
-    let mut rows = query
-        .limit(u64::from(page.limit) + 1)
-        .all(&service.db)
-        .await
-        .map_err(|error| db_error("exporting patients", error))?;
-    let has_more = rows.len() > page.limit as usize;
-    rows.truncate(page.limit as usize);
-    let next_cursor_opt = match rows.last() {
-        Some(last) if has_more => Some(cursor_after(last.id)),
-        _ => None,
-    };
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut items = Vec::with_capacity(rows.len());
-    for model in rows {
-        ids.push(model.id);
-        items.push(to_patient(model)?);
-    }
-    // A failed audit write fails the export: no unaudited access to patient data.
-    record(&service.db, ctx, "export", &ids, ALLOWED).await?;
-    Ok(PatientPage {
-        items,
-        next_cursor_opt,
-        total_opt: None,
-    })
+    service.live_page(ctx, page, since_opt, "export").await
 }
