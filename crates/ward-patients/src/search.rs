@@ -6,7 +6,7 @@
 //! page starts strictly after the last (key, id), so pages never overlap, even while patients
 //! are added between them.
 
-use sea_orm::sea_query::{Condition, Query};
+use sea_orm::sea_query::{Condition, Query, UnionType};
 use sea_orm::{
     ActiveValue, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, Order,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
@@ -148,7 +148,10 @@ pub(crate) fn filtered(search: &PatientSearch) -> Select<patients::Entity> {
 }
 
 /// The patients an `identifier` token names: the MRN (unique index) and/or the holders of a
-/// further identifier (the table's key, or its `value` index for a value alone).
+/// further identifier (the table's key, or its `value` index for a value alone). A value alone
+/// is one `IN (... UNION ...)`, not `mrn = ? OR id IN (...)`: PostgreSQL cannot use the MRN
+/// index under that OR and walks the whole table in id order instead (found by the scale
+/// benchmark: 50 to 170 ms a lookup at a million patients, against 0.2 ms).
 fn identifier_condition(filter: IdentifierFilter<'_>) -> Condition {
     let holders = |system_opt: Option<&str>, value: &str| {
         let mut query = Query::select();
@@ -159,16 +162,21 @@ fn identifier_condition(filter: IdentifierFilter<'_>) -> Condition {
         if let Some(system) = system_opt {
             query.and_where(patient_identifiers::Column::System.eq(system));
         }
-        patients::Column::Id.in_subquery(query.to_owned())
+        query
     };
     match filter {
         IdentifierFilter::Mrn(value) => Condition::all().add(patients::Column::Mrn.eq(value)),
-        IdentifierFilter::System { system, value } => {
-            Condition::all().add(holders(Some(system), value))
+        IdentifierFilter::System { system, value } => Condition::all()
+            .add(patients::Column::Id.in_subquery(holders(Some(system), value).to_owned())),
+        IdentifierFilter::AnySystem(value) => {
+            let mut by_mrn = Query::select();
+            by_mrn
+                .column(patients::Column::Id)
+                .from(patients::Entity)
+                .and_where(patients::Column::Mrn.eq(value))
+                .union(UnionType::Distinct, holders(None, value).to_owned());
+            Condition::all().add(patients::Column::Id.in_subquery(by_mrn.to_owned()))
         }
-        IdentifierFilter::AnySystem(value) => Condition::any()
-            .add(patients::Column::Mrn.eq(value))
-            .add(holders(None, value)),
     }
 }
 
