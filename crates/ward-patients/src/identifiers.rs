@@ -69,6 +69,16 @@ pub(crate) async fn replace_rows(
     identifiers: &[PatientIdentifier],
 ) -> WardResult<()> {
     delete_rows(txn, patient_id).await?;
+    insert_rows(txn, patient_id, identifiers).await
+}
+
+/// Adds `identifiers` as the patient's rows (a new patient has none yet); no statement when
+/// there are none, so a registration without identifiers costs nothing more.
+pub(crate) async fn insert_rows(
+    txn: &DatabaseTransaction,
+    patient_id: Uuid,
+    identifiers: &[PatientIdentifier],
+) -> WardResult<()> {
     if identifiers.is_empty() {
         return Ok(());
     }

@@ -129,7 +129,7 @@ pub(super) fn at_most_bytes(
 }
 
 /// The longest unknown member name quoted back in a problem; the name is the caller's text.
-const UNKNOWN_FIELD_ECHO_MAX_CHARS: usize = 100;
+pub(super) const UNKNOWN_FIELD_ECHO_MAX_CHARS: usize = 100;
 
 /// Reports every member a body does not define, so a misspelt field (`dateofbirth`) or a field
 /// the client hopes the server will trust (`id`, `role`) is a 400 instead of silently dropped.

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use ward_bus::patients::{IdentifierInput, PatientIdentifier};
 use ward_core::FieldError;
 
-use super::fields::{field_error, text_field};
+use super::fields::{UNKNOWN_FIELD_ECHO_MAX_CHARS, field_error, text_field};
 
 /// A further identifier (insurance number, national id, another system's record number); each
 /// `(system, value)` belongs to one patient. The medical record number is `mrn`, not one of
@@ -69,7 +69,7 @@ pub(super) fn identifiers_field(
             errors,
         );
         for name in members.keys() {
-            let shown: String = name.chars().take(64).collect();
+            let shown: String = name.chars().take(UNKNOWN_FIELD_ECHO_MAX_CHARS).collect();
             errors.push(field_error(
                 &format!("identifiers[{index}].{shown}"),
                 "unknown field",

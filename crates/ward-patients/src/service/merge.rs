@@ -63,9 +63,10 @@ pub(super) async fn merge_patients(
             .collect();
     target_identifiers.extend(moved.iter().cloned());
     let target_identifiers: Vec<PatientIdentifier> = target_identifiers.into_iter().collect();
-    // The source's rows go first: the target's new rows reuse their keys.
+    // The source's rows go first: the target's new rows reuse their keys. Each pair has one
+    // holder, so none of `moved` is the target's already.
     identifiers::delete_rows(&txn, source_id).await?;
-    identifiers::replace_rows(&txn, target_id, &target_identifiers).await?;
+    identifiers::insert_rows(&txn, target_id, &moved).await?;
 
     let now = Utc::now();
     let new_target = patients::Model {

@@ -79,7 +79,7 @@ pub(super) async fn insert_registered(
         .exec_without_returning(txn)
         .await
         .map_err(|error| write_error(error, "inserting a patient", conflict_message))?;
-    identifiers::replace_rows(txn, id, &patient.identifiers).await?;
+    identifiers::insert_rows(txn, id, &patient.identifiers).await?;
     replace_name_tokens(txn, id, &model.name).await?;
     let payload = PatientRegistered {
         patient_id: id.to_string(),
