@@ -129,6 +129,8 @@ fn fhir_path_of(field: &str) -> Option<String> {
         return Some(field.to_string());
     }
     let path = match field {
+        // The whole resource: what Ward keeps of it is too large.
+        "Patient" => "Patient",
         "name" => "Patient.name",
         "email" => "Patient.telecom",
         "address" => "Patient.address",
