@@ -328,6 +328,9 @@ mod tests {
         );
         assert!(resource.get("telecom").is_none());
         assert!(resource.get("address").is_none());
+        plain.name = "Cher".into();
+        let one_word = patient_resource(&plain, None);
+        assert_eq!(one_word["name"], json!([{"text": "Cher", "family": "Cher"}]));
 
         let mut merged = patient(json!({
             "active": true,
