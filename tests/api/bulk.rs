@@ -98,7 +98,10 @@ async fn an_import_reports_each_bad_line_goes_on_and_fails_at_the_end() {
     let token = app.demo_token().await;
     let kept_id = "0190a1b2-0000-7000-8000-000000000001";
     let mut missing_birth_date = fhir_patient(None, "No Birthday", "nobday@import.example");
-    missing_birth_date.as_object_mut().unwrap().remove("birthDate");
+    missing_birth_date
+        .as_object_mut()
+        .unwrap()
+        .remove("birthDate");
     let mut missing_name = fhir_patient(None, "No Name", "noname@import.example");
     missing_name.as_object_mut().unwrap().remove("name");
     let lines = vec![

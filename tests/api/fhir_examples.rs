@@ -82,7 +82,13 @@ fn bundle_ids(bundle: &Value) -> Vec<String> {
 /// Ward indexes; returns its id.
 async fn load_and_find(app: &TestApp, token: &str, name: &str) -> String {
     let published = official_example(name);
-    let response = send_fhir(app, reqwest::Method::POST, token, "/fhir/Patient", &published);
+    let response = send_fhir(
+        app,
+        reqwest::Method::POST,
+        token,
+        "/fhir/Patient",
+        &published,
+    );
     let created = fhir_document(response.await, 201).await;
     keep_for_validation(&format!("example-created-{name}"), &created);
     let id = created["id"].as_str().unwrap().to_string();
@@ -92,19 +98,27 @@ async fn load_and_find(app: &TestApp, token: &str, name: &str) -> String {
     assert_eq!(as_published(&read), as_published(&published), "{name}");
 
     let rest = json_of(app.get(token, &format!("/api/patients/{id}")).await, 200).await;
-    let by_name = format!("/fhir/Patient?name={}", query_value(rest["name"].as_str().unwrap()));
+    let by_name = format!(
+        "/fhir/Patient?name={}",
+        query_value(rest["name"].as_str().unwrap())
+    );
     let found = fhir_document(app.get(token, &by_name).await, 200).await;
     keep_for_validation(&format!("example-search-name-{name}"), &found);
     assert!(bundle_ids(&found).contains(&id), "{name} by name: {found}");
     for identifier in published["identifier"].as_array().into_iter().flatten() {
-        let (Some(system), Some(value)) = (identifier["system"].as_str(), identifier["value"].as_str())
+        let (Some(system), Some(value)) =
+            (identifier["system"].as_str(), identifier["value"].as_str())
         else {
             continue;
         };
         let token_param = query_value(&format!("{system}|{value}"));
         let by_identifier = format!("/fhir/Patient?identifier={token_param}");
         let found = fhir_document(app.get(token, &by_identifier).await, 200).await;
-        assert_eq!(bundle_ids(&found), [id.clone()], "{name} by {system}|{value}");
+        assert_eq!(
+            bundle_ids(&found),
+            [id.clone()],
+            "{name} by {system}|{value}"
+        );
     }
     id
 }
@@ -165,11 +179,17 @@ async fn official_examples_without_a_name_or_a_birth_date_are_refused_naming_it(
         assert_eq!(expressions(&refusal), missing, "{name}");
         for issue in refusal["issue"].as_array().unwrap() {
             let diagnostics = issue["diagnostics"].as_str().unwrap();
-            assert!(diagnostics.starts_with("Ward requires"), "{name}: {diagnostics}");
+            assert!(
+                diagnostics.starts_with("Ward requires"),
+                "{name}: {diagnostics}"
+            );
         }
     }
     let search = fhir_document(app.get(&token, "/fhir/Patient?name=Duck").await, 200).await;
-    assert!(bundle_ids(&search).is_empty(), "nothing half-written: {search}");
+    assert!(
+        bundle_ids(&search).is_empty(),
+        "nothing half-written: {search}"
+    );
 }
 
 #[tokio::test]
@@ -179,7 +199,13 @@ async fn rest_updates_keep_the_extras_fhir_updates_replace_them_and_old_versions
     let app = TestApp::spawn(&dir.path, &["--demo"]).await;
     let token = app.demo_token().await;
     let published = official_example("example");
-    let response = send_fhir(&app, reqwest::Method::POST, &token, "/fhir/Patient", &published);
+    let response = send_fhir(
+        &app,
+        reqwest::Method::POST,
+        &token,
+        "/fhir/Patient",
+        &published,
+    );
     let created = fhir_document(response.await, 201).await;
     let id = created["id"].as_str().unwrap().to_string();
     let path = format!("/fhir/Patient/{id}");
@@ -191,12 +217,24 @@ async fn rest_updates_keep_the_extras_fhir_updates_replace_them_and_old_versions
         "address": "534 Erewhon St PeasantVille, Rainbow, Vic  3999",
         "dateOfBirth": "1974-12-25",
     });
-    json_of(app.put(&token, &format!("/api/patients/{id}"), &rest_update).await, 200).await;
+    json_of(
+        app.put(&token, &format!("/api/patients/{id}"), &rest_update)
+            .await,
+        200,
+    )
+    .await;
     let after_rest = fhir_document(app.get(&token, &path).await, 200).await;
     keep_for_validation("example-after-rest-update", &after_rest);
 
     // Assert: what REST does not know is kept; what it changed is rendered from the record
-    for element in ["text", "gender", "contact", "managingOrganization", "_birthDate", "active"] {
+    for element in [
+        "text",
+        "gender",
+        "contact",
+        "managingOrganization",
+        "_birthDate",
+        "active",
+    ] {
         assert_eq!(after_rest[element], published[element], "{element}");
     }
     assert_eq!(after_rest["address"], published["address"]);
@@ -204,9 +242,15 @@ async fn rest_updates_keep_the_extras_fhir_updates_replace_them_and_old_versions
         after_rest["name"][0],
         json!({"use": "official", "text": "Jim Chalmers", "family": "Chalmers", "given": ["Jim"]})
     );
-    assert_eq!(after_rest["name"][1..], published["name"].as_array().unwrap()[1..]);
+    assert_eq!(
+        after_rest["name"][1..],
+        published["name"].as_array().unwrap()[1..]
+    );
     let telecoms = after_rest["telecom"].as_array().unwrap();
-    assert_eq!(telecoms[..telecoms.len() - 1], published["telecom"].as_array().unwrap()[..]);
+    assert_eq!(
+        telecoms[..telecoms.len() - 1],
+        published["telecom"].as_array().unwrap()[..]
+    );
     assert_eq!(
         telecoms.last().unwrap(),
         &json!({"system": "email", "value": "jim@example.org"})
@@ -228,7 +272,10 @@ async fn rest_updates_keep_the_extras_fhir_updates_replace_them_and_old_versions
     expected.as_object_mut().unwrap().remove("id");
     assert_eq!(as_published(&replaced), expected);
     let rest = json_of(app.get(&token, &format!("/api/patients/{id}")).await, 200).await;
-    assert_eq!((&rest["email"], &rest["address"]), (&Value::Null, &Value::Null));
+    assert_eq!(
+        (&rest["email"], &rest["address"]),
+        (&Value::Null, &Value::Null)
+    );
 
     // Assert: each old version still shows what it had
     let first = fhir_document(app.get(&token, &format!("{path}/_history/1")).await, 200).await;

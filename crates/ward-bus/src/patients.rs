@@ -1369,7 +1369,10 @@ mod tests {
 
         input.email = Some("not-an-email".into());
         let found = messages(NewPatient::parse(input.clone()).unwrap_err());
-        assert_eq!(found, vec![("email".into(), "Email should be valid".into())]);
+        assert_eq!(
+            found,
+            vec![("email".into(), "Email should be valid".into())]
+        );
 
         input.email = None;
         input.contact_optional = false;

@@ -13,8 +13,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use uuid::Uuid;
 use ward_bus::grpc::{parse_date, parse_uuid};
 use ward_bus::patients::{
-    AuditEvent, AuditPage, AuditQuery, FhirExtras, IdentifierInput, NewPatient, PageRequest, Patient,
-    PatientChanges, PatientIdentifier, PatientInput, PatientPage, PatientSearch,
+    AuditEvent, AuditPage, AuditQuery, FhirExtras, IdentifierInput, NewPatient, PageRequest,
+    Patient, PatientChanges, PatientIdentifier, PatientInput, PatientPage, PatientSearch,
     PatientSearchInput, PatientVersion, cursor_after, format_date,
 };
 use ward_core::{WardError, WardResult};

@@ -289,7 +289,10 @@ async fn updating_to_another_patients_email_conflicts_but_keeping_ones_own_does_
             "Email address already exists".into()
         ))
     );
-    assert_eq!(recased.unwrap().email.as_deref(), Some("Second@Example.com"));
+    assert_eq!(
+        recased.unwrap().email.as_deref(),
+        Some("Second@Example.com")
+    );
     let unchanged = test.service.get_patient(&system(), first.id).await.unwrap();
     assert_eq!(unchanged.email.as_deref(), Some("first@example.com"));
     // Two registrations and the one successful update.

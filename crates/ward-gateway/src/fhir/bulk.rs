@@ -132,8 +132,7 @@ mod tests {
         let mut patient = stored();
         let own = json!({"url": "http://example.org/pet", "valueString": "cat"});
         let extras = json!({"extension": [own], "gender": "female"});
-        patient.fhir_extras =
-            ward_bus::patients::FhirExtras::parse(&extras.to_string()).unwrap();
+        patient.fhir_extras = ward_bus::patients::FhirExtras::parse(&extras.to_string()).unwrap();
         let resource = bulk_patient_resource(&patient);
         assert_eq!(resource["extension"][0], own);
         assert_eq!(resource["extension"][1]["url"], REGISTERED_DATE_EXTENSION);

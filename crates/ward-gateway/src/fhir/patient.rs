@@ -34,8 +34,8 @@ use ward_bus::patients::{
 };
 use ward_core::{FieldError, WardError, WardResult};
 
-pub(crate) use self::render::patient_resource;
 use self::elements::{field_error, list, read_address, read_email, read_name, read_string};
+pub(crate) use self::render::patient_resource;
 use crate::identifier::MRN_SYSTEM;
 
 /// The v2 identifier type code system, whose `MR` is "medical record number".
@@ -144,7 +144,10 @@ fn patient_input(
     let date_of_birth_opt =
         read_string(resource.get("birthDate"), "Patient.birthDate", &mut errors);
     if errors.len() == num_errors_before_birth_date && is_blank(date_of_birth_opt.as_deref()) {
-        errors.push(field_error("Patient.birthDate", BIRTH_DATE_REQUIRED_MESSAGE));
+        errors.push(field_error(
+            "Patient.birthDate",
+            BIRTH_DATE_REQUIRED_MESSAGE,
+        ));
     }
     let fhir_extras = match FhirExtras::from_object(extras_of(resource)) {
         Ok(extras) => extras,
@@ -181,8 +184,7 @@ fn is_blank(text_opt: Option<&str>) -> bool {
 fn extras_of(resource: &Map<String, Value>) -> Map<String, Value> {
     let mut extras = Map::new();
     for (element, value) in resource {
-        if WARD_ELEMENTS.contains(&element.as_str()) || element == "birthDate" || value.is_null()
-        {
+        if WARD_ELEMENTS.contains(&element.as_str()) || element == "birthDate" || value.is_null() {
             continue;
         }
         if element == "identifier"

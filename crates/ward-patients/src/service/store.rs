@@ -13,8 +13,8 @@ use ward_bus::db::{db_error, is_unique_violation};
 use ward_bus::events::{DomainEvent, PATIENTS_TOPIC, PatientRegistered, envelope};
 use ward_bus::outbox::enqueue;
 use ward_bus::patients::{
-    FhirExtras, NewPatient, PATIENT_GONE_MESSAGE, Patient, PatientVersion, format_date, normalized_email,
-    patient_changed,
+    FhirExtras, NewPatient, PATIENT_GONE_MESSAGE, Patient, PatientVersion, format_date,
+    normalized_email, patient_changed,
 };
 use ward_core::{CallerContext, WardError, WardResult};
 
@@ -223,8 +223,9 @@ pub(super) fn stored_extras(extras: &FhirExtras) -> Option<String> {
 
 /// Reads a stored `fhir_extras`; only Ward writes it, so anything unreadable is `Internal`.
 fn stored_fhir_extras(raw_opt: Option<&str>) -> WardResult<FhirExtras> {
-    FhirExtras::parse(raw_opt.unwrap_or_default())
-        .map_err(|_| WardError::Internal("a stored patient's FHIR extras are not a JSON object".into()))
+    FhirExtras::parse(raw_opt.unwrap_or_default()).map_err(|_| {
+        WardError::Internal("a stored patient's FHIR extras are not a JSON object".into())
+    })
 }
 
 /// The stored email or address as the domain's: empty is none.

@@ -57,7 +57,10 @@ pub(crate) fn patient_resource(
         "identifier".into(),
         Value::Array(identifiers(patient, stored("identifier"))),
     );
-    resource.insert("name".into(), Value::Array(names(&patient.name, stored("name"))));
+    resource.insert(
+        "name".into(),
+        Value::Array(names(&patient.name, stored("name"))),
+    );
     let telecom = telecoms(patient.email.as_deref(), stored("telecom"));
     if !telecom.is_empty() {
         resource.insert("telecom".into(), Value::Array(telecom));
@@ -277,7 +280,10 @@ mod tests {
         assert_eq!(resource["address"], stored["address"]);
         let identifiers = resource["identifier"].as_array().unwrap();
         assert_eq!(identifiers[0]["system"], MRN_SYSTEM);
-        assert_eq!(identifiers[1..], stored["identifier"].as_array().unwrap()[..]);
+        assert_eq!(
+            identifiers[1..],
+            stored["identifier"].as_array().unwrap()[..]
+        );
     }
 
     #[test]
@@ -330,7 +336,10 @@ mod tests {
         assert!(resource.get("address").is_none());
         plain.name = "Cher".into();
         let one_word = patient_resource(&plain, None);
-        assert_eq!(one_word["name"], json!([{"text": "Cher", "family": "Cher"}]));
+        assert_eq!(
+            one_word["name"],
+            json!([{"text": "Cher", "family": "Cher"}])
+        );
 
         let mut merged = patient(json!({
             "active": true,
