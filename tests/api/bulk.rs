@@ -181,12 +181,13 @@ async fn an_export_imported_into_a_fresh_instance_round_trips_and_since_filters(
         .unwrap();
     let created_id = created["id"].as_str().unwrap().to_string();
     // An official example: no email, no address, and elements Ward keeps verbatim.
+    let twin_published = official_example("infant-twin-1");
     let twin = send_fhir(
         &source,
         reqwest::Method::POST,
         &token,
         "/fhir/Patient",
-        &official_example("infant-twin-1"),
+        &twin_published,
     );
     let twin = fhir_document(twin.await, 201).await;
     let twin_id = twin["id"].as_str().unwrap().to_string();
