@@ -116,7 +116,7 @@ async fn load_and_find(app: &TestApp, token: &str, name: &str) -> String {
         let found = fhir_document(app.get(token, &by_identifier).await, 200).await;
         assert_eq!(
             bundle_ids(&found),
-            [id.clone()],
+            std::slice::from_ref(&id),
             "{name} by {system}|{value}"
         );
     }
