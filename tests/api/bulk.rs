@@ -9,6 +9,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::both_deployments;
+use crate::fhir::{fhir_document, keep_for_validation, send_fhir};
+use crate::fhir_examples::{as_published, official_example};
 use crate::helpers::{JOHN_DOE_ID, TestApp, Workdir, patient_body, ward_command};
 
 both_deployments!(fhir_export_reaches_the_patients_module_wherever_it_runs);
@@ -95,23 +97,22 @@ async fn an_import_reports_each_bad_line_goes_on_and_fails_at_the_end() {
     let app = TestApp::spawn(&dir.path, &["--demo"]).await;
     let token = app.demo_token().await;
     let kept_id = "0190a1b2-0000-7000-8000-000000000001";
-    let missing_email = json!({
-        "resourceType": "Patient",
-        "name": [{"text": "No Mail"}],
-        "address": [{"text": "1 Road"}],
-        "birthDate": "1970-01-01",
-    });
-    let mut with_photo = fhir_patient(None, "Has Photo", "photo@example.com");
-    with_photo["photo"] = json!([]);
+    let mut missing_birth_date = fhir_patient(None, "No Birthday", "nobday@import.example");
+    missing_birth_date
+        .as_object_mut()
+        .unwrap()
+        .remove("birthDate");
+    let mut missing_name = fhir_patient(None, "No Name", "noname@import.example");
+    missing_name.as_object_mut().unwrap().remove("name");
     let lines = vec![
         fhir_patient(Some(kept_id), "Imported One", "one@import.example").to_string(),
         "{this is not json".to_string(),
         fhir_patient(Some("not-a-uuid"), "Imported Two", "two@import.example").to_string(),
-        missing_email.to_string(),
+        missing_birth_date.to_string(),
         fhir_patient(None, "Demo Clash", "JOHN.DOE@example.com").to_string(),
         fhir_patient(None, "Twin Of One", "one@import.example").to_string(),
         String::new(),
-        with_photo.to_string(),
+        missing_name.to_string(),
     ];
     let file = write_file(&dir.path, "patients.ndjson", &lines);
     let file_arg = file.to_str().unwrap();
@@ -129,10 +130,10 @@ async fn an_import_reports_each_bad_line_goes_on_and_fails_at_the_end() {
     );
     for expected in [
         "line 2: not a JSON resource",
-        "line 4: Email is required",
+        "line 4: Ward requires Patient.birthDate",
         "line 5: Email address already exists",
         "line 6: Email address appears earlier in the batch",
-        "line 8: Ward cannot store Patient.photo",
+        "line 8: Ward requires Patient.name",
     ] {
         assert!(stderr.contains(expected), "{expected} in {stderr}");
     }
@@ -179,6 +180,17 @@ async fn an_export_imported_into_a_fresh_instance_round_trips_and_since_filters(
         .await
         .unwrap();
     let created_id = created["id"].as_str().unwrap().to_string();
+    // An official example: no email, no address, and elements Ward keeps verbatim.
+    let twin_published = official_example("infant-twin-1");
+    let twin = send_fhir(
+        &source,
+        reqwest::Method::POST,
+        &token,
+        "/fhir/Patient",
+        &twin_published,
+    );
+    let twin = fhir_document(twin.await, 201).await;
+    let twin_id = twin["id"].as_str().unwrap().to_string();
     tokio::time::sleep(Duration::from_millis(50)).await;
     let since = chrono::Utc::now().to_rfc3339();
     let mut changed = patient_body("John Changed", "john.doe@example.com");
@@ -215,14 +227,14 @@ async fn an_export_imported_into_a_fresh_instance_round_trips_and_since_filters(
 
     // Assert
     assert!(export.status.success(), "{}", text(&export.stderr));
-    assert!(text(&export.stderr).contains("exported 16 patients"));
+    assert!(text(&export.stderr).contains("exported 17 patients"));
     assert!(!source_dir.path.join("export.ndjson.partial").exists());
     let exported: Vec<Value> = std::fs::read_to_string(&export_path)
         .unwrap()
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
-    assert_eq!(exported.len(), 16);
+    assert_eq!(exported.len(), 17);
     assert!(
         exported
             .iter()
@@ -237,16 +249,23 @@ async fn an_export_imported_into_a_fresh_instance_round_trips_and_since_filters(
     assert_eq!(since_lines[0]["name"][0]["text"], "John Changed");
     assert!(import.status.success(), "{}", text(&import.stderr));
     assert!(
-        text(&import.stdout).contains("read 16, created 16, already present 0, failed 0"),
+        text(&import.stdout).contains("read 17, created 17, already present 0, failed 0"),
         "{}",
         text(&import.stdout)
     );
-    for id in [created_id.as_str(), JOHN_DOE_ID] {
+    for id in [created_id.as_str(), JOHN_DOE_ID, twin_id.as_str()] {
         assert_eq!(
             record(&target, &target_token, id).await,
             record(&source, &token, id).await
         );
     }
+    let twin_path = format!("/fhir/Patient/{twin_id}");
+    let imported_twin = fhir_document(target.get(&target_token, &twin_path).await, 200).await;
+    keep_for_validation("example-imported-infant-twin-1", &imported_twin);
+    assert_eq!(
+        as_published(&imported_twin),
+        as_published(&official_example("infant-twin-1"))
+    );
 }
 
 #[tokio::test]

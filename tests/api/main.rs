@@ -8,6 +8,7 @@ mod crash;
 mod events;
 mod faults;
 mod fhir;
+mod fhir_examples;
 mod fhir_writes;
 mod helpers;
 mod idempotency;

@@ -31,6 +31,25 @@ def load_sources(args):
             yield str(path), path.read_text(encoding="utf-8")
 
 
+def accept_relative_urls():
+    """Lets `url` elements be relative references, as R4 allows (Attachment.url: "Urls may be
+    relative references"; the spec's own Patient f201 has `Binary/f006`). fhir.resources 6.1.0
+    checks them as absolute URLs only; everything else about a `url` is still checked."""
+    import re
+
+    from fhir.resources import fhirtypes
+
+    relative_reference = re.compile(r"^[^\s:/?#][^\s:]*$")
+    absolute_validate = fhirtypes.Url.validate
+
+    def validate_url(value, field, config):
+        if isinstance(value, str) and relative_reference.match(value):
+            return value
+        return absolute_validate(value, field, config)
+
+    fhirtypes.Url.validate = validate_url
+
+
 def validate(text):
     """Returns None when the text is one valid FHIR R4 resource, else what is wrong."""
     from fhir.resources import construct_fhir_element
@@ -61,6 +80,7 @@ def main(args):
             file=sys.stderr,
         )
         return 2
+    accept_relative_urls()
     sources = list(load_sources(args))
     if not sources:
         print("no FHIR resources to validate", file=sys.stderr)

@@ -47,6 +47,7 @@ pub struct BillingAccount {
 pub struct OpenAccountRequest {
     pub patient_id: Uuid,
     pub name: String,
+    /// Empty when the patient has none (FHIR does not require one).
     pub email: String,
 }
 

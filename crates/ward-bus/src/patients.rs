@@ -5,6 +5,7 @@
 //! unchecked field. Every failing field is reported at once, with the reference platform's messages.
 
 mod bulk;
+mod fhir_extras;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ pub use self::bulk::{
     DUPLICATE_EMAIL_IN_BATCH_MESSAGE, DUPLICATE_ID_IN_BATCH_MESSAGE, IMPORT_BATCH_MAX,
     ImportOutcome, num_created,
 };
+pub use self::fhir_extras::{FHIR_EXTRAS_MAX_BYTES, FhirExtras};
 pub use self::identifier::{
     IDENTIFIER_SYSTEM_MAX_CHARS, IDENTIFIER_VALUE_MAX_CHARS, IDENTIFIERS_MAX, IdentifierFilter,
     IdentifierInput, MRN_SYSTEM, PatientIdentifier,
@@ -41,8 +43,11 @@ pub const DATE_FORMAT: &str = "%Y-%m-%d";
 pub struct Patient {
     pub id: Uuid,
     pub name: String,
-    pub email: String,
-    pub address: String,
+    /// `None` only for a patient registered or replaced through FHIR without one; the REST API
+    /// requires it.
+    pub email: Option<String>,
+    /// `None` as for `email`.
+    pub address: Option<String>,
     pub date_of_birth: NaiveDate,
     pub registered_date: NaiveDate,
     /// 1 when registered, plus one per change; the HTTP `ETag` and `If-Match` carry it.
@@ -55,6 +60,8 @@ pub struct Patient {
     /// that stays): the target's id. A merged record can be read but not changed, and searches
     /// skip it.
     pub merged_into_opt: Option<Uuid>,
+    /// The FHIR elements Ward does not model, kept verbatim (empty for a REST-only patient).
+    pub fhir_extras: FhirExtras,
 }
 
 /// One entry of a patient's history: the record as it stood after a change.
@@ -109,18 +116,26 @@ pub struct PatientInput {
     pub registered_date: Option<String>,
     /// Absent: none on a create, unchanged on an update.
     pub identifiers: Option<Vec<IdentifierInput>>,
+    /// Whether `email` and `address` may be absent: FHIR's `Patient` need not carry either,
+    /// while the REST API keeps the reference's rule that both are required.
+    pub contact_optional: bool,
+    /// The FHIR elements Ward does not model, as a JSON object ([`FhirExtras::parse`]).
+    /// Absent: none on a create, unchanged on an update (a REST client does not know them and
+    /// must not erase them).
+    pub fhir_extras: Option<String>,
 }
 
 /// A valid new patient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewPatient {
     pub name: String,
-    pub email: String,
-    pub address: String,
+    pub email: Option<String>,
+    pub address: Option<String>,
     pub date_of_birth: NaiveDate,
     pub registered_date: NaiveDate,
     /// Further identifiers, sorted; none may belong to another patient.
     pub identifiers: Vec<PatientIdentifier>,
+    pub fhir_extras: FhirExtras,
 }
 
 /// The longest `Idempotency-Key` accepted.
@@ -170,12 +185,14 @@ impl std::fmt::Display for IdempotencyKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatientChanges {
     pub name: String,
-    pub email: String,
-    pub address: String,
+    pub email: Option<String>,
+    pub address: Option<String>,
     pub date_of_birth: NaiveDate,
     /// The full new list of further identifiers; `None` keeps the current ones (clients that
     /// predate identifiers send none, and must not erase them).
     pub identifiers_opt: Option<Vec<PatientIdentifier>>,
+    /// The new FHIR extras (empty: none); `None` keeps the current ones (a REST update).
+    pub fhir_extras_opt: Option<FhirExtras>,
 }
 
 /// One page of a keyset-paginated list, ordered by id.
@@ -241,30 +258,63 @@ pub const AUDIT_ACTIONS: [&str; 6] = ["read", "search", "create", "update", "del
 /// The fields create and update share, parsed together so every failure is collected.
 struct RecordFields {
     name: Option<String>,
-    email: Option<String>,
-    address: Option<String>,
+    /// `Some(None)`: absent and allowed to be (see [`PatientInput::contact_optional`]).
+    email: Option<Option<String>>,
+    address: Option<Option<String>>,
     date_of_birth: Option<NaiveDate>,
     identifiers_opt: Option<Vec<PatientIdentifier>>,
+    fhir_extras_opt: Option<FhirExtras>,
 }
 
 impl RecordFields {
     fn parse(input: &mut PatientInput, errors: &mut Vec<FieldError>) -> Self {
+        // In the reference's order, so every failure is reported in the order it lists them.
+        let identifiers_opt = input
+            .identifiers
+            .take()
+            .map(|inputs| identifier::parse_identifiers(inputs, errors));
+        let name = parse_name(input.name.take(), errors);
+        let email = parse_contact(input.email.take(), input.contact_optional, |raw_opt| {
+            parse_email(raw_opt, errors)
+        });
+        let address = parse_contact(input.address.take(), input.contact_optional, |raw_opt| {
+            parse_address(raw_opt, errors)
+        });
+        let date_of_birth = parse_date(
+            input.date_of_birth.take(),
+            "dateOfBirth",
+            "Date of birth is required",
+            errors,
+        );
+        let mut fhir_extras_opt = None;
+        if let Some(raw) = input.fhir_extras.take() {
+            match FhirExtras::parse(&raw) {
+                Ok(extras) => fhir_extras_opt = Some(extras),
+                Err(error) => errors.extend_from_slice(error.field_errors()),
+            }
+        }
         Self {
-            identifiers_opt: input
-                .identifiers
-                .take()
-                .map(|inputs| identifier::parse_identifiers(inputs, errors)),
-            name: parse_name(input.name.take(), errors),
-            email: parse_email(input.email.take(), errors),
-            address: parse_address(input.address.take(), errors),
-            date_of_birth: parse_date(
-                input.date_of_birth.take(),
-                "dateOfBirth",
-                "Date of birth is required",
-                errors,
-            ),
+            name,
+            email,
+            address,
+            date_of_birth,
+            identifiers_opt,
+            fhir_extras_opt,
         }
     }
+}
+
+/// Parses an email or address with `parse`; when `optional`, a blank or absent one is
+/// `Some(None)` rather than a failure.
+fn parse_contact(
+    raw_opt: Option<String>,
+    optional: bool,
+    parse: impl FnOnce(Option<String>) -> Option<String>,
+) -> Option<Option<String>> {
+    if optional && required_text(raw_opt.clone()).is_none() {
+        return Some(None);
+    }
+    parse(raw_opt).map(Some)
 }
 
 impl NewPatient {
@@ -285,6 +335,7 @@ impl NewPatient {
                     address: Some(address),
                     date_of_birth: Some(date_of_birth),
                     identifiers_opt,
+                    fhir_extras_opt,
                 },
                 Some(registered_date),
             ) if errors.is_empty() => Ok(NewPatient {
@@ -294,6 +345,7 @@ impl NewPatient {
                 date_of_birth,
                 registered_date,
                 identifiers: identifiers_opt.unwrap_or_default(),
+                fhir_extras: fhir_extras_opt.unwrap_or_default(),
             }),
             _ => Err(validation_failed(errors)),
         }
@@ -315,12 +367,14 @@ impl PatientChanges {
                 address: Some(address),
                 date_of_birth: Some(date_of_birth),
                 identifiers_opt,
+                fhir_extras_opt,
             } if errors.is_empty() => Ok(PatientChanges {
                 name,
                 email,
                 address,
                 date_of_birth,
                 identifiers_opt,
+                fhir_extras_opt,
             }),
             _ => Err(validation_failed(errors)),
         }
@@ -1173,6 +1227,8 @@ mod tests {
             date_of_birth: Some("1985-06-15".into()),
             registered_date: Some("2024-01-10".into()),
             identifiers: None,
+            contact_optional: false,
+            fhir_extras: None,
         }
     }
 
@@ -1248,7 +1304,7 @@ mod tests {
         let mut input = valid_input();
         input.address = Some("12 Main St\r\nSpringfield".into());
         let patient = NewPatient::parse(input).unwrap();
-        assert_eq!(patient.address, "12 Main St\nSpringfield");
+        assert_eq!(patient.address.as_deref(), Some("12 Main St\nSpringfield"));
         let mut input = valid_input();
         input.name = Some("John\nDoe".into());
         assert_eq!(messages(NewPatient::parse(input).unwrap_err())[0].0, "name");
@@ -1296,6 +1352,48 @@ mod tests {
         let name = "\u{202e}eoD nhoJ\u{200b}\u{200d}\u{feff}";
         input.name = Some(name.into());
         assert_eq!(NewPatient::parse(input).unwrap().name, name);
+    }
+
+    #[test]
+    fn fhir_input_may_lack_email_and_address_but_rest_input_may_not() {
+        let mut input = valid_input();
+        input.email = None;
+        input.address = Some("  ".into());
+        input.contact_optional = true;
+        input.fhir_extras = Some(r#"{"gender": "other"}"#.into());
+        let patient = NewPatient::parse(input.clone()).unwrap();
+        assert_eq!((patient.email, patient.address), (None, None));
+        assert_eq!(patient.fhir_extras.as_ref(), r#"{"gender":"other"}"#);
+        let changes = PatientChanges::parse(input.clone()).unwrap();
+        assert!(changes.fhir_extras_opt.is_some());
+
+        input.email = Some("not-an-email".into());
+        let found = messages(NewPatient::parse(input.clone()).unwrap_err());
+        assert_eq!(
+            found,
+            vec![("email".into(), "Email should be valid".into())]
+        );
+
+        input.email = None;
+        input.contact_optional = false;
+        let found = messages(NewPatient::parse(input).unwrap_err());
+        assert_eq!(
+            found,
+            vec![
+                ("email".into(), "Email is required".into()),
+                ("address".into(), "Address is required".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rest_update_keeps_the_fhir_extras() {
+        let changes = PatientChanges::parse(valid_input()).unwrap();
+        assert_eq!(changes.fhir_extras_opt, None);
+        let mut input = valid_input();
+        input.fhir_extras = Some("[1]".into());
+        let found = messages(PatientChanges::parse(input).unwrap_err());
+        assert_eq!(found[0].0, "fhirExtras");
     }
 
     #[test]

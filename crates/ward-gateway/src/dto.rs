@@ -293,6 +293,9 @@ impl PatientBody {
             date_of_birth: text_field(self.date_of_birth, "dateOfBirth", &mut type_errors),
             registered_date: text_field(self.registered_date, "registeredDate", &mut type_errors),
             identifiers: identifiers_field(self.identifiers, &mut type_errors),
+            // The reference's rules: both required. The FHIR extras are not REST's to change.
+            contact_optional: false,
+            fhir_extras: None,
         };
         unknown_fields(&self.unknown, &mut type_errors);
         (input, type_errors)
@@ -347,10 +350,13 @@ pub(crate) struct PatientResponse {
     id: Uuid,
     #[schema(example = "John Doe")]
     name: String,
-    #[schema(example = "john.doe@example.com")]
-    email: String,
-    #[schema(example = "123 Main St, Springfield")]
-    address: String,
+    /// `null` only for a patient registered or replaced through FHIR without one (FHIR does
+    /// not require it; this API does).
+    #[schema(required = true, example = "john.doe@example.com")]
+    email: Option<String>,
+    /// `null` as for `email`.
+    #[schema(required = true, example = "123 Main St, Springfield")]
+    address: Option<String>,
     date_of_birth: NaiveDate,
     registered_date: NaiveDate,
     /// 1 when registered, plus one per change; the `ETag` header carries it as `W/"<version>"`.
@@ -838,14 +844,15 @@ mod tests {
         let patient = Patient {
             id: Uuid::nil(),
             name: "John Doe".into(),
-            email: "john.doe@example.com".into(),
-            address: "123 Main St".into(),
+            email: Some("john.doe@example.com".into()),
+            address: Some("123 Main St".into()),
             date_of_birth: NaiveDate::from_ymd_opt(1985, 6, 15).unwrap(),
             registered_date: NaiveDate::from_ymd_opt(2024, 1, 10).unwrap(),
             version: 2,
             mrn: "MRN-00000002".into(),
             identifiers: Vec::new(),
             merged_into_opt: None,
+            fhir_extras: ward_bus::patients::FhirExtras::default(),
         };
         let page = PatientPage {
             items: vec![patient],

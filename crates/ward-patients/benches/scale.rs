@@ -196,15 +196,16 @@ fn synthetic_patient(rng: &mut Rng, index: usize) -> NewPatient {
             rng.pick(&FIRST_NAMES),
             rng.pick(&LAST_NAMES)
         ),
-        email: format!("patient{index}@bench.example"),
-        address: format!(
+        email: Some(format!("patient{index}@bench.example")),
+        address: Some(format!(
             "{} {} St, Springfield",
             rng.below(9_999) + 1,
             rng.pick(&STREETS)
-        ),
+        )),
         date_of_birth: rng.date_between(date(1930, 1, 1), 90 * 365),
         registered_date: rng.date_between(date(2000, 1, 1), 24 * 365),
         identifiers: Vec::new(),
+        fhir_extras: ward_bus::patients::FhirExtras::default(),
     }
 }
 

@@ -8,6 +8,12 @@ pub(crate) mod patients {
     /// A patient as stored. `email` keeps the address as entered (trimmed); `email_normalized`
     /// ([`ward_bus::patients::normalized_email`]) carries the rule "one patient per address,
     /// ignoring case", enforced by the database so two racing creates cannot both win.
+    ///
+    /// A patient without an email (registered through FHIR) has `email` empty and
+    /// `email_normalized` `none:<id>` (see `store::email_key`): unique per patient, never a
+    /// valid address, so such patients neither collide nor match an email search. Making the
+    /// column nullable instead would need SQLite to rebuild the table. `address` is empty when
+    /// there is none.
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "patients")]
     pub struct Model {
@@ -48,6 +54,10 @@ pub(crate) mod patients {
         /// Set when this record was merged into another: that record's id. Added by a later
         /// migration, existing rows `NULL`.
         pub merged_into: Option<Uuid>,
+        /// The FHIR elements Ward does not model, a JSON object
+        /// ([`ward_bus::patients::FhirExtras`]); `NULL` for none. Added by a later migration.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub fhir_extras: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -142,6 +152,7 @@ pub(crate) mod patient_versions {
         /// create, update, delete or restore.
         pub action: String,
         pub name: String,
+        /// Empty for none, as on `patients`.
         pub email: String,
         #[sea_orm(column_type = "Text")]
         pub address: String,
@@ -156,6 +167,9 @@ pub(crate) mod patient_versions {
         pub identifiers: String,
         /// The record this one was merged into then, as on `patients.merged_into`.
         pub merged_into: Option<Uuid>,
+        /// The FHIR extras then, as on `patients.fhir_extras`.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub fhir_extras: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,8 +13,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use uuid::Uuid;
 use ward_bus::grpc::{parse_date, parse_uuid};
 use ward_bus::patients::{
-    AuditEvent, AuditPage, AuditQuery, IdentifierInput, NewPatient, PageRequest, Patient,
-    PatientChanges, PatientIdentifier, PatientInput, PatientPage, PatientSearch,
+    AuditEvent, AuditPage, AuditQuery, FhirExtras, IdentifierInput, NewPatient, PageRequest,
+    Patient, PatientChanges, PatientIdentifier, PatientInput, PatientPage, PatientSearch,
     PatientSearchInput, PatientVersion, cursor_after, format_date,
 };
 use ward_core::{WardError, WardResult};
@@ -30,14 +30,15 @@ fn patient_to_proto(patient: Patient) -> proto::Patient {
     proto::Patient {
         id: patient.id.to_string(),
         name: patient.name,
-        email: patient.email,
-        address: patient.address,
+        email: patient.email.unwrap_or_default(),
+        address: patient.address.unwrap_or_default(),
         date_of_birth: format_date(patient.date_of_birth),
         registered_date: format_date(patient.registered_date),
         version: patient.version,
         mrn: patient.mrn,
         identifiers: identifiers_to_proto(patient.identifiers),
         merged_into: patient.merged_into_opt.map(|id| id.to_string()),
+        fhir_extras: patient.fhir_extras.as_ref().to_string(),
     }
 }
 
@@ -63,9 +64,10 @@ fn patient_from_proto(patient: proto::Patient) -> WardResult<Patient> {
         id: parse_uuid(&patient.id, "id")?,
         date_of_birth: parse_date(&patient.date_of_birth, "dateOfBirth")?,
         registered_date: parse_date(&patient.registered_date, "registeredDate")?,
+        fhir_extras: FhirExtras::parse(&patient.fhir_extras)?,
         name: patient.name,
-        email: patient.email,
-        address: patient.address,
+        email: non_empty(patient.email),
+        address: non_empty(patient.address),
         version: patient.version,
         mrn: patient.mrn,
         identifiers: patient
@@ -81,6 +83,11 @@ fn patient_from_proto(patient: proto::Patient) -> WardResult<Patient> {
             None => None,
         },
     })
+}
+
+/// The proto's "" for none as `None`: a stored email or address is never empty.
+fn non_empty(text: String) -> Option<String> {
+    if text.is_empty() { None } else { Some(text) }
 }
 
 fn patient_version_to_proto(entry: PatientVersion) -> proto::PatientVersion {
@@ -130,12 +137,15 @@ fn new_patient_to_proto(patient: NewPatient, id_opt: Option<Uuid>) -> proto::Pat
     proto::PatientInput {
         id: id_opt.map(|id| id.to_string()),
         name: Some(patient.name),
-        email: Some(patient.email),
-        address: Some(patient.address),
+        email: patient.email,
+        address: patient.address,
         date_of_birth: Some(format_date(patient.date_of_birth)),
         registered_date: Some(format_date(patient.registered_date)),
         idempotency_key: None,
         identifiers: Some(identifier_list(patient.identifiers)),
+        // Already parsed: whatever it lacks, the domain allowed it to lack.
+        contact_optional: true,
+        fhir_extras: Some(patient.fhir_extras.as_ref().to_string()),
     }
 }
 
@@ -143,12 +153,16 @@ fn changes_to_proto(changes: PatientChanges) -> proto::PatientInput {
     proto::PatientInput {
         id: None,
         name: Some(changes.name),
-        email: Some(changes.email),
-        address: Some(changes.address),
+        email: changes.email,
+        address: changes.address,
         date_of_birth: Some(format_date(changes.date_of_birth)),
         registered_date: None,
         idempotency_key: None,
         identifiers: changes.identifiers_opt.map(identifier_list),
+        contact_optional: true,
+        fhir_extras: changes
+            .fhir_extras_opt
+            .map(|extras| extras.as_ref().to_string()),
     }
 }
 
@@ -160,6 +174,8 @@ fn input_from_proto(input: proto::PatientInput) -> PatientInput {
         address: input.address,
         date_of_birth: input.date_of_birth,
         registered_date: input.registered_date,
+        contact_optional: input.contact_optional,
+        fhir_extras: input.fhir_extras,
         // Checked again by the domain parsers, like every other field.
         identifiers: input.identifiers.map(|list| {
             list.items
@@ -325,8 +341,8 @@ mod tests {
         let patient = Patient {
             id: Uuid::now_v7(),
             name: "John Doe".into(),
-            email: "john.doe@example.com".into(),
-            address: "123 Main St".into(),
+            email: Some("john.doe@example.com".into()),
+            address: Some("123 Main St".into()),
             date_of_birth: date("1985-06-15"),
             registered_date: date("2024-01-10"),
             version: 3,
@@ -336,10 +352,21 @@ mod tests {
                 value: "738472983".into(),
             }],
             merged_into_opt: Some(Uuid::now_v7()),
+            fhir_extras: FhirExtras::parse(r#"{"gender":"female"}"#).unwrap(),
         };
         assert_eq!(
             patient_from_proto(patient_to_proto(patient.clone())).unwrap(),
             patient
+        );
+        let without_contact = Patient {
+            email: None,
+            address: None,
+            fhir_extras: FhirExtras::default(),
+            ..patient.clone()
+        };
+        assert_eq!(
+            patient_from_proto(patient_to_proto(without_contact.clone())).unwrap(),
+            without_contact
         );
         let entry = PatientVersion {
             version: 3,
@@ -366,14 +393,23 @@ mod tests {
     fn a_new_patient_and_a_page_request_survive_the_parsers() {
         let new_patient = NewPatient {
             name: "John Doe".into(),
-            email: "john.doe@example.com".into(),
-            address: "123 Main St".into(),
+            email: Some("john.doe@example.com".into()),
+            address: Some("123 Main St".into()),
             date_of_birth: date("1985-06-15"),
             registered_date: date("2024-01-10"),
             identifiers: Vec::new(),
+            fhir_extras: FhirExtras::default(),
         };
         let input = input_from_proto(new_patient_to_proto(new_patient.clone(), None));
         assert_eq!(NewPatient::parse(input).unwrap(), new_patient);
+        let from_fhir = NewPatient {
+            email: None,
+            address: None,
+            fhir_extras: FhirExtras::parse(r#"{"active":true}"#).unwrap(),
+            ..new_patient
+        };
+        let input = input_from_proto(new_patient_to_proto(from_fhir.clone(), None));
+        assert_eq!(NewPatient::parse(input).unwrap(), from_fhir);
 
         let page = PageRequest {
             limit: 7,

@@ -15,6 +15,7 @@ use crate::entity::{
 use crate::mrn::{MIGRATION_MRN_FORMAT, MRN_COUNTER, MrnFormat, set_next_mrn_value};
 use crate::search::{fold_words, insert_name_tokens, name_sort_key};
 
+mod fhir_extras;
 mod identifiers;
 
 /// Applies the patients module's migrations, recorded in its own `patients_migrations` table so
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(AddIdempotencyKeys),
             Box::new(identifiers::AddPatientIdentifiers),
             Box::new(TuneNameTokensForScale),
+            Box::new(fhir_extras::AddFhirExtras),
         ]
     }
 

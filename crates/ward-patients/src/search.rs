@@ -131,7 +131,10 @@ pub(crate) fn filtered(search: &PatientSearch) -> Select<patients::Entity> {
         select = select.filter(patients::Column::Id.in_subquery(tokens.to_owned()));
     }
     if let Some(email) = &search.email_opt {
-        select = select.filter(patients::Column::EmailNormalized.eq(email.as_str()));
+        // A patient without an email (stored empty) never matches, whatever its key is.
+        select = select
+            .filter(patients::Column::EmailNormalized.eq(email.as_str()))
+            .filter(patients::Column::Email.ne(""));
     }
     if let Some(identifier) = &search.identifier_opt {
         select = select.filter(identifier_condition(IdentifierFilter::of(identifier)));

@@ -46,9 +46,10 @@ use ward_core::{CallerContext, Right, WardError, WardResult};
 
 use self::audit::record;
 use self::store::{
-    check_expected_version, email_owner, email_taken, enqueue_event, find_patient,
+    check_expected_version, email_key, email_owner, email_taken, enqueue_event, find_patient,
     find_patient_for_write, insert_registered, live, lost_race, not_found, record_version,
-    set_deleted_at, stored_version, to_patient, to_patient_version, write_error,
+    set_deleted_at, stored_email, stored_extras, stored_version, to_patient, to_patient_version,
+    write_error,
 };
 use crate::entity::{patient_versions, patients};
 use crate::identifiers;
@@ -162,9 +163,8 @@ impl PatientsService {
         id: Uuid,
         patient: &NewPatient,
     ) -> WardResult<patients::Model> {
-        if email_owner(txn, &normalized_email(&patient.email))
-            .await?
-            .is_some()
+        if let Some(email) = &patient.email
+            && email_owner(txn, &normalized_email(email)).await?.is_some()
         {
             return Err(email_taken());
         }
@@ -341,14 +341,19 @@ impl PatientsApi for PatientsService {
         let txn = self.begin_write("updating a patient").await?;
         let existing = merge::unmerged(live(find_patient_for_write(&txn, id).await?)?)?;
         check_expected_version(&existing, expected_version_opt)?;
-        let email = changes.email.trim().to_string();
-        let email_normalized = normalized_email(&email);
+        let email = stored_email(changes.email.as_deref());
+        let email_normalized = email_key(&email, id);
         // Keeping one's own address (in any case) is not a conflict.
         if let Some(owner) = email_owner(&txn, &email_normalized).await?
             && owner != id
         {
             return Err(email_taken());
         }
+        // A REST update leaves the FHIR extras as they are; a FHIR update replaces them.
+        let fhir_extras = match &changes.fhir_extras_opt {
+            Some(extras) => stored_extras(extras),
+            None => existing.fhir_extras.clone(),
+        };
         let identifiers_json = match &changes.identifiers_opt {
             Some(new_identifiers) => {
                 identifiers::check_free(&txn, id, new_identifiers).await?;
@@ -362,8 +367,9 @@ impl PatientsApi for PatientsService {
             name: changes.name,
             email,
             email_normalized,
-            address: changes.address,
+            address: changes.address.unwrap_or_default(),
             date_of_birth: changes.date_of_birth,
+            fhir_extras,
             updated_at: Utc::now(),
             version: existing.version + 1,
             ..existing
@@ -394,6 +400,10 @@ impl PatientsApi for PatientsService {
             .col_expr(
                 patients::Column::Identifiers,
                 Expr::value(model.identifiers.clone()),
+            )
+            .col_expr(
+                patients::Column::FhirExtras,
+                Expr::value(model.fhir_extras.clone()),
             )
             .filter(patients::Column::Id.eq(id))
             .filter(patients::Column::Version.eq(existing.version))
@@ -581,11 +591,12 @@ mod tests {
     fn new_patient(email: &str) -> NewPatient {
         NewPatient {
             name: "Jane Roe".into(),
-            email: email.into(),
-            address: "1 Elm St".into(),
+            email: Some(email.into()),
+            address: Some("1 Elm St".into()),
             date_of_birth: NaiveDate::from_ymd_opt(1990, 1, 2).unwrap(),
             registered_date: NaiveDate::from_ymd_opt(2024, 3, 4).unwrap(),
             identifiers: Vec::new(),
+            fhir_extras: ward_bus::patients::FhirExtras::default(),
         }
     }
 

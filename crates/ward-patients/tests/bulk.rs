@@ -28,11 +28,12 @@ fn date(raw: &str) -> NaiveDate {
 fn new_patient(name: &str, email: &str) -> NewPatient {
     NewPatient {
         name: name.into(),
-        email: email.into(),
-        address: "1 Elm St".into(),
+        email: Some(email.into()),
+        address: Some("1 Elm St".into()),
         date_of_birth: date("1980-02-03"),
         registered_date: date("2023-04-05"),
         identifiers: Vec::new(),
+        fhir_extras: ward_bus::patients::FhirExtras::default(),
     }
 }
 
@@ -259,10 +260,11 @@ async fn an_export_pages_live_patients_by_id_and_filters_by_change_time() {
     let since = Utc::now();
     let changes = PatientChanges {
         name: "Cy Changed".into(),
-        email: "cy@example.com".into(),
-        address: "2 Oak St".into(),
+        email: Some("cy@example.com".into()),
+        address: Some("2 Oak St".into()),
         date_of_birth: date("1990-01-01"),
         identifiers_opt: None,
+        fhir_extras_opt: None,
     };
     test.service
         .update_patient(&clinician, ids[2], changes, None)

@@ -22,11 +22,12 @@ use ward_proto::v1::patient_service_client::PatientServiceClient;
 fn new_patient(name: &str, email: &str) -> NewPatient {
     NewPatient {
         name: name.into(),
-        email: email.into(),
-        address: "1 Net Road".into(),
+        email: Some(email.into()),
+        address: Some("1 Net Road".into()),
         date_of_birth: NaiveDate::from_ymd_opt(1975, 3, 4).unwrap(),
         registered_date: NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(),
         identifiers: Vec::new(),
+        fhir_extras: ward_bus::patients::FhirExtras::default(),
     }
 }
 

@@ -42,18 +42,20 @@ async fn each_event_carries_the_version_after_its_change() {
     let ctx = CallerContext::system("test");
     let new_patient = NewPatient {
         name: "Grace Hopper".into(),
-        email: "grace@example.com".into(),
-        address: "1 Navy Yard".into(),
+        email: Some("grace@example.com".into()),
+        address: Some("1 Navy Yard".into()),
         date_of_birth: date("1906-12-09"),
         registered_date: date("2024-01-10"),
         identifiers: Vec::new(),
+        fhir_extras: ward_bus::patients::FhirExtras::default(),
     };
     let changes = PatientChanges {
         name: "Grace B. Hopper".into(),
-        email: "grace@example.com".into(),
-        address: "1 Navy Yard".into(),
+        email: Some("grace@example.com".into()),
+        address: Some("1 Navy Yard".into()),
         date_of_birth: date("1906-12-09"),
         identifiers_opt: None,
+        fhir_extras_opt: None,
     };
 
     // Act: create (1), update twice (2, 3), delete (4), restore (5)

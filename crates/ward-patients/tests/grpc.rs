@@ -66,11 +66,12 @@ fn date(raw: &str) -> NaiveDate {
 fn new_patient(name: &str, email: &str) -> NewPatient {
     NewPatient {
         name: name.into(),
-        email: email.into(),
-        address: "123 Main St, Springfield".into(),
+        email: Some(email.into()),
+        address: Some("123 Main St, Springfield".into()),
         date_of_birth: date("1985-06-15"),
         registered_date: date("2024-01-10"),
         identifiers: Vec::new(),
+        fhir_extras: ward_bus::patients::FhirExtras::default(),
     }
 }
 
@@ -117,10 +118,11 @@ async fn create_get_list_update_delete_through_the_network() {
         .unwrap();
     let changes = PatientChanges {
         name: "Ada King".into(),
-        email: "ada.king@example.com".into(),
-        address: "12 St James Sq".into(),
+        email: Some("ada.king@example.com".into()),
+        address: Some("12 St James Sq".into()),
         date_of_birth: date("1815-12-10"),
         identifiers_opt: None,
+        fhir_extras_opt: None,
     };
     let updated = peer
         .client
@@ -398,10 +400,11 @@ async fn versions_and_history_cross_the_network() {
         .unwrap();
     let changes = PatientChanges {
         name: "Ada King".into(),
-        email: "ada@example.com".into(),
-        address: "12 St James Sq".into(),
+        email: Some("ada@example.com".into()),
+        address: Some("12 St James Sq".into()),
         date_of_birth: date("1815-12-10"),
         identifiers_opt: None,
+        fhir_extras_opt: None,
     };
 
     // Act

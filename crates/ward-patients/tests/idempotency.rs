@@ -29,11 +29,12 @@ fn new_patient(name: &str, email: &str) -> NewPatient {
     let date = NaiveDate::from_ymd_opt(1985, 6, 15).unwrap();
     NewPatient {
         name: name.into(),
-        email: email.into(),
-        address: "123 Main St, Springfield".into(),
+        email: Some(email.into()),
+        address: Some("123 Main St, Springfield".into()),
         date_of_birth: date,
         registered_date: date,
         identifiers: Vec::new(),
+        fhir_extras: ward_bus::patients::FhirExtras::default(),
     }
 }
 

@@ -35,11 +35,12 @@ fn identifier(system: &str, value: &str) -> PatientIdentifier {
 fn new_patient(email: &str, identifiers: Vec<PatientIdentifier>) -> NewPatient {
     NewPatient {
         name: "Ada Lovelace".into(),
-        email: email.into(),
-        address: "12 St James Sq".into(),
+        email: Some(email.into()),
+        address: Some("12 St James Sq".into()),
         date_of_birth: NaiveDate::from_ymd_opt(1815, 12, 10).unwrap(),
         registered_date: NaiveDate::from_ymd_opt(2024, 6, 1).unwrap(),
         identifiers,
+        fhir_extras: ward_bus::patients::FhirExtras::default(),
     }
 }
 
@@ -50,9 +51,10 @@ fn changes_of(
     PatientChanges {
         name: patient.name.clone(),
         email: patient.email.clone(),
-        address: "13 St James Sq".into(),
+        address: Some("13 St James Sq".into()),
         date_of_birth: patient.date_of_birth,
         identifiers_opt,
+        fhir_extras_opt: None,
     }
 }
 

@@ -35,11 +35,12 @@ fn insured(value: &str) -> PatientIdentifier {
 fn new_patient(name: &str, email: &str, identifiers: Vec<PatientIdentifier>) -> NewPatient {
     NewPatient {
         name: name.into(),
-        email: email.into(),
-        address: "1 Elm St".into(),
+        email: Some(email.into()),
+        address: Some("1 Elm St".into()),
         date_of_birth: NaiveDate::from_ymd_opt(1960, 5, 4).unwrap(),
         registered_date: NaiveDate::from_ymd_opt(2024, 6, 1).unwrap(),
         identifiers,
+        fhir_extras: ward_bus::patients::FhirExtras::default(),
     }
 }
 
@@ -123,10 +124,11 @@ async fn merge_story(service: &PatientsService, db: &sea_orm::DatabaseConnection
     // stale target version.
     let change = PatientChanges {
         name: "X".into(),
-        email: "mhh@example.com".into(),
-        address: "2 Elm St".into(),
+        email: Some("mhh@example.com".into()),
+        address: Some("2 Elm St".into()),
         date_of_birth: duplicate.date_of_birth,
         identifiers_opt: None,
+        fhir_extras_opt: None,
     };
     let refused = service
         .update_patient(&system(), source.id, change, None)

@@ -28,11 +28,12 @@ fn system() -> CallerContext {
 fn new_patient(name: &str, email: &str) -> NewPatient {
     NewPatient {
         name: name.into(),
-        email: email.into(),
-        address: "1 Elm St".into(),
+        email: Some(email.into()),
+        address: Some("1 Elm St".into()),
         date_of_birth: date("1985-06-15"),
         registered_date: date("2024-01-10"),
         identifiers: Vec::new(),
+        fhir_extras: ward_bus::patients::FhirExtras::default(),
     }
 }
 
@@ -130,10 +131,11 @@ async fn a_number_finds_its_patient_and_survives_updates_and_history() {
         .unwrap();
     let changes = PatientChanges {
         name: "Ada King".into(),
-        email: "ada@example.com".into(),
-        address: "2 Elm St".into(),
+        email: Some("ada@example.com".into()),
+        address: Some("2 Elm St".into()),
         date_of_birth: date("1985-06-15"),
         identifiers_opt: None,
+        fhir_extras_opt: None,
     };
 
     // Act

@@ -70,11 +70,12 @@ async fn concurrent_updates_with_the_same_expected_version_have_one_winner_on_po
             &clinician,
             NewPatient {
                 name: "Ada Lovelace".into(),
-                email: "ada@example.com".into(),
-                address: "1 Elm St".into(),
+                email: Some("ada@example.com".into()),
+                address: Some("1 Elm St".into()),
                 date_of_birth: date("1815-12-10"),
                 registered_date: date("2024-01-10"),
                 identifiers: Vec::new(),
+                fhir_extras: ward_bus::patients::FhirExtras::default(),
             },
             None,
         )
@@ -88,10 +89,11 @@ async fn concurrent_updates_with_the_same_expected_version_have_one_winner_on_po
         let clinician = clinician.clone();
         let changes = PatientChanges {
             name: format!("Writer {index}"),
-            email: "ada@example.com".into(),
-            address: "1 Elm St".into(),
+            email: Some("ada@example.com".into()),
+            address: Some("1 Elm St".into()),
             date_of_birth: date("1815-12-10"),
             identifiers_opt: None,
+            fhir_extras_opt: None,
         };
         tasks.push(tokio::spawn(async move {
             service
@@ -141,11 +143,12 @@ async fn name_prefix_search_sorts_and_pages_on_postgres() {
     for (index, name) in names.iter().enumerate() {
         let patient = NewPatient {
             name: name.to_string(),
-            email: format!("p{index}@example.com"),
-            address: "1 Elm St".into(),
+            email: Some(format!("p{index}@example.com")),
+            address: Some("1 Elm St".into()),
             date_of_birth: date(&format!("198{index}-01-01")),
             registered_date: date("2024-01-10"),
             identifiers: Vec::new(),
+            fhir_extras: ward_bus::patients::FhirExtras::default(),
         };
         service
             .create_patient(&clinician, patient, None)
@@ -223,11 +226,12 @@ async fn concurrent_creates_get_distinct_medical_record_numbers_on_postgres() {
         let clinician = clinician.clone();
         let patient = NewPatient {
             name: format!("Racer {index}"),
-            email: format!("racer{index}@example.com"),
-            address: "1 Elm St".into(),
+            email: Some(format!("racer{index}@example.com")),
+            address: Some("1 Elm St".into()),
             date_of_birth: date("1990-01-01"),
             registered_date: date("2024-01-10"),
             identifiers: Vec::new(),
+            fhir_extras: ward_bus::patients::FhirExtras::default(),
         };
         tasks.push(tokio::spawn(async move {
             service.create_patient(&clinician, patient, None).await
@@ -279,11 +283,12 @@ async fn concurrent_creates_with_one_idempotency_key_create_one_patient_on_postg
         let clinician = clinician.clone();
         let patient = NewPatient {
             name: "Racer".into(),
-            email: "racer@example.com".into(),
-            address: "1 Elm St".into(),
+            email: Some("racer@example.com".into()),
+            address: Some("1 Elm St".into()),
             date_of_birth: date,
             registered_date: date,
             identifiers: Vec::new(),
+            fhir_extras: ward_bus::patients::FhirExtras::default(),
         };
         let key = IdempotencyKey::parse("race-1").unwrap();
         tasks.push(tokio::spawn(async move {

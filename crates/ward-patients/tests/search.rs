@@ -26,11 +26,12 @@ impl TestDb {
         let email = format!("{}@example.com", Uuid::now_v7().simple());
         let patient = NewPatient {
             name: name.into(),
-            email,
-            address: "1 Elm St".into(),
+            email: Some(email),
+            address: Some("1 Elm St".into()),
             date_of_birth: date(date_of_birth),
             registered_date: date(registered_date),
             identifiers: Vec::new(),
+            fhir_extras: ward_bus::patients::FhirExtras::default(),
         };
         self.service
             .create_patient(&system(), patient, None)
@@ -146,11 +147,12 @@ async fn email_matches_exactly_ignoring_case() {
     let test = TestDb::new("patients-search").await;
     let patient = NewPatient {
         name: "Ada Lovelace".into(),
-        email: "Ada@Example.com".into(),
-        address: "12 St James Sq".into(),
+        email: Some("Ada@Example.com".into()),
+        address: Some("12 St James Sq".into()),
         date_of_birth: date("1815-12-10"),
         registered_date: date("2024-06-01"),
         identifiers: Vec::new(),
+        fhir_extras: ward_bus::patients::FhirExtras::default(),
     };
     test.service
         .create_patient(&system(), patient, None)
@@ -340,10 +342,11 @@ async fn the_name_index_follows_updates_and_deletes() {
     let patient = test.add("José Álvarez", "1982-03-04", "2024-01-05").await;
     let changes = PatientChanges {
         name: "Joseph Brown".into(),
-        email: "joseph@example.com".into(),
-        address: "1 Elm St".into(),
+        email: Some("joseph@example.com".into()),
+        address: Some("1 Elm St".into()),
         date_of_birth: date("1982-03-04"),
         identifiers_opt: None,
+        fhir_extras_opt: None,
     };
 
     test.service
@@ -445,11 +448,12 @@ async fn the_migration_indexes_and_numbers_the_patients_already_stored() {
             &system(),
             NewPatient {
                 name: "New Comer".into(),
-                email: "new@example.com".into(),
-                address: "1 Elm St".into(),
+                email: Some("new@example.com".into()),
+                address: Some("1 Elm St".into()),
                 date_of_birth: date("1990-01-01"),
                 registered_date: date("2024-06-01"),
                 identifiers: Vec::new(),
+                fhir_extras: ward_bus::patients::FhirExtras::default(),
             },
             None,
         )

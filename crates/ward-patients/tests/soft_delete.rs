@@ -53,21 +53,23 @@ fn date(raw: &str) -> NaiveDate {
 fn new_patient(name: &str, email: &str) -> NewPatient {
     NewPatient {
         name: name.into(),
-        email: email.into(),
-        address: "1 Elm St".into(),
+        email: Some(email.into()),
+        address: Some("1 Elm St".into()),
         date_of_birth: date("1990-01-02"),
         registered_date: date("2024-03-04"),
         identifiers: Vec::new(),
+        fhir_extras: ward_bus::patients::FhirExtras::default(),
     }
 }
 
 fn changes(name: &str, email: &str) -> PatientChanges {
     PatientChanges {
         name: name.into(),
-        email: email.into(),
-        address: "9 Oak Ave".into(),
+        email: Some(email.into()),
+        address: Some("9 Oak Ave".into()),
         date_of_birth: date("1990-01-02"),
         identifiers_opt: None,
+        fhir_extras_opt: None,
     }
 }
 

@@ -32,21 +32,23 @@ fn date(raw: &str) -> NaiveDate {
 fn new_patient(email: &str) -> NewPatient {
     NewPatient {
         name: "John Doe".into(),
-        email: email.into(),
-        address: "123 Main St, Springfield".into(),
+        email: Some(email.into()),
+        address: Some("123 Main St, Springfield".into()),
         date_of_birth: date("1985-06-15"),
         registered_date: date("2024-01-10"),
         identifiers: Vec::new(),
+        fhir_extras: ward_bus::patients::FhirExtras::default(),
     }
 }
 
 fn changes(name: &str, email: &str) -> PatientChanges {
     PatientChanges {
         name: name.into(),
-        email: email.into(),
-        address: "9 Oak Ave".into(),
+        email: Some(email.into()),
+        address: Some("9 Oak Ave".into()),
         date_of_birth: date("1986-07-16"),
         identifiers_opt: None,
+        fhir_extras_opt: None,
     }
 }
 

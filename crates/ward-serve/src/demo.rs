@@ -71,7 +71,7 @@ fn demo_patients() -> WardResult<Vec<(Uuid, NewPatient)>> {
             address: Some(row.address),
             date_of_birth: Some(row.date_of_birth),
             registered_date: Some(row.registered_date),
-            identifiers: None,
+            ..PatientInput::default()
         })?;
         patients.push((row.id, patient));
     }
@@ -89,6 +89,6 @@ mod tests {
         let (id, john) = &patients[0];
         assert_eq!(id.to_string(), "123e4567-e89b-12d3-a456-426614174000");
         assert_eq!(john.name, "John Doe");
-        assert_eq!(john.address, "123 Main St, Springfield");
+        assert_eq!(john.address.as_deref(), Some("123 Main St, Springfield"));
     }
 }

@@ -240,14 +240,15 @@ mod tests {
         Patient {
             id: Uuid::nil(),
             name: "John Doe".into(),
-            email: "john.doe@example.com".into(),
-            address: "123 Main St".into(),
+            email: Some("john.doe@example.com".into()),
+            address: Some("123 Main St".into()),
             date_of_birth: NaiveDate::from_ymd_opt(1985, 6, 15).unwrap(),
             registered_date: NaiveDate::from_ymd_opt(2024, 1, 10).unwrap(),
             version: 4,
             mrn: "MRN-00000004".into(),
             identifiers: Vec::new(),
             merged_into_opt: None,
+            fhir_extras: ward_bus::patients::FhirExtras::default(),
         }
     }
 
@@ -276,9 +277,9 @@ mod tests {
     fn a_patch_changes_only_the_named_fields() {
         let patch = PatientMergePatch::parse(json!({"address": "9 Oak Ave"})).unwrap();
         let changes = patch.apply(&john_doe()).unwrap();
-        assert_eq!(changes.address, "9 Oak Ave");
+        assert_eq!(changes.address.as_deref(), Some("9 Oak Ave"));
         assert_eq!(changes.name, "John Doe");
-        assert_eq!(changes.email, "john.doe@example.com");
+        assert_eq!(changes.email.as_deref(), Some("john.doe@example.com"));
         assert_eq!(changes.date_of_birth, john_doe().date_of_birth);
     }
 

@@ -18,10 +18,15 @@ pub const REGISTERED_DATE_EXTENSION: &str = "urn:ward:registered-date";
 /// date extension.
 pub fn bulk_patient_resource(patient: &Patient) -> Value {
     let mut resource = patient_resource(patient, None);
-    resource["extension"] = json!([{
+    let registered_date = json!({
         "url": REGISTERED_DATE_EXTENSION,
         "valueDate": format_date(patient.registered_date),
-    }]);
+    });
+    // After the patient's own extensions, which the import keeps as they are.
+    match resource.get_mut("extension").and_then(Value::as_array_mut) {
+        Some(extensions) => extensions.push(registered_date),
+        None => resource["extension"] = json!([registered_date]),
+    }
     resource
 }
 
@@ -53,7 +58,7 @@ pub fn parse_bulk_patient(line: &str, today: NaiveDate) -> WardResult<(Option<Uu
 }
 
 /// Removes Ward's registration date extension from `body` and returns its date. Other
-/// extensions stay, so the mapping refuses them as it refuses any element Ward cannot store.
+/// extensions stay, kept verbatim like any element Ward does not model.
 fn take_registered_date(body: &mut Value) -> WardResult<Option<NaiveDate>> {
     let Some(extensions) = body.get_mut("extension").and_then(Value::as_array_mut) else {
         return Ok(None);
@@ -97,14 +102,15 @@ mod tests {
         Patient {
             id: Uuid::now_v7(),
             name: "Ada King Lovelace".into(),
-            email: "ada@example.org".into(),
-            address: "12 St James Sq".into(),
+            email: Some("ada@example.org".into()),
+            address: Some("12 St James Sq".into()),
             date_of_birth: NaiveDate::from_ymd_opt(1815, 12, 10).unwrap(),
             registered_date: NaiveDate::from_ymd_opt(2020, 5, 6).unwrap(),
             version: 3,
             mrn: "MRN-00000042".into(),
             identifiers: Vec::new(),
             merged_into_opt: None,
+            fhir_extras: ward_bus::patients::FhirExtras::default(),
         }
     }
 
@@ -119,6 +125,22 @@ mod tests {
         assert_eq!(new.address, patient.address);
         assert_eq!(new.date_of_birth, patient.date_of_birth);
         assert_eq!(new.registered_date, patient.registered_date);
+    }
+
+    #[test]
+    fn the_patients_own_extensions_travel_beside_the_registration_date() {
+        let mut patient = stored();
+        let own = json!({"url": "http://example.org/pet", "valueString": "cat"});
+        let extras = json!({"extension": [own], "gender": "female"});
+        patient.fhir_extras = ward_bus::patients::FhirExtras::parse(&extras.to_string()).unwrap();
+        let resource = bulk_patient_resource(&patient);
+        assert_eq!(resource["extension"][0], own);
+        assert_eq!(resource["extension"][1]["url"], REGISTERED_DATE_EXTENSION);
+        let (_, new) = parse_bulk_patient(&resource.to_string(), today()).unwrap();
+        assert_eq!(new.registered_date, patient.registered_date);
+        let kept = new.fhir_extras.to_object();
+        assert_eq!(kept["extension"], json!([own]));
+        assert_eq!(kept["gender"], "female");
     }
 
     #[test]
@@ -141,9 +163,6 @@ mod tests {
         assert!(parse_bulk_patient("[]", today()).is_err());
         let mut resource = bulk_patient_resource(&stored());
         resource["extension"][0]["valueDate"] = json!("May 6");
-        let error = parse_bulk_patient(&resource.to_string(), today()).unwrap_err();
-        assert_eq!(error.field_errors()[0].field, "Patient.extension");
-        resource["extension"] = json!([{"url": "http://example.org/other", "valueString": "x"}]);
         let error = parse_bulk_patient(&resource.to_string(), today()).unwrap_err();
         assert_eq!(error.field_errors()[0].field, "Patient.extension");
         let huge = format!("{{\"x\": \"{}\"}}", "a".repeat(JSON_BODY_LIMIT_BYTES));

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 /// When the statement last changed (a required element); bump it with the statement.
-const STATEMENT_DATE: &str = "2026-11-25";
+const STATEMENT_DATE: &str = "2026-12-07";
 
 /// The search parameters `GET /fhir/Patient` understands, in the statement's order; any other
 /// is a 400.
@@ -39,6 +39,12 @@ pub(crate) fn capability_statement() -> Value {
             "resource": [{
                 "type": "Patient",
                 "profile": "http://hl7.org/fhir/StructureDefinition/Patient",
+                "documentation": "Every element is kept: a read answers what was written, apart \
+                    from id, meta and the medical record number Ward adds (identifier system \
+                    urn:ward:mrn). name and birthDate (yyyy-MM-dd) are required; name[0], the \
+                    first email telecom, address[0], birthDate and the identifiers with a system \
+                    and a value are searchable and also editable through the REST API, which \
+                    leaves the rest as it is. An update replaces the whole resource.",
                 "interaction": [
                     {"code": "read"},
                     {"code": "vread"},
@@ -51,6 +57,13 @@ pub(crate) fn capability_statement() -> Value {
                         identifier=[urn:ward:mrn|]<mrn> or email=<address>"},
                     {"code": "search-type"}
                 ],
+                "operation": [{
+                    "name": "export",
+                    "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
+                    "documentation": "GET /fhir/Patient/$export streams every live patient as \
+                        application/fhir+ndjson (no kick-off or polling); _since keeps those \
+                        changed at or after an instant. Admins only"
+                }],
                 "versioning": "versioned-update",
                 "readHistory": true,
                 "updateCreate": false,
@@ -156,5 +169,6 @@ mod tests {
             ]
         );
         assert_eq!(resource["conditionalCreate"], true);
+        assert_eq!(resource["operation"][0]["name"], "export");
     }
 }

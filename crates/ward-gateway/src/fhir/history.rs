@@ -150,14 +150,15 @@ mod tests {
             patient: Patient {
                 id: Uuid::nil(),
                 name: "Ada Lovelace".into(),
-                email: "ada@example.com".into(),
-                address: "1 Road".into(),
+                email: Some("ada@example.com".into()),
+                address: Some("1 Road".into()),
                 date_of_birth: date,
                 registered_date: date,
                 version: number,
                 mrn: "MRN-00000001".into(),
                 identifiers: Vec::new(),
                 merged_into_opt: None,
+                fhir_extras: ward_bus::patients::FhirExtras::default(),
             },
         }
     }

@@ -129,6 +129,8 @@ fn fhir_path_of(field: &str) -> Option<String> {
         return Some(field.to_string());
     }
     let path = match field {
+        // The whole resource: what Ward keeps of it is too large.
+        "Patient" => "Patient",
         "name" => "Patient.name",
         "email" => "Patient.telecom",
         "address" => "Patient.address",
@@ -202,15 +204,20 @@ mod tests {
                     message: "Date of birth is required".into(),
                 },
                 FieldError {
-                    field: "Patient.photo".into(),
-                    message: "Ward cannot store Patient.photo".into(),
+                    field: "Patient.name.given".into(),
+                    message: "Patient.name.given must be a list of strings".into(),
+                },
+                FieldError {
+                    field: "Patient".into(),
+                    message: "the elements Ward keeps verbatim may take at most 65536 bytes".into(),
                 },
             ],
         ));
         let outcome = outcome_of(&error);
         assert_eq!(outcome["issue"][0]["expression"][0], "Patient.birthDate");
-        assert_eq!(outcome["issue"][1]["expression"][0], "Patient.photo");
+        assert_eq!(outcome["issue"][1]["expression"][0], "Patient.name.given");
         assert_eq!(outcome["issue"][1]["code"], "invalid");
+        assert_eq!(outcome["issue"][2]["expression"][0], "Patient");
     }
 
     #[test]

@@ -296,7 +296,7 @@ pub(crate) async fn patch_patient(
 
 fn is_unchanged(current: &Patient, changes: &PatientChanges) -> bool {
     current.name == changes.name
-        && current.email == changes.email.trim()
+        && current.email.as_deref() == changes.email.as_deref().map(str::trim)
         && current.address == changes.address
         && current.date_of_birth == changes.date_of_birth
         && changes

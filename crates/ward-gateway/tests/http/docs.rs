@@ -47,6 +47,18 @@ async fn openapi_json_describes_the_api_in_openapi_3_1() {
     ] {
         assert!(patient_fields[field].is_object(), "{field}");
     }
+    // A patient registered through FHIR may lack both: always answered, possibly null.
+    let required = spec["components"]["schemas"]["Patient"]["required"]
+        .as_array()
+        .unwrap();
+    for field in ["email", "address"] {
+        assert!(required.contains(&serde_json::json!(field)), "{field}");
+        assert_eq!(
+            patient_fields[field]["type"],
+            serde_json::json!(["string", "null"]),
+            "{field}"
+        );
+    }
 }
 
 #[actix_web::test]

@@ -179,12 +179,15 @@ impl FakePatients {
 
     fn email_taken(
         patients: &BTreeMap<Uuid, Patient>,
-        email: &str,
+        email_opt: Option<&str>,
         except_opt: Option<Uuid>,
     ) -> bool {
+        let Some(email) = email_opt else {
+            return false;
+        };
         patients.values().any(|patient| {
             Some(patient.id) != except_opt
-                && normalized_email(&patient.email) == normalized_email(email)
+                && patient.email.as_deref().map(normalized_email) == Some(normalized_email(email))
         })
     }
 }
@@ -210,7 +213,7 @@ impl PatientsApi for FakePatients {
             }
             return patients.get(id).cloned().ok_or_else(|| self.missing(*id));
         }
-        if Self::email_taken(&patients, &new.email, None) {
+        if Self::email_taken(&patients, new.email.as_deref(), None) {
             return Err(WardError::AlreadyExists(
                 "Email address already exists".into(),
             ));
@@ -227,6 +230,7 @@ impl PatientsApi for FakePatients {
             mrn: format!("MRN-{:08}", self.history.lock().unwrap().len() + 1),
             identifiers: Vec::new(),
             merged_into_opt: None,
+            fhir_extras: new.fhir_extras,
         };
         if let Some(key) = idempotency_key_opt {
             idempotency_keys.insert(key.to_string(), (new_copy, patient.id));
@@ -328,7 +332,7 @@ impl PatientsApi for FakePatients {
             return Err(self.missing(id));
         };
         self.check_version(&existing, expected_version_opt)?;
-        if Self::email_taken(&patients, &changes.email, Some(id)) {
+        if Self::email_taken(&patients, changes.email.as_deref(), Some(id)) {
             return Err(WardError::AlreadyExists(
                 "Email address already exists".into(),
             ));
@@ -339,6 +343,7 @@ impl PatientsApi for FakePatients {
             address: changes.address,
             date_of_birth: changes.date_of_birth,
             version: existing.version + 1,
+            fhir_extras: changes.fhir_extras_opt.unwrap_or(existing.fhir_extras),
             ..existing
         };
         patients.insert(id, patient.clone());

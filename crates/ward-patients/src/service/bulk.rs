@@ -20,10 +20,11 @@ use ward_bus::outbox::enqueue_many;
 use ward_bus::patients::{
     DUPLICATE_EMAIL_IN_BATCH_MESSAGE, DUPLICATE_ID_IN_BATCH_MESSAGE, IMPORT_BATCH_MAX,
     ImportOutcome, NewPatient, PageRequest, PatientIdentifier, PatientPage, format_date,
-    normalized_email, num_created,
+    num_created,
 };
 use ward_core::{CallerContext, Right, WardError, WardResult};
 
+use super::store::{email_key, stored_email, stored_extras};
 use super::{
     ALLOWED, EMAIL_TAKEN_MESSAGE, IMPORT_RACE_MESSAGE, PRODUCER, PatientsService, record,
     stored_version, write_error,
@@ -139,7 +140,7 @@ async fn check_batch(
         .collect();
     let emails: Vec<String> = records
         .iter()
-        .map(|(_, patient)| normalized_email(&patient.email))
+        .map(|(id, patient)| email_key(&stored_email(patient.email.as_deref()), *id))
         .collect();
     let taken: HashSet<String> = patients::Entity::find()
         .select_only()
@@ -250,7 +251,7 @@ async fn unnumbered_models(
     let now = Utc::now();
     let mut models = Vec::with_capacity(accepted.len());
     for (id, patient) in accepted {
-        let email = patient.email.trim().to_string();
+        let email = stored_email(patient.email.as_deref());
         let identifiers_json = identifiers::encode(&patient.identifiers)?;
         let last_version = last_versions.get(id).copied().flatten().unwrap_or(0);
         models.push(patients::Model {
@@ -258,9 +259,9 @@ async fn unnumbered_models(
             name: patient.name.clone(),
             name_sort: name_sort_key(&patient.name),
             mrn: String::new(),
-            email_normalized: normalized_email(&email),
+            email_normalized: email_key(&email, *id),
             email,
-            address: patient.address.clone(),
+            address: patient.address.clone().unwrap_or_default(),
             date_of_birth: patient.date_of_birth,
             registered_date: patient.registered_date,
             created_at: now,
@@ -269,6 +270,7 @@ async fn unnumbered_models(
             deleted_at: None,
             identifiers: identifiers_json,
             merged_into: None,
+            fhir_extras: stored_extras(&patient.fhir_extras),
         });
     }
     Ok(models)
@@ -377,6 +379,7 @@ async fn insert_rows_and_history(
                 mrn: model.mrn.clone(),
                 identifiers: model.identifiers.clone(),
                 merged_into: None,
+                fhir_extras: model.fhir_extras.clone(),
             })
         });
         patient_versions::Entity::insert_many(rows)

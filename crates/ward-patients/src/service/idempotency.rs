@@ -19,7 +19,7 @@ use ward_bus::patients::{
 };
 use ward_core::{CallerContext, WardError, WardResult};
 
-use super::{ALLOWED, PatientsService, find_patient, live, record, to_patient};
+use super::{ALLOWED, PatientsService, find_patient, live, record, store, to_patient};
 use crate::entity::idempotency_keys;
 
 const CONTEXT: &str = "registering a patient";
@@ -123,14 +123,18 @@ async fn replay(
 fn request_hash(patient: &NewPatient) -> WardResult<String> {
     let mut fields = vec![
         patient.name.clone(),
-        patient.email.trim().to_string(),
-        patient.address.clone(),
+        store::stored_email(patient.email.as_deref()),
+        patient.address.clone().unwrap_or_default(),
         format_date(patient.date_of_birth),
         format_date(patient.registered_date),
     ];
     // Sorted by the parser, so their order in the request does not matter either. Without
     // any, the hash is what it was before identifiers existed (keys stay valid across upgrade).
     fields.extend(patient.identifiers.iter().map(ToString::to_string));
+    // Likewise for the FHIR extras, which only FHIR creates carry.
+    if !patient.fhir_extras.is_empty() {
+        fields.push(patient.fhir_extras.as_ref().to_string());
+    }
     let canonical = serde_json::to_string(&fields)
         .map_err(|error| WardError::internal("encoding a request for its hash", error))?;
     Ok(format!("{:x}", Sha256::digest(canonical.as_bytes())))
@@ -146,11 +150,12 @@ mod tests {
         let date = NaiveDate::from_ymd_opt(2024, 1, 10).unwrap();
         NewPatient {
             name: name.into(),
-            email: "ann@example.com".into(),
-            address: "1 Main St".into(),
+            email: Some("ann@example.com".into()),
+            address: Some("1 Main St".into()),
             date_of_birth: date,
             registered_date: date,
             identifiers: Vec::new(),
+            fhir_extras: ward_bus::patients::FhirExtras::default(),
         }
     }
 
@@ -160,7 +165,7 @@ mod tests {
         assert_eq!(ann.len(), 64);
         assert_ne!(ann, request_hash(&patient("Bob")).unwrap());
         let padded = NewPatient {
-            email: " ann@example.com ".into(),
+            email: Some(" ann@example.com ".into()),
             ..patient("Ann")
         };
         assert_eq!(ann, request_hash(&padded).unwrap());

@@ -13,8 +13,8 @@ use ward_bus::db::{db_error, is_unique_violation};
 use ward_bus::events::{DomainEvent, PATIENTS_TOPIC, PatientRegistered, envelope};
 use ward_bus::outbox::enqueue;
 use ward_bus::patients::{
-    NewPatient, PATIENT_GONE_MESSAGE, Patient, PatientVersion, format_date, normalized_email,
-    patient_changed,
+    FhirExtras, NewPatient, PATIENT_GONE_MESSAGE, Patient, PatientVersion, format_date,
+    normalized_email, patient_changed,
 };
 use ward_core::{CallerContext, WardError, WardResult};
 
@@ -46,7 +46,7 @@ pub(super) async fn insert_registered(
 ) -> WardResult<patients::Model> {
     let now = Utc::now();
     let mrn = allocate_mrn(txn, mrn_format).await?;
-    let email = patient.email.trim().to_string();
+    let email = stored_email(patient.email.as_deref());
     // A re-imported patient (deleted, then loaded again with its id) continues its history.
     let last_version_opt: Option<i64> = patient_versions::Entity::find()
         .select_only()
@@ -62,9 +62,9 @@ pub(super) async fn insert_registered(
         name: patient.name.clone(),
         name_sort: name_sort_key(&patient.name),
         mrn,
-        email_normalized: normalized_email(&email),
+        email_normalized: email_key(&email, id),
         email,
-        address: patient.address.clone(),
+        address: patient.address.clone().unwrap_or_default(),
         date_of_birth: patient.date_of_birth,
         registered_date: patient.registered_date,
         created_at: now,
@@ -73,6 +73,7 @@ pub(super) async fn insert_registered(
         deleted_at: None,
         identifiers: identifiers::encode(&patient.identifiers)?,
         merged_into: None,
+        fhir_extras: stored_extras(&patient.fhir_extras),
     };
     let row: patients::ActiveModel = model.clone().into();
     patients::Entity::insert(row)
@@ -116,6 +117,7 @@ pub(super) async fn record_version(
         mrn: ActiveValue::Set(model.mrn.clone()),
         identifiers: ActiveValue::Set(model.identifiers.clone()),
         merged_into: ActiveValue::Set(model.merged_into),
+        fhir_extras: ActiveValue::Set(model.fhir_extras.clone()),
     };
     patient_versions::Entity::insert(row)
         .exec_without_returning(txn)
@@ -194,6 +196,43 @@ pub(super) async fn find_patient<C: ConnectionTrait>(
         .map_err(|error| db_error("reading a patient", error))
 }
 
+/// The `email` column's value: the address trimmed, empty for none.
+pub(super) fn stored_email(email_opt: Option<&str>) -> String {
+    email_opt.map(str::trim).unwrap_or_default().to_string()
+}
+
+/// The `email_normalized` key of patient `id` with stored `email`: the normalized address, or
+/// for none `none:<id>`, unique to the patient and never an address (no `@`), so patients
+/// without an email do not collide on the one-patient-per-address rule.
+pub(super) fn email_key(email: &str, id: Uuid) -> String {
+    if email.is_empty() {
+        format!("none:{}", id.simple())
+    } else {
+        normalized_email(email)
+    }
+}
+
+/// The `fhir_extras` column's value: `NULL` for none.
+pub(super) fn stored_extras(extras: &FhirExtras) -> Option<String> {
+    if extras.is_empty() {
+        None
+    } else {
+        Some(extras.as_ref().to_string())
+    }
+}
+
+/// Reads a stored `fhir_extras`; only Ward writes it, so anything unreadable is `Internal`.
+fn stored_fhir_extras(raw_opt: Option<&str>) -> WardResult<FhirExtras> {
+    FhirExtras::parse(raw_opt.unwrap_or_default()).map_err(|_| {
+        WardError::Internal("a stored patient's FHIR extras are not a JSON object".into())
+    })
+}
+
+/// The stored email or address as the domain's: empty is none.
+fn non_empty(text: String) -> Option<String> {
+    if text.is_empty() { None } else { Some(text) }
+}
+
 /// Returns the id of the patient holding `email_normalized`, if any.
 pub(super) async fn email_owner<C: ConnectionTrait>(
     conn: &C,
@@ -214,13 +253,14 @@ pub(super) fn to_patient(model: patients::Model) -> WardResult<Patient> {
         version: stored_version(model.version)?,
         id: model.id,
         name: model.name,
-        email: model.email,
-        address: model.address,
+        email: non_empty(model.email),
+        address: non_empty(model.address),
         date_of_birth: model.date_of_birth,
         registered_date: model.registered_date,
         identifiers: identifiers::decode(&model.identifiers)?,
         merged_into_opt: model.merged_into,
         mrn: model.mrn,
+        fhir_extras: stored_fhir_extras(model.fhir_extras.as_deref())?,
     })
 }
 
@@ -234,14 +274,15 @@ pub(super) fn to_patient_version(row: patient_versions::Model) -> WardResult<Pat
         patient: Patient {
             id: row.patient_id,
             name: row.name,
-            email: row.email,
-            address: row.address,
+            email: non_empty(row.email),
+            address: non_empty(row.address),
             date_of_birth: row.date_of_birth,
             registered_date: row.registered_date,
             version,
             identifiers: identifiers::decode(&row.identifiers)?,
             merged_into_opt: row.merged_into,
             mrn: row.mrn,
+            fhir_extras: stored_fhir_extras(row.fhir_extras.as_deref())?,
         },
     })
 }

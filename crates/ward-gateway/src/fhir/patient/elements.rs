@@ -9,6 +9,14 @@ pub(super) fn read_name(
     errors: &mut Vec<FieldError>,
 ) -> Option<String> {
     let first = first_entry(resource, "name", errors)?;
+    name_of_entry(first, errors)
+}
+
+/// The name a `HumanName` says: its `text`, else its `given` names and `family` joined.
+pub(super) fn name_of_entry(
+    first: &Map<String, Value>,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
     if let Some(text) = read_string(first.get("text"), "Patient.name.text", errors)
         && !text.trim().is_empty()
     {
@@ -46,6 +54,7 @@ pub(super) fn read_name(
     Some(joined)
 }
 
+/// The value of the first `telecom` with `system` `email`: the one email Ward keeps.
 pub(super) fn read_email(
     resource: &Map<String, Value>,
     errors: &mut Vec<FieldError>,
@@ -71,6 +80,15 @@ pub(super) fn read_address(
     errors: &mut Vec<FieldError>,
 ) -> Option<String> {
     let first = first_entry(resource, "address", errors)?;
+    address_of_entry(first, errors)
+}
+
+/// The address an `Address` says: its `text`, else its `line`s, `city` and `postalCode`
+/// joined.
+pub(super) fn address_of_entry(
+    first: &Map<String, Value>,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
     if let Some(text) = read_string(first.get("text"), "Patient.address.text", errors)
         && !text.trim().is_empty()
     {
