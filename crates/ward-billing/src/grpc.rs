@@ -55,6 +55,8 @@ fn account_from_fields(
         patient_id: parse_uuid(patient_id, "patientId")?,
         status,
         opened_at: parse_timestamp(opened_at, "openedAt")?,
+        currency_opt: None,
+        balance: 0,
     })
 }
 
@@ -90,6 +92,8 @@ mod tests {
             patient_id: Uuid::now_v7(),
             status: AccountStatus::Active,
             opened_at: Utc.timestamp_opt(1_700_000_000, 5_000).unwrap(),
+            currency_opt: None,
+            balance: 0,
         };
         let response = account_to_response(account.clone());
         assert_eq!(response.status, "ACTIVE");
@@ -105,6 +109,8 @@ mod tests {
             patient_id: Uuid::now_v7(),
             status: AccountStatus::Active,
             opened_at: Utc::now(),
+            currency_opt: None,
+            balance: 0,
         });
         message.status = "FROZEN".into();
         let error = account_from_proto(&message).unwrap_err();

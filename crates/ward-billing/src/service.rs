@@ -1,6 +1,7 @@
 //! [`BillingService`]: billing accounts over sea-orm, one per patient.
 
 use async_trait::async_trait;
+use chrono::NaiveDate;
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
@@ -11,9 +12,14 @@ use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 use ward_bus::BillingApi;
 use ward_bus::billing::{AccountStatus, BillingAccount, OpenAccountRequest};
+use ward_bus::billing::{
+    Invoice, InvoicePage, InvoiceQuery, LedgerEntry, NewAdjustment, NewInvoice, NewPayment,
+    Payment, PaymentReceipt, Refund, Statement,
+};
 use ward_bus::db::{db_error, is_unique_violation, ping};
 use ward_bus::events::{BILLING_TOPIC, BillingAccountOpened, envelope};
 use ward_bus::outbox::{OutboxWaker, enqueue};
+use ward_bus::patients::IdempotencyKey;
 use ward_core::{CallerContext, Right, WardError, WardResult};
 
 use crate::entity::billing_accounts;
@@ -96,6 +102,70 @@ impl BillingApi for BillingService {
     }
 
     #[tracing::instrument(name = "billing.check_ready", skip_all)]
+    async fn create_invoice(
+        &self,
+        _ctx: &CallerContext,
+        _invoice: NewInvoice,
+    ) -> WardResult<Invoice> {
+        todo!("billing-core")
+    }
+    async fn get_invoice(&self, _ctx: &CallerContext, _invoice_id: Uuid) -> WardResult<Invoice> {
+        todo!("billing-core")
+    }
+    async fn list_invoices(
+        &self,
+        _ctx: &CallerContext,
+        _query: InvoiceQuery,
+    ) -> WardResult<InvoicePage> {
+        todo!("billing-core")
+    }
+    async fn issue_invoice(&self, _ctx: &CallerContext, _invoice_id: Uuid) -> WardResult<Invoice> {
+        todo!("billing-core")
+    }
+    async fn void_invoice(
+        &self,
+        _ctx: &CallerContext,
+        _invoice_id: Uuid,
+        _reason: String,
+    ) -> WardResult<Invoice> {
+        todo!("billing-core")
+    }
+    async fn record_payment(
+        &self,
+        _ctx: &CallerContext,
+        _payment: NewPayment,
+        _key: IdempotencyKey,
+    ) -> WardResult<PaymentReceipt> {
+        todo!("billing-core")
+    }
+    async fn get_payment(&self, _ctx: &CallerContext, _payment_id: Uuid) -> WardResult<Payment> {
+        todo!("billing-core")
+    }
+    async fn refund_payment(
+        &self,
+        _ctx: &CallerContext,
+        _payment_id: Uuid,
+        _amount: i64,
+        _key_opt: Option<IdempotencyKey>,
+    ) -> WardResult<Refund> {
+        todo!("billing-core")
+    }
+    async fn post_adjustment(
+        &self,
+        _ctx: &CallerContext,
+        _adjustment: NewAdjustment,
+    ) -> WardResult<LedgerEntry> {
+        todo!("billing-core")
+    }
+    async fn statement(
+        &self,
+        _ctx: &CallerContext,
+        _patient_id: Uuid,
+        _from_opt: Option<NaiveDate>,
+        _to_opt: Option<NaiveDate>,
+    ) -> WardResult<Statement> {
+        todo!("billing-core")
+    }
     async fn check_ready(&self) -> WardResult<()> {
         ping(&self.db, "billing").await
     }
@@ -154,6 +224,8 @@ pub(crate) async fn open_account_in(
         patient_id: request.patient_id,
         status: AccountStatus::Active,
         opened_at,
+        currency_opt: None,
+        balance: 0,
     };
     let payload = BillingAccountOpened {
         account_id: account.id.to_string(),
@@ -219,6 +291,8 @@ fn account_from_row(row: billing_accounts::Model) -> WardResult<BillingAccount> 
         patient_id: row.patient_id,
         status,
         opened_at: row.opened_at,
+        currency_opt: None,
+        balance: 0,
     })
 }
 

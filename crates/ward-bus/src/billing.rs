@@ -1,11 +1,19 @@
-//! The billing module's contract.
+//! The billing module's contract: accounts, an append-only ledger per account, invoices,
+//! payments, refunds, adjustments and statements.
+//!
+//! Money is always integer minor units (`i64`, e.g. cents) of one ISO 4217 [`Currency`]; an
+//! account holds one currency, fixed by its first money movement, and anything in another is
+//! `InvalidArgument` naming `currency`. Every balance and statement is a sum over the ledger,
+//! never a stored total that could drift.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 use ward_core::{CallerContext, WardResult};
+
+use crate::patients::{IdempotencyKey, PageRequest};
 
 pub type BillingClient = Arc<dyn BillingApi>;
 
@@ -40,6 +48,368 @@ pub struct BillingAccount {
     pub patient_id: Uuid,
     pub status: AccountStatus,
     pub opened_at: DateTime<Utc>,
+    /// Fixed by the account's first ledger entry; `None` until then.
+    pub currency_opt: Option<Currency>,
+    /// The ledger's sum in minor units: positive, the patient owes; negative, a credit.
+    pub balance: i64,
+}
+
+/// An ISO 4217 alphabetic code (`EUR`), known to the standard; upper case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Currency(String);
+
+impl Currency {
+    /// Parses a code, ignoring surrounding spaces and case; an unknown code is
+    /// `InvalidArgument` naming `field`.
+    pub fn parse(raw: &str, field: &str) -> WardResult<Self> {
+        let _ = (raw, field);
+        todo!("billing-core: validate against ISO 4217")
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What the ledger records; each entry's `amount` is signed as it moves the balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LedgerKind {
+    /// An issued invoice's total (+).
+    Charge,
+    /// A voided invoice's total reversed (-).
+    ChargeReversal,
+    /// Money received (-).
+    Payment,
+    /// Money returned (+).
+    Refund,
+    /// A manual correction, either sign.
+    Adjustment,
+    /// Debt given up (-).
+    WriteOff,
+}
+
+impl LedgerKind {
+    /// As in JSON and the database: `charge`, `charge_reversal`, `payment`, `refund`,
+    /// `adjustment`, `write_off`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerKind::Charge => "charge",
+            LedgerKind::ChargeReversal => "charge_reversal",
+            LedgerKind::Payment => "payment",
+            LedgerKind::Refund => "refund",
+            LedgerKind::Adjustment => "adjustment",
+            LedgerKind::WriteOff => "write_off",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            LedgerKind::Charge,
+            LedgerKind::ChargeReversal,
+            LedgerKind::Payment,
+            LedgerKind::Refund,
+            LedgerKind::Adjustment,
+            LedgerKind::WriteOff,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == raw)
+    }
+}
+
+/// One append-only ledger row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub id: Uuid,
+    pub patient_id: Uuid,
+    pub at: DateTime<Utc>,
+    pub kind: LedgerKind,
+    /// Signed minor units, as the entry moves the balance.
+    pub amount: i64,
+    pub currency: Currency,
+    /// What the entry is about, for a person: the invoice number, the payment's external
+    /// reference, the adjustment's reason.
+    pub reference: String,
+    pub invoice_id_opt: Option<Uuid>,
+    pub payment_id_opt: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InvoiceStatus {
+    Draft,
+    Issued,
+    PartiallyPaid,
+    Paid,
+    Void,
+}
+
+impl InvoiceStatus {
+    /// `draft`, `issued`, `partially_paid`, `paid`, `void`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvoiceStatus::Draft => "draft",
+            InvoiceStatus::Issued => "issued",
+            InvoiceStatus::PartiallyPaid => "partially_paid",
+            InvoiceStatus::Paid => "paid",
+            InvoiceStatus::Void => "void",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            InvoiceStatus::Draft,
+            InvoiceStatus::Issued,
+            InvoiceStatus::PartiallyPaid,
+            InvoiceStatus::Paid,
+            InvoiceStatus::Void,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == raw)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceLine {
+    pub code: String,
+    pub description: String,
+    pub quantity: u32,
+    /// Minor units; may be negative for a discount line.
+    pub unit_price: i64,
+    /// `quantity * unit_price`, checked for overflow when parsed.
+    pub amount: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invoice {
+    pub id: Uuid,
+    pub patient_id: Uuid,
+    pub status: InvoiceStatus,
+    pub currency: Currency,
+    pub lines: Vec<InvoiceLine>,
+    /// The sum of the lines; never negative.
+    pub total: i64,
+    /// What payments, credit and write-offs have settled; `total - paid` is outstanding.
+    pub paid: i64,
+    pub due_date: NaiveDate,
+    pub created_at: DateTime<Utc>,
+    pub issued_at_opt: Option<DateTime<Utc>>,
+    pub voided_at_opt: Option<DateTime<Utc>>,
+}
+
+impl Invoice {
+    /// What is still owed on it: 0 for a draft or a void invoice.
+    pub fn outstanding(&self) -> i64 {
+        let _ = self;
+        todo!("billing-core")
+    }
+
+    /// Issued or partially paid, and `today` is after the due date.
+    pub fn is_overdue(&self, today: NaiveDate) -> bool {
+        let _ = (self, today);
+        todo!("billing-core")
+    }
+}
+
+/// A draft invoice's lines as a client sent them; [`NewInvoice::parse`] checks them all and
+/// reports every failing field at once (`lines[2].quantity`).
+#[derive(Debug, Clone, Default)]
+pub struct InvoiceInput {
+    pub patient_id: Option<String>,
+    pub currency: Option<String>,
+    pub due_date: Option<String>,
+    pub lines: Option<Vec<InvoiceLineInput>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InvoiceLineInput {
+    pub code: Option<String>,
+    pub description: Option<String>,
+    pub quantity: Option<i64>,
+    pub unit_price: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewInvoice {
+    pub patient_id: Uuid,
+    pub currency: Currency,
+    pub due_date: NaiveDate,
+    pub lines: Vec<InvoiceLine>,
+}
+
+impl NewInvoice {
+    /// Validates an invoice: at least one line, codes and descriptions present and bounded,
+    /// quantity >= 1, a total that is not negative and does not overflow.
+    pub fn parse(input: InvoiceInput) -> WardResult<Self> {
+        let _ = input;
+        todo!("billing-core")
+    }
+}
+
+/// Filters for listing invoices, newest first; each filter is optional.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceQuery {
+    pub patient_id_opt: Option<Uuid>,
+    pub status_opt: Option<InvoiceStatus>,
+    pub page: PageRequest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoicePage {
+    pub items: Vec<Invoice>,
+    /// Pass back as `cursor` for the next page; `None` on the last page.
+    pub next_cursor_opt: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PaymentMethod {
+    Card,
+    Cash,
+    BankTransfer,
+    Cheque,
+    Insurance,
+    Other,
+}
+
+impl PaymentMethod {
+    /// `card`, `cash`, `bank_transfer`, `cheque`, `insurance`, `other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentMethod::Card => "card",
+            PaymentMethod::Cash => "cash",
+            PaymentMethod::BankTransfer => "bank_transfer",
+            PaymentMethod::Cheque => "cheque",
+            PaymentMethod::Insurance => "insurance",
+            PaymentMethod::Other => "other",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            PaymentMethod::Card,
+            PaymentMethod::Cash,
+            PaymentMethod::BankTransfer,
+            PaymentMethod::Cheque,
+            PaymentMethod::Insurance,
+            PaymentMethod::Other,
+        ]
+        .into_iter()
+        .find(|method| method.as_str() == raw)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PaymentInput {
+    pub patient_id: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub method: Option<String>,
+    pub reference: Option<String>,
+    pub invoice_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPayment {
+    pub patient_id: Uuid,
+    /// Minor units, > 0.
+    pub amount: i64,
+    pub currency: Currency,
+    pub method: PaymentMethod,
+    /// The processor's or bank's reference; may be empty.
+    pub reference: String,
+    /// Apply to this invoice first; without it the payment settles the oldest open invoices.
+    pub invoice_id_opt: Option<Uuid>,
+}
+
+impl NewPayment {
+    /// Every failing field at once.
+    pub fn parse(input: PaymentInput) -> WardResult<Self> {
+        let _ = input;
+        todo!("billing-core")
+    }
+}
+
+/// How much of a payment went to one invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allocation {
+    pub invoice_id: Uuid,
+    pub amount: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    pub id: Uuid,
+    pub patient_id: Uuid,
+    pub amount: i64,
+    pub currency: Currency,
+    pub method: PaymentMethod,
+    pub reference: String,
+    pub received_at: DateTime<Utc>,
+    /// What is applied to invoices now; the rest of `amount - refunded` is the account's credit.
+    pub allocations: Vec<Allocation>,
+    pub refunded: i64,
+}
+
+/// A recorded payment, and whether this call recorded it (`false`: an `Idempotency-Key`
+/// retry answered with the first call's payment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentReceipt {
+    pub payment: Payment,
+    pub newly_recorded: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refund {
+    pub id: Uuid,
+    pub payment_id: Uuid,
+    pub patient_id: Uuid,
+    pub amount: i64,
+    pub currency: Currency,
+    pub refunded_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AdjustmentInput {
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    /// `adjustment` or `write_off`.
+    pub kind: Option<String>,
+    pub reason: Option<String>,
+    pub invoice_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAdjustment {
+    pub patient_id: Uuid,
+    /// Signed as it moves the balance; a write-off is negative.
+    pub amount: i64,
+    pub currency: Currency,
+    /// [`LedgerKind::Adjustment`] or [`LedgerKind::WriteOff`].
+    pub kind: LedgerKind,
+    /// Required: a manual entry must say why.
+    pub reason: String,
+    /// A write-off may settle this invoice.
+    pub invoice_id_opt: Option<Uuid>,
+}
+
+impl NewAdjustment {
+    pub fn parse(patient_id: Uuid, input: AdjustmentInput) -> WardResult<Self> {
+        let _ = (patient_id, input);
+        todo!("billing-core")
+    }
+}
+
+/// An account's ledger over `[from, to)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    pub patient_id: Uuid,
+    pub currency_opt: Option<Currency>,
+    pub from_opt: Option<NaiveDate>,
+    pub to_opt: Option<NaiveDate>,
+    /// The sum of every entry before `from` (0 without `from`).
+    pub opening_balance: i64,
+    /// In the order they were posted.
+    pub entries: Vec<LedgerEntry>,
+    /// `opening_balance` plus every entry.
+    pub closing_balance: i64,
 }
 
 /// The reference's `BillingRequest{patientId,name,email}`.
@@ -67,6 +437,76 @@ pub trait BillingApi: Send + Sync + 'static {
         ctx: &CallerContext,
         patient_id: Uuid,
     ) -> WardResult<BillingAccount>;
+
+    /// A draft invoice. Needs `billing:write`; `NotFound` without an open account; a currency
+    /// other than the account's is `InvalidArgument` naming `currency`.
+    async fn create_invoice(&self, ctx: &CallerContext, invoice: NewInvoice)
+    -> WardResult<Invoice>;
+
+    /// Needs `billing:read`; `NotFound` ("Invoice not found").
+    async fn get_invoice(&self, ctx: &CallerContext, invoice_id: Uuid) -> WardResult<Invoice>;
+
+    /// Newest first. Needs `billing:read`.
+    async fn list_invoices(
+        &self,
+        ctx: &CallerContext,
+        query: InvoiceQuery,
+    ) -> WardResult<InvoicePage>;
+
+    /// Draft to issued: posts the total as a charge, applies the account's credit, emits
+    /// `InvoiceIssued`. Needs `billing:write`; any other status is `Conflict` naming it.
+    async fn issue_invoice(&self, ctx: &CallerContext, invoice_id: Uuid) -> WardResult<Invoice>;
+
+    /// A draft becomes void with no ledger entry; an issued or partly paid one posts a charge
+    /// reversal and frees what was applied to it as credit, and emits `InvoiceVoided`. Needs
+    /// `billing:write`; a paid or void invoice is `Conflict`.
+    async fn void_invoice(
+        &self,
+        ctx: &CallerContext,
+        invoice_id: Uuid,
+        reason: String,
+    ) -> WardResult<Invoice>;
+
+    /// Records a payment once per `key` (same caller, same body: the first payment again;
+    /// another body: `Unprocessable`); applies it to the named invoice, else the oldest open
+    /// ones; the rest is credit. Emits `PaymentRecorded`. Needs `billing:write`.
+    async fn record_payment(
+        &self,
+        ctx: &CallerContext,
+        payment: NewPayment,
+        key: IdempotencyKey,
+    ) -> WardResult<PaymentReceipt>;
+
+    /// Needs `billing:read`; `NotFound` ("Payment not found").
+    async fn get_payment(&self, ctx: &CallerContext, payment_id: Uuid) -> WardResult<Payment>;
+
+    /// Returns up to what is left of the payment (more is `InvalidArgument` naming `amount`),
+    /// reopening invoices it had paid when its credit does not cover it. Emits
+    /// `PaymentRefunded`. With a key, a retry answers the first refund. Needs `billing:write`.
+    async fn refund_payment(
+        &self,
+        ctx: &CallerContext,
+        payment_id: Uuid,
+        amount: i64,
+        key_opt: Option<IdempotencyKey>,
+    ) -> WardResult<Refund>;
+
+    /// Posts an adjustment or write-off and emits `LedgerAdjusted`. Needs `billing:write`.
+    async fn post_adjustment(
+        &self,
+        ctx: &CallerContext,
+        adjustment: NewAdjustment,
+    ) -> WardResult<LedgerEntry>;
+
+    /// The account's ledger over `[from, to)` (either bound optional). Needs `billing:read`;
+    /// `NotFound` without an account; `from` after `to` is `InvalidArgument`.
+    async fn statement(
+        &self,
+        ctx: &CallerContext,
+        patient_id: Uuid,
+        from_opt: Option<NaiveDate>,
+        to_opt: Option<NaiveDate>,
+    ) -> WardResult<Statement>;
 
     async fn check_ready(&self) -> WardResult<()>;
 }

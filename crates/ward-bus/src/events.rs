@@ -12,8 +12,10 @@ use ward_core::{WardError, WardResult};
 use ward_proto::v1::EventEnvelope;
 
 pub use ward_proto::v1::{
-    BillingAccountOpened, PatientDeleted, PatientMerged, PatientPurged, PatientRegistered,
-    PatientRestored, PatientUnmerged, PatientUpdated, SessionRevoked, UserTokensRevoked,
+    BillingAccountOpened, InvoiceBalance, InvoiceIssued, InvoiceVoided, LedgerAdjusted,
+    PatientDeleted, PatientMerged, PatientPurged, PatientRegistered, PatientRestored,
+    PatientUnmerged, PatientUpdated, PaymentRecorded, PaymentRefunded, SessionRevoked,
+    UserTokensRevoked,
 };
 
 /// Topics are per producing module.
@@ -103,6 +105,21 @@ impl DomainEvent for PatientPurged {
 }
 impl DomainEvent for BillingAccountOpened {
     const EVENT_TYPE: &'static str = "BillingAccountOpened";
+}
+impl DomainEvent for InvoiceIssued {
+    const EVENT_TYPE: &'static str = "InvoiceIssued";
+}
+impl DomainEvent for InvoiceVoided {
+    const EVENT_TYPE: &'static str = "InvoiceVoided";
+}
+impl DomainEvent for PaymentRecorded {
+    const EVENT_TYPE: &'static str = "PaymentRecorded";
+}
+impl DomainEvent for PaymentRefunded {
+    const EVENT_TYPE: &'static str = "PaymentRefunded";
+}
+impl DomainEvent for LedgerAdjusted {
+    const EVENT_TYPE: &'static str = "LedgerAdjusted";
 }
 impl DomainEvent for SessionRevoked {
     const EVENT_TYPE: &'static str = "SessionRevoked";

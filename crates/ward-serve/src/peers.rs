@@ -5,11 +5,16 @@
 //! never pretends to be complete. Configured peers are reached over gRPC instead.
 
 use async_trait::async_trait;
+use chrono::NaiveDate;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use ward_bus::analytics::Summary;
 use ward_bus::auth::{NewUser, PasswordChange, Session, UserChange, UserInfo};
 use ward_bus::billing::{BillingAccount, OpenAccountRequest};
+use ward_bus::billing::{
+    Invoice, InvoicePage, InvoiceQuery, LedgerEntry, NewAdjustment, NewInvoice, NewPayment,
+    Payment, PaymentReceipt, Refund, Statement,
+};
 use ward_bus::patients::{
     AuditPage, AuditQuery, IdempotencyKey, ImportOutcome, NewPatient, PageRequest, Patient,
     PatientChanges, PatientPage, PatientSearch, PatientVersion,
@@ -216,6 +221,70 @@ impl BillingApi for MissingPeer {
         _ctx: &CallerContext,
         _patient_id: Uuid,
     ) -> WardResult<BillingAccount> {
+        self.fail()
+    }
+    async fn create_invoice(
+        &self,
+        _ctx: &CallerContext,
+        _invoice: NewInvoice,
+    ) -> WardResult<Invoice> {
+        self.fail()
+    }
+    async fn get_invoice(&self, _ctx: &CallerContext, _invoice_id: Uuid) -> WardResult<Invoice> {
+        self.fail()
+    }
+    async fn list_invoices(
+        &self,
+        _ctx: &CallerContext,
+        _query: InvoiceQuery,
+    ) -> WardResult<InvoicePage> {
+        self.fail()
+    }
+    async fn issue_invoice(&self, _ctx: &CallerContext, _invoice_id: Uuid) -> WardResult<Invoice> {
+        self.fail()
+    }
+    async fn void_invoice(
+        &self,
+        _ctx: &CallerContext,
+        _invoice_id: Uuid,
+        _reason: String,
+    ) -> WardResult<Invoice> {
+        self.fail()
+    }
+    async fn record_payment(
+        &self,
+        _ctx: &CallerContext,
+        _payment: NewPayment,
+        _key: IdempotencyKey,
+    ) -> WardResult<PaymentReceipt> {
+        self.fail()
+    }
+    async fn get_payment(&self, _ctx: &CallerContext, _payment_id: Uuid) -> WardResult<Payment> {
+        self.fail()
+    }
+    async fn refund_payment(
+        &self,
+        _ctx: &CallerContext,
+        _payment_id: Uuid,
+        _amount: i64,
+        _key_opt: Option<IdempotencyKey>,
+    ) -> WardResult<Refund> {
+        self.fail()
+    }
+    async fn post_adjustment(
+        &self,
+        _ctx: &CallerContext,
+        _adjustment: NewAdjustment,
+    ) -> WardResult<LedgerEntry> {
+        self.fail()
+    }
+    async fn statement(
+        &self,
+        _ctx: &CallerContext,
+        _patient_id: Uuid,
+        _from_opt: Option<NaiveDate>,
+        _to_opt: Option<NaiveDate>,
+    ) -> WardResult<Statement> {
         self.fail()
     }
     async fn check_ready(&self) -> WardResult<()> {

@@ -1,15 +1,21 @@
 //! [`BillingGrpcClient`]: the billing module in another process, behind the same trait.
 
 use async_trait::async_trait;
+use chrono::NaiveDate;
 use tonic::Status;
 use tonic::transport::Channel;
 use uuid::Uuid;
 use ward_bus::BillingApi;
 use ward_bus::billing::{BillingAccount, OpenAccountRequest};
+use ward_bus::billing::{
+    Invoice, InvoicePage, InvoiceQuery, LedgerEntry, NewAdjustment, NewInvoice, NewPayment,
+    Payment, PaymentReceipt, Refund, Statement,
+};
 use ward_bus::grpc::{
     call_with_reconnect, check_serving, error_from_peer_status, malformed_reply, outgoing_request,
     peer_description,
 };
+use ward_bus::patients::IdempotencyKey;
 use ward_core::{CallerContext, Role, WardError, WardResult};
 use ward_proto::v1 as proto;
 use ward_proto::v1::billing_service_client::BillingServiceClient;
@@ -94,6 +100,70 @@ impl BillingApi for BillingGrpcClient {
         account_from_proto(response.get_ref()).map_err(|error| malformed_reply(&self.peer, error))
     }
 
+    async fn create_invoice(
+        &self,
+        _ctx: &CallerContext,
+        _invoice: NewInvoice,
+    ) -> WardResult<Invoice> {
+        todo!("billing-wire")
+    }
+    async fn get_invoice(&self, _ctx: &CallerContext, _invoice_id: Uuid) -> WardResult<Invoice> {
+        todo!("billing-wire")
+    }
+    async fn list_invoices(
+        &self,
+        _ctx: &CallerContext,
+        _query: InvoiceQuery,
+    ) -> WardResult<InvoicePage> {
+        todo!("billing-wire")
+    }
+    async fn issue_invoice(&self, _ctx: &CallerContext, _invoice_id: Uuid) -> WardResult<Invoice> {
+        todo!("billing-wire")
+    }
+    async fn void_invoice(
+        &self,
+        _ctx: &CallerContext,
+        _invoice_id: Uuid,
+        _reason: String,
+    ) -> WardResult<Invoice> {
+        todo!("billing-wire")
+    }
+    async fn record_payment(
+        &self,
+        _ctx: &CallerContext,
+        _payment: NewPayment,
+        _key: IdempotencyKey,
+    ) -> WardResult<PaymentReceipt> {
+        todo!("billing-wire")
+    }
+    async fn get_payment(&self, _ctx: &CallerContext, _payment_id: Uuid) -> WardResult<Payment> {
+        todo!("billing-wire")
+    }
+    async fn refund_payment(
+        &self,
+        _ctx: &CallerContext,
+        _payment_id: Uuid,
+        _amount: i64,
+        _key_opt: Option<IdempotencyKey>,
+    ) -> WardResult<Refund> {
+        todo!("billing-wire")
+    }
+    async fn post_adjustment(
+        &self,
+        _ctx: &CallerContext,
+        _adjustment: NewAdjustment,
+    ) -> WardResult<LedgerEntry> {
+        todo!("billing-wire")
+    }
+    async fn statement(
+        &self,
+        _ctx: &CallerContext,
+        _patient_id: Uuid,
+        _from_opt: Option<NaiveDate>,
+        _to_opt: Option<NaiveDate>,
+    ) -> WardResult<Statement> {
+        todo!("billing-wire")
+    }
     async fn check_ready(&self) -> WardResult<()> {
         check_serving(self.channel.clone(), BILLING_SERVICE_NAME, &self.peer).await
     }

@@ -5,6 +5,10 @@ mod auth;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use ward_bus::billing::{
+    Invoice, InvoicePage, InvoiceQuery, LedgerEntry, NewAdjustment, NewInvoice, NewPayment,
+    Payment, PaymentReceipt, Refund, Statement,
+};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
@@ -529,9 +533,75 @@ impl BillingApi for FakeBilling {
             patient_id,
             status: AccountStatus::Active,
             opened_at: account_opened_at(),
+            currency_opt: None,
+            balance: 0,
         })
     }
 
+    async fn create_invoice(
+        &self,
+        _ctx: &CallerContext,
+        _invoice: NewInvoice,
+    ) -> WardResult<Invoice> {
+        Err(ward_core::WardError::Unavailable("not in this fake".into()))
+    }
+    async fn get_invoice(&self, _ctx: &CallerContext, _invoice_id: Uuid) -> WardResult<Invoice> {
+        Err(ward_core::WardError::Unavailable("not in this fake".into()))
+    }
+    async fn list_invoices(
+        &self,
+        _ctx: &CallerContext,
+        _query: InvoiceQuery,
+    ) -> WardResult<InvoicePage> {
+        Err(ward_core::WardError::Unavailable("not in this fake".into()))
+    }
+    async fn issue_invoice(&self, _ctx: &CallerContext, _invoice_id: Uuid) -> WardResult<Invoice> {
+        Err(ward_core::WardError::Unavailable("not in this fake".into()))
+    }
+    async fn void_invoice(
+        &self,
+        _ctx: &CallerContext,
+        _invoice_id: Uuid,
+        _reason: String,
+    ) -> WardResult<Invoice> {
+        Err(ward_core::WardError::Unavailable("not in this fake".into()))
+    }
+    async fn record_payment(
+        &self,
+        _ctx: &CallerContext,
+        _payment: NewPayment,
+        _key: IdempotencyKey,
+    ) -> WardResult<PaymentReceipt> {
+        Err(ward_core::WardError::Unavailable("not in this fake".into()))
+    }
+    async fn get_payment(&self, _ctx: &CallerContext, _payment_id: Uuid) -> WardResult<Payment> {
+        Err(ward_core::WardError::Unavailable("not in this fake".into()))
+    }
+    async fn refund_payment(
+        &self,
+        _ctx: &CallerContext,
+        _payment_id: Uuid,
+        _amount: i64,
+        _key_opt: Option<IdempotencyKey>,
+    ) -> WardResult<Refund> {
+        Err(ward_core::WardError::Unavailable("not in this fake".into()))
+    }
+    async fn post_adjustment(
+        &self,
+        _ctx: &CallerContext,
+        _adjustment: NewAdjustment,
+    ) -> WardResult<LedgerEntry> {
+        Err(ward_core::WardError::Unavailable("not in this fake".into()))
+    }
+    async fn statement(
+        &self,
+        _ctx: &CallerContext,
+        _patient_id: Uuid,
+        _from_opt: Option<NaiveDate>,
+        _to_opt: Option<NaiveDate>,
+    ) -> WardResult<Statement> {
+        Err(ward_core::WardError::Unavailable("not in this fake".into()))
+    }
     async fn check_ready(&self) -> WardResult<()> {
         Ok(())
     }
