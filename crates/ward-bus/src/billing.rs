@@ -520,3 +520,73 @@ pub trait BillingApi: Send + Sync + 'static {
 
     async fn check_ready(&self) -> WardResult<()>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invoice(status: InvoiceStatus, total: i64, paid: i64) -> Invoice {
+        let due_date = NaiveDate::from_ymd_opt(2024, 3, 31).unwrap();
+        Invoice {
+            id: Uuid::nil(),
+            patient_id: Uuid::nil(),
+            status,
+            currency: Currency::parse("EUR", "currency").unwrap(),
+            lines: Vec::new(),
+            total,
+            paid,
+            due_date,
+            created_at: Utc::now(),
+            issued_at_opt: None,
+            voided_at_opt: None,
+        }
+    }
+
+    #[test]
+    fn only_issued_invoices_owe_anything() {
+        assert_eq!(invoice(InvoiceStatus::Draft, 500, 0).outstanding(), 0);
+        assert_eq!(invoice(InvoiceStatus::Void, 500, 0).outstanding(), 0);
+        assert_eq!(invoice(InvoiceStatus::Issued, 500, 0).outstanding(), 500);
+        assert_eq!(
+            invoice(InvoiceStatus::PartiallyPaid, 500, 120).outstanding(),
+            380
+        );
+        assert_eq!(invoice(InvoiceStatus::Paid, 500, 500).outstanding(), 0);
+    }
+
+    #[test]
+    fn an_open_invoice_is_overdue_from_the_day_after_its_due_date() {
+        let due = NaiveDate::from_ymd_opt(2024, 3, 31).unwrap();
+        let next_day = NaiveDate::from_ymd_opt(2024, 4, 1).unwrap();
+        let issued = invoice(InvoiceStatus::Issued, 500, 0);
+        assert!(!issued.is_overdue(due));
+        assert!(issued.is_overdue(next_day));
+        assert!(invoice(InvoiceStatus::PartiallyPaid, 500, 1).is_overdue(next_day));
+        for status in [
+            InvoiceStatus::Draft,
+            InvoiceStatus::Paid,
+            InvoiceStatus::Void,
+        ] {
+            assert!(!invoice(status, 500, 0).is_overdue(next_day), "{status:?}");
+        }
+    }
+
+    #[test]
+    fn kinds_statuses_and_methods_round_trip_their_names() {
+        for kind in [
+            "charge",
+            "charge_reversal",
+            "payment",
+            "refund",
+            "adjustment",
+            "write_off",
+        ] {
+            assert_eq!(LedgerKind::parse(kind).unwrap().as_str(), kind);
+        }
+        for status in ["draft", "issued", "partially_paid", "paid", "void"] {
+            assert_eq!(InvoiceStatus::parse(status).unwrap().as_str(), status);
+        }
+        assert_eq!(PaymentMethod::parse("cheque").unwrap().as_str(), "cheque");
+        assert_eq!(PaymentMethod::parse("Card"), None);
+    }
+}

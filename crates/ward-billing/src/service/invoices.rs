@@ -330,6 +330,22 @@ pub(crate) async fn find_invoice(
     row_opt.ok_or_else(|| WardError::NotFound(INVOICE_NOT_FOUND.into()))
 }
 
+/// The invoice a payment or a write-off names: one of this patient's, else `InvalidArgument`
+/// naming `invoiceId` (whether it does not exist or is another patient's is not told apart).
+pub(crate) async fn find_named_invoice(
+    txn: &DatabaseTransaction,
+    invoice_id: Uuid,
+    patient_id: Uuid,
+) -> WardResult<invoices::Model> {
+    let not_this_patients =
+        || WardError::invalid_field("invoiceId", "invoiceId is not an invoice of this patient");
+    match find_invoice(txn, invoice_id).await {
+        Ok(invoice) if invoice.patient_id == patient_id => Ok(invoice),
+        Ok(_) | Err(WardError::NotFound(_)) => Err(not_this_patients()),
+        Err(error) => Err(error),
+    }
+}
+
 pub(crate) fn parse_status(row: &invoices::Model) -> WardResult<InvoiceStatus> {
     InvoiceStatus::parse(&row.status).ok_or_else(|| {
         WardError::Internal(format!(

@@ -23,7 +23,7 @@ use ward_bus::patients::{
 };
 use ward_core::{CallerContext, Right, WardError, WardResult};
 
-use super::invoices::{find_invoice, parse_status};
+use super::invoices::{find_named_invoice, parse_status};
 use super::ledger::{
     Posting, lock_account, now, post, require_billable, settle_currency, stored_currency,
 };
@@ -135,14 +135,7 @@ async fn record_payment_in(
     // The named invoice first, then the oldest open ones; the rest stays credit.
     let mut targets = Vec::new();
     if let Some(invoice_id) = payment.invoice_id_opt {
-        let named_opt = find_invoice(txn, invoice_id).await.ok();
-        let Some(named) = named_opt.filter(|named| named.patient_id == patient_id) else {
-            return Err(WardError::invalid_field(
-                "invoiceId",
-                "invoiceId is not an invoice of this patient",
-            ));
-        };
-        targets.push(named);
+        targets.push(find_named_invoice(txn, invoice_id, patient_id).await?);
     }
     for open in open_invoices(txn, patient_id).await? {
         if Some(open.id) != payment.invoice_id_opt {
