@@ -324,9 +324,12 @@ async fn remember_key(
     resource_id: Uuid,
 ) -> WardResult<Remembered> {
     let user_id = ctx.actor();
-    // Expired keys are free again; clearing them here keeps the table to a day of keys.
+    // Expired keys are free again. Clearing only this caller's keeps the table to a day of
+    // keys per active caller without two payments on different accounts contending for the
+    // same expired rows (on PostgreSQL such a pair could deadlock).
     let cutoff = Utc::now() - Duration::seconds(IDEMPOTENCY_KEY_TTL_SECS);
     idempotency_keys::Entity::delete_many()
+        .filter(idempotency_keys::Column::UserId.eq(user_id.clone()))
         .filter(idempotency_keys::Column::CreatedAt.lt(cutoff))
         .exec(txn)
         .await

@@ -318,3 +318,18 @@ async fn allocations_of_unsorted(
         .await
         .map_err(|error| db_error("reading a payment's allocations", error))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_issued_invoice_is_paid_once_nothing_is_outstanding() {
+        assert_eq!(settled_status(500, 0), InvoiceStatus::Issued);
+        assert_eq!(settled_status(500, 1), InvoiceStatus::PartiallyPaid);
+        assert_eq!(settled_status(500, 499), InvoiceStatus::PartiallyPaid);
+        assert_eq!(settled_status(500, 500), InvoiceStatus::Paid);
+        // A zero total owes nothing from the moment it is issued.
+        assert_eq!(settled_status(0, 0), InvoiceStatus::Paid);
+    }
+}
