@@ -131,6 +131,11 @@ pub(super) async fn list_invoices(
         Some(last) if has_more => Some(cursor_after(last.id)),
         _ => None,
     };
+    // A token narrowed to some patients may list without a filter, but sees nothing of others.
+    let mut patient_ids: Vec<Uuid> = rows.iter().map(|row| row.patient_id).collect();
+    patient_ids.sort();
+    patient_ids.dedup();
+    ctx.require_for(Right::BillingRead, &patient_ids)?;
     let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
     let allocated_by_id = allocated_to_invoices(service.db(), &ids).await?;
     let mut items = Vec::with_capacity(rows.len());
