@@ -447,8 +447,10 @@ pub trait BillingApi: Send + Sync + 'static {
         patient_id: Uuid,
     ) -> WardResult<BillingAccount>;
 
-    /// A draft invoice. Needs `billing:write`; `NotFound` without an open account; a currency
-    /// other than the account's is `InvalidArgument` naming `currency`.
+    /// A draft invoice. Needs `billing:write`; `NotFound` without an open account; `Conflict`
+    /// (`AlreadyExists`) when the account was merged into another patient's; a currency other
+    /// than the account's is `InvalidArgument` naming `currency` (the first invoice or payment
+    /// fixes it).
     async fn create_invoice(&self, ctx: &CallerContext, invoice: NewInvoice)
     -> WardResult<Invoice>;
 
@@ -468,7 +470,9 @@ pub trait BillingApi: Send + Sync + 'static {
 
     /// A draft becomes void with no ledger entry; an issued or partly paid one posts a charge
     /// reversal and frees what was applied to it as credit, and emits `InvoiceVoided`. Needs
-    /// `billing:write`; a paid or void invoice is `Conflict`.
+    /// `billing:write`; a paid invoice ("refund the payments first"), a void one and one with
+    /// a write-off are `Conflict`. A reason of more than [`REASON_MAX_CHARS`] is
+    /// `InvalidArgument` naming `reason`.
     async fn void_invoice(
         &self,
         ctx: &CallerContext,
@@ -478,7 +482,9 @@ pub trait BillingApi: Send + Sync + 'static {
 
     /// Records a payment once per `key` (same caller, same body: the first payment again;
     /// another body: `Unprocessable`); applies it to the named invoice, else the oldest open
-    /// ones; the rest is credit. Emits `PaymentRecorded`. Needs `billing:write`.
+    /// ones; the rest is credit. Emits `PaymentRecorded`. Needs `billing:write`; a named invoice
+    /// that is not this patient's is `InvalidArgument` naming `invoiceId` (a draft, paid or void
+    /// one simply takes nothing); a merged account is `Conflict`.
     async fn record_payment(
         &self,
         ctx: &CallerContext,
@@ -500,7 +506,9 @@ pub trait BillingApi: Send + Sync + 'static {
         key_opt: Option<IdempotencyKey>,
     ) -> WardResult<Refund>;
 
-    /// Posts an adjustment or write-off and emits `LedgerAdjusted`. Needs `billing:write`.
+    /// Posts an adjustment or write-off and emits `LedgerAdjusted`. Needs `billing:write`. A
+    /// write-off naming an invoice settles up to that invoice's outstanding amount (the invoice
+    /// must be issued or partly paid, else `Conflict`); the rest only lowers the balance.
     async fn post_adjustment(
         &self,
         ctx: &CallerContext,
