@@ -6,16 +6,36 @@
 //! `InvalidArgument` naming `currency`. Every balance and statement is a sum over the ledger,
 //! never a stored total that could drift.
 
+mod input;
+mod iso4217;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
-use ward_core::{CallerContext, WardResult};
+use ward_core::{CallerContext, WardError, WardResult};
 
 use crate::patients::{IdempotencyKey, PageRequest};
 
 pub type BillingClient = Arc<dyn BillingApi>;
+
+/// The largest amount, either way, of a price, a payment, an adjustment or an invoice total:
+/// 10^12 minor units (ten billion in a two-decimal currency), far from `i64` overflow even
+/// summed over a long ledger.
+pub const AMOUNT_MAX_ABS: i64 = 1_000_000_000_000;
+/// The longest invoice line code.
+pub const CODE_MAX_CHARS: usize = 32;
+/// The longest invoice line description.
+pub const DESCRIPTION_MAX_CHARS: usize = 200;
+/// The most lines on one invoice.
+pub const LINES_MAX: usize = 100;
+/// The largest quantity on one line.
+pub const QUANTITY_MAX: u32 = 10_000;
+/// The longest payment reference.
+pub const REFERENCE_MAX_CHARS: usize = 100;
+/// The longest reason for an adjustment, a write-off or a void.
+pub const REASON_MAX_CHARS: usize = 500;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccountStatus {
@@ -62,8 +82,14 @@ impl Currency {
     /// Parses a code, ignoring surrounding spaces and case; an unknown code is
     /// `InvalidArgument` naming `field`.
     pub fn parse(raw: &str, field: &str) -> WardResult<Self> {
-        let _ = (raw, field);
-        todo!("billing-core: validate against ISO 4217")
+        let code = raw.trim().to_ascii_uppercase();
+        if !iso4217::is_active_code(&code) {
+            return Err(WardError::invalid_field(
+                field,
+                format!("{field} must be an active ISO 4217 currency code, such as EUR"),
+            ));
+        }
+        Ok(Self(code))
     }
 
     pub fn as_str(&self) -> &str {
@@ -198,14 +224,21 @@ pub struct Invoice {
 impl Invoice {
     /// What is still owed on it: 0 for a draft or a void invoice.
     pub fn outstanding(&self) -> i64 {
-        let _ = self;
-        todo!("billing-core")
+        match self.status {
+            InvoiceStatus::Draft | InvoiceStatus::Void => 0,
+            InvoiceStatus::Issued | InvoiceStatus::PartiallyPaid | InvoiceStatus::Paid => {
+                (self.total - self.paid).max(0)
+            }
+        }
     }
 
     /// Issued or partially paid, and `today` is after the due date.
     pub fn is_overdue(&self, today: NaiveDate) -> bool {
-        let _ = (self, today);
-        todo!("billing-core")
+        let is_open = matches!(
+            self.status,
+            InvoiceStatus::Issued | InvoiceStatus::PartiallyPaid
+        );
+        is_open && today > self.due_date
     }
 }
 
@@ -233,15 +266,6 @@ pub struct NewInvoice {
     pub currency: Currency,
     pub due_date: NaiveDate,
     pub lines: Vec<InvoiceLine>,
-}
-
-impl NewInvoice {
-    /// Validates an invoice: at least one line, codes and descriptions present and bounded,
-    /// quantity >= 1, a total that is not negative and does not overflow.
-    pub fn parse(input: InvoiceInput) -> WardResult<Self> {
-        let _ = input;
-        todo!("billing-core")
-    }
 }
 
 /// Filters for listing invoices, newest first; each filter is optional.
@@ -319,14 +343,6 @@ pub struct NewPayment {
     pub invoice_id_opt: Option<Uuid>,
 }
 
-impl NewPayment {
-    /// Every failing field at once.
-    pub fn parse(input: PaymentInput) -> WardResult<Self> {
-        let _ = input;
-        todo!("billing-core")
-    }
-}
-
 /// How much of a payment went to one invoice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allocation {
@@ -390,14 +406,8 @@ pub struct NewAdjustment {
     pub invoice_id_opt: Option<Uuid>,
 }
 
-impl NewAdjustment {
-    pub fn parse(patient_id: Uuid, input: AdjustmentInput) -> WardResult<Self> {
-        let _ = (patient_id, input);
-        todo!("billing-core")
-    }
-}
-
-/// An account's ledger over `[from, to)`.
+/// An account's ledger over the UTC days `from..=to`: `to` is inclusive, so `from=2024-01-01&
+/// to=2024-01-31` is all of January.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement {
     pub patient_id: Uuid,
@@ -497,7 +507,8 @@ pub trait BillingApi: Send + Sync + 'static {
         adjustment: NewAdjustment,
     ) -> WardResult<LedgerEntry>;
 
-    /// The account's ledger over `[from, to)` (either bound optional). Needs `billing:read`;
+    /// The account's ledger over the UTC days `from..=to` (both inclusive, either optional: entries
+    /// with `from 00:00 <= at < (to + 1 day) 00:00`). Needs `billing:read`;
     /// `NotFound` without an account; `from` after `to` is `InvalidArgument`.
     async fn statement(
         &self,
