@@ -447,8 +447,10 @@ pub trait BillingApi: Send + Sync + 'static {
         patient_id: Uuid,
     ) -> WardResult<BillingAccount>;
 
-    /// A draft invoice. Needs `billing:write`; `NotFound` without an open account; a currency
-    /// other than the account's is `InvalidArgument` naming `currency`.
+    /// A draft invoice. Needs `billing:write`; `NotFound` without an open account; `Conflict`
+    /// (`AlreadyExists`) when the account was merged into another patient's; a currency other
+    /// than the account's is `InvalidArgument` naming `currency` (the first invoice or payment
+    /// fixes it).
     async fn create_invoice(&self, ctx: &CallerContext, invoice: NewInvoice)
     -> WardResult<Invoice>;
 
@@ -468,7 +470,9 @@ pub trait BillingApi: Send + Sync + 'static {
 
     /// A draft becomes void with no ledger entry; an issued or partly paid one posts a charge
     /// reversal and frees what was applied to it as credit, and emits `InvoiceVoided`. Needs
-    /// `billing:write`; a paid or void invoice is `Conflict`.
+    /// `billing:write`; a paid invoice ("refund the payments first"), a void one and one with
+    /// a write-off are `Conflict`. A reason of more than [`REASON_MAX_CHARS`] is
+    /// `InvalidArgument` naming `reason`.
     async fn void_invoice(
         &self,
         ctx: &CallerContext,
@@ -478,7 +482,9 @@ pub trait BillingApi: Send + Sync + 'static {
 
     /// Records a payment once per `key` (same caller, same body: the first payment again;
     /// another body: `Unprocessable`); applies it to the named invoice, else the oldest open
-    /// ones; the rest is credit. Emits `PaymentRecorded`. Needs `billing:write`.
+    /// ones; the rest is credit. Emits `PaymentRecorded`. Needs `billing:write`; a named invoice
+    /// that is not this patient's is `InvalidArgument` naming `invoiceId` (a draft, paid or void
+    /// one simply takes nothing); a merged account is `Conflict`.
     async fn record_payment(
         &self,
         ctx: &CallerContext,
@@ -500,7 +506,9 @@ pub trait BillingApi: Send + Sync + 'static {
         key_opt: Option<IdempotencyKey>,
     ) -> WardResult<Refund>;
 
-    /// Posts an adjustment or write-off and emits `LedgerAdjusted`. Needs `billing:write`.
+    /// Posts an adjustment or write-off and emits `LedgerAdjusted`. Needs `billing:write`. A
+    /// write-off naming an invoice settles up to that invoice's outstanding amount (the invoice
+    /// must be issued or partly paid, else `Conflict`); the rest only lowers the balance.
     async fn post_adjustment(
         &self,
         ctx: &CallerContext,
@@ -519,4 +527,74 @@ pub trait BillingApi: Send + Sync + 'static {
     ) -> WardResult<Statement>;
 
     async fn check_ready(&self) -> WardResult<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invoice(status: InvoiceStatus, total: i64, paid: i64) -> Invoice {
+        let due_date = NaiveDate::from_ymd_opt(2024, 3, 31).unwrap();
+        Invoice {
+            id: Uuid::nil(),
+            patient_id: Uuid::nil(),
+            status,
+            currency: Currency::parse("EUR", "currency").unwrap(),
+            lines: Vec::new(),
+            total,
+            paid,
+            due_date,
+            created_at: Utc::now(),
+            issued_at_opt: None,
+            voided_at_opt: None,
+        }
+    }
+
+    #[test]
+    fn only_issued_invoices_owe_anything() {
+        assert_eq!(invoice(InvoiceStatus::Draft, 500, 0).outstanding(), 0);
+        assert_eq!(invoice(InvoiceStatus::Void, 500, 0).outstanding(), 0);
+        assert_eq!(invoice(InvoiceStatus::Issued, 500, 0).outstanding(), 500);
+        assert_eq!(
+            invoice(InvoiceStatus::PartiallyPaid, 500, 120).outstanding(),
+            380
+        );
+        assert_eq!(invoice(InvoiceStatus::Paid, 500, 500).outstanding(), 0);
+    }
+
+    #[test]
+    fn an_open_invoice_is_overdue_from_the_day_after_its_due_date() {
+        let due = NaiveDate::from_ymd_opt(2024, 3, 31).unwrap();
+        let next_day = NaiveDate::from_ymd_opt(2024, 4, 1).unwrap();
+        let issued = invoice(InvoiceStatus::Issued, 500, 0);
+        assert!(!issued.is_overdue(due));
+        assert!(issued.is_overdue(next_day));
+        assert!(invoice(InvoiceStatus::PartiallyPaid, 500, 1).is_overdue(next_day));
+        for status in [
+            InvoiceStatus::Draft,
+            InvoiceStatus::Paid,
+            InvoiceStatus::Void,
+        ] {
+            assert!(!invoice(status, 500, 0).is_overdue(next_day), "{status:?}");
+        }
+    }
+
+    #[test]
+    fn kinds_statuses_and_methods_round_trip_their_names() {
+        for kind in [
+            "charge",
+            "charge_reversal",
+            "payment",
+            "refund",
+            "adjustment",
+            "write_off",
+        ] {
+            assert_eq!(LedgerKind::parse(kind).unwrap().as_str(), kind);
+        }
+        for status in ["draft", "issued", "partially_paid", "paid", "void"] {
+            assert_eq!(InvoiceStatus::parse(status).unwrap().as_str(), status);
+        }
+        assert_eq!(PaymentMethod::parse("cheque").unwrap().as_str(), "cheque");
+        assert_eq!(PaymentMethod::parse("Card"), None);
+    }
 }

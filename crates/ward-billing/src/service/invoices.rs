@@ -131,6 +131,11 @@ pub(super) async fn list_invoices(
         Some(last) if has_more => Some(cursor_after(last.id)),
         _ => None,
     };
+    // A token narrowed to some patients may list without a filter, but sees nothing of others.
+    let mut patient_ids: Vec<Uuid> = rows.iter().map(|row| row.patient_id).collect();
+    patient_ids.sort();
+    patient_ids.dedup();
+    ctx.require_for(Right::BillingRead, &patient_ids)?;
     let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
     let allocated_by_id = allocated_to_invoices(service.db(), &ids).await?;
     let mut items = Vec::with_capacity(rows.len());
@@ -328,6 +333,22 @@ pub(crate) async fn find_invoice(
         .await
         .map_err(|error| db_error("reading an invoice", error))?;
     row_opt.ok_or_else(|| WardError::NotFound(INVOICE_NOT_FOUND.into()))
+}
+
+/// The invoice a payment or a write-off names: one of this patient's, else `InvalidArgument`
+/// naming `invoiceId` (whether it does not exist or is another patient's is not told apart).
+pub(crate) async fn find_named_invoice(
+    txn: &DatabaseTransaction,
+    invoice_id: Uuid,
+    patient_id: Uuid,
+) -> WardResult<invoices::Model> {
+    let not_this_patients =
+        || WardError::invalid_field("invoiceId", "invoiceId is not an invoice of this patient");
+    match find_invoice(txn, invoice_id).await {
+        Ok(invoice) if invoice.patient_id == patient_id => Ok(invoice),
+        Ok(_) | Err(WardError::NotFound(_)) => Err(not_this_patients()),
+        Err(error) => Err(error),
+    }
 }
 
 pub(crate) fn parse_status(row: &invoices::Model) -> WardResult<InvoiceStatus> {

@@ -128,7 +128,7 @@ pub(crate) async fn post(
 /// which would not decode as `i64`.
 pub(crate) fn sum_of(column: impl sea_orm::sea_query::IntoColumnRef) -> SimpleExpr {
     let sum: SimpleExpr = Func::sum(Expr::col(column)).into();
-    let coalesced: SimpleExpr = Func::coalesce([sum, Expr::val(0i64).into()]).into();
+    let coalesced: SimpleExpr = Func::coalesce([sum, Expr::val(0i64)]).into();
     Func::cast_as(coalesced, Alias::new("BIGINT")).into()
 }
 

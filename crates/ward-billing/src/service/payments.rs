@@ -23,7 +23,7 @@ use ward_bus::patients::{
 };
 use ward_core::{CallerContext, Right, WardError, WardResult};
 
-use super::invoices::{find_invoice, parse_status};
+use super::invoices::{find_named_invoice, parse_status};
 use super::ledger::{
     Posting, lock_account, now, post, require_billable, settle_currency, stored_currency,
 };
@@ -135,14 +135,7 @@ async fn record_payment_in(
     // The named invoice first, then the oldest open ones; the rest stays credit.
     let mut targets = Vec::new();
     if let Some(invoice_id) = payment.invoice_id_opt {
-        let named_opt = find_invoice(txn, invoice_id).await.ok();
-        let Some(named) = named_opt.filter(|named| named.patient_id == patient_id) else {
-            return Err(WardError::invalid_field(
-                "invoiceId",
-                "invoiceId is not an invoice of this patient",
-            ));
-        };
-        targets.push(named);
+        targets.push(find_named_invoice(txn, invoice_id, patient_id).await?);
     }
     for open in open_invoices(txn, patient_id).await? {
         if Some(open.id) != payment.invoice_id_opt {
@@ -331,9 +324,12 @@ async fn remember_key(
     resource_id: Uuid,
 ) -> WardResult<Remembered> {
     let user_id = ctx.actor();
-    // Expired keys are free again; clearing them here keeps the table to a day of keys.
+    // Expired keys are free again. Clearing only this caller's keeps the table to a day of
+    // keys per active caller without two payments on different accounts contending for the
+    // same expired rows (on PostgreSQL such a pair could deadlock).
     let cutoff = Utc::now() - Duration::seconds(IDEMPOTENCY_KEY_TTL_SECS);
     idempotency_keys::Entity::delete_many()
+        .filter(idempotency_keys::Column::UserId.eq(user_id.clone()))
         .filter(idempotency_keys::Column::CreatedAt.lt(cutoff))
         .exec(txn)
         .await

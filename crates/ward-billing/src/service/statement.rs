@@ -7,7 +7,7 @@ use ward_bus::events::{BILLING_TOPIC, LedgerAdjusted, envelope};
 use ward_bus::outbox::enqueue;
 use ward_core::{CallerContext, Right, WardError, WardResult};
 
-use super::invoices::{add_write_off, find_invoice, parse_status};
+use super::invoices::{add_write_off, find_named_invoice, parse_status};
 use super::ledger::{
     ACCOUNT_NOT_FOUND, Posting, balance_of, entries_between, lock_account, now, post,
     require_billable, settle_currency, stored_currency,
@@ -31,13 +31,7 @@ pub(super) async fn post_adjustment(
     settle_currency(&txn, &account, &adjustment.currency).await?;
     let mut balances = Vec::new();
     if let Some(invoice_id) = adjustment.invoice_id_opt {
-        let invoice_opt = find_invoice(&txn, invoice_id).await.ok();
-        let Some(invoice) = invoice_opt.filter(|invoice| invoice.patient_id == patient_id) else {
-            return Err(WardError::invalid_field(
-                "invoiceId",
-                "invoiceId is not an invoice of this patient",
-            ));
-        };
+        let invoice = find_named_invoice(&txn, invoice_id, patient_id).await?;
         let status = parse_status(&invoice)?;
         if !matches!(status, InvoiceStatus::Issued | InvoiceStatus::PartiallyPaid) {
             return Err(WardError::AlreadyExists(format!(

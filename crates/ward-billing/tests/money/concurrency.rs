@@ -109,6 +109,93 @@ async fn parallel_refunds_never_exceed_the_payment(backend: Backend) {
     Arc::into_inner(app).unwrap().finish().await;
 }
 
+/// Issues, payments and a void racing on one account: whatever order they commit in, every
+/// cent is applied once.
+async fn issues_and_payments_racing_stay_consistent(backend: Backend) {
+    // Arrange: five drafts of 400.
+    let app = Arc::new(Harness::start(backend).await);
+    let patient_id = app.open_account().await;
+    let mut draft_ids = Vec::new();
+    for _ in 0..5 {
+        let draft = app
+            .service
+            .create_invoice(
+                &app.ctx,
+                crate::helpers::invoice(patient_id, "EUR", &[(1, 400)]),
+            )
+            .await
+            .unwrap();
+        draft_ids.push(draft.id);
+    }
+
+    // Act: issue all five, pay 250 six times and void the first, all at once.
+    let mut tasks = Vec::new();
+    for draft_id in draft_ids.clone() {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            app.service
+                .issue_invoice(&app.ctx, draft_id)
+                .await
+                .map(drop)
+        }));
+    }
+    for _ in 0..6 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            app.service
+                .record_payment(&app.ctx, payment(patient_id, 250, None), fresh_key())
+                .await
+                .map(drop)
+        }));
+    }
+    let voided_id = draft_ids[0];
+    let void_app = app.clone();
+    tasks.push(tokio::spawn(async move {
+        void_app
+            .service
+            .void_invoice(&void_app.ctx, voided_id, "race".into())
+            .await
+            .map(drop)
+    }));
+    for task in tasks {
+        // The void may meet a paid invoice (Conflict); the issue may meet a void one.
+        if let Err(error) = task.await.unwrap() {
+            assert!(
+                matches!(error, ward_core::WardError::AlreadyExists(_)),
+                "{error:?}"
+            );
+        }
+    }
+
+    // Assert
+    let mut outstanding_sum = 0;
+    let mut paid_sum = 0;
+    for draft_id in &draft_ids {
+        let invoice = app.service.get_invoice(&app.ctx, *draft_id).await.unwrap();
+        assert!(
+            (0..=invoice.total).contains(&invoice.outstanding()),
+            "{invoice:?}"
+        );
+        outstanding_sum += invoice.outstanding();
+        paid_sum += invoice.paid;
+    }
+    let balance = app.balance(patient_id).await;
+    assert_eq!(balance, app.ledger_sum(patient_id).await);
+    // 1500 paid in all: what invoices did not take is credit.
+    assert_eq!(balance, outstanding_sum - (1500 - paid_sum));
+    Arc::into_inner(app).unwrap().finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issues_and_payments_racing_stay_consistent_on_postgres() {
+    issues_and_payments_racing_stay_consistent(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issues_and_payments_racing_stay_consistent_on_sqlite() {
+    issues_and_payments_racing_stay_consistent(Backend::Sqlite).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_payments_all_land_on_postgres() {
     parallel_payments_all_land(Backend::Postgres).await;

@@ -6,3 +6,4 @@ mod invoices;
 mod payments;
 mod property;
 mod statement;
+mod upgrade;

@@ -42,7 +42,47 @@ fn is_expected_refusal(error: &WardError) -> bool {
     )
 }
 
-async fn random_sequence(app: &Harness, seed: u64, num_steps: usize) {
+/// How many steps of each kind succeeded (create, issue, void, pay, refund, manual entry), and
+/// how many were refused by design.
+#[derive(Default)]
+struct Tally {
+    num_succeeded: [usize; 6],
+    num_refused: usize,
+}
+
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        for (mine, theirs) in self.num_succeeded.iter_mut().zip(other.num_succeeded) {
+            *mine += theirs;
+        }
+        self.num_refused += other.num_refused;
+    }
+
+    /// Fails unless every kind of step succeeded and some were refused: a sequence generator
+    /// that never voids or refunds would prove little.
+    fn assert_covers_every_step(&self) {
+        assert!(
+            self.num_succeeded.iter().all(|num| *num > 0),
+            "{:?}",
+            self.num_succeeded
+        );
+        assert!(self.num_refused > 0);
+    }
+}
+
+fn kind_of(choice: i64) -> usize {
+    match choice {
+        0 | 1 => 0,
+        2 | 3 => 1,
+        4 => 2,
+        5 | 6 => 3,
+        7 | 8 => 4,
+        _ => 5,
+    }
+}
+
+async fn random_sequence(app: &Harness, seed: u64, num_steps: usize) -> Tally {
+    let mut tally = Tally::default();
     let mut rng = Rng(seed);
     let patient_id = app.open_account().await;
     let mut invoice_ids: Vec<Uuid> = Vec::new();
@@ -66,7 +106,7 @@ async fn random_sequence(app: &Harness, seed: u64, num_steps: usize) {
                     .issue_invoice(&app.ctx, invoice_id)
                     .await
                     .map(drop),
-                None => Ok(()),
+                None => continue,
             },
             4 => match rng.pick(&invoice_ids) {
                 Some(invoice_id) => app
@@ -74,7 +114,7 @@ async fn random_sequence(app: &Harness, seed: u64, num_steps: usize) {
                     .void_invoice(&app.ctx, invoice_id, "random".into())
                     .await
                     .map(drop),
-                None => Ok(()),
+                None => continue,
             },
             5 | 6 => {
                 let named_opt = if rng.between(0, 1) == 0 {
@@ -100,7 +140,7 @@ async fn random_sequence(app: &Harness, seed: u64, num_steps: usize) {
                         .await
                         .map(drop)
                 }
-                None => Ok(()),
+                None => continue,
             },
             _ => {
                 let is_write_off = rng.between(0, 1) == 0;
@@ -132,14 +172,19 @@ async fn random_sequence(app: &Harness, seed: u64, num_steps: usize) {
                     .map(drop)
             }
         };
-        if let Err(error) = outcome {
-            assert!(
-                is_expected_refusal(&error),
-                "seed {seed} step {step} choice {choice}: {error:?}"
-            );
+        match outcome {
+            Ok(()) => tally.num_succeeded[kind_of(choice)] += 1,
+            Err(error) => {
+                assert!(
+                    is_expected_refusal(&error),
+                    "seed {seed} step {step} choice {choice}: {error:?}"
+                );
+                tally.num_refused += 1;
+            }
         }
         check_invariants(app, patient_id, &invoice_ids, &payment_ids, seed, step).await;
     }
+    tally
 }
 
 async fn check_invariants(
@@ -241,17 +286,21 @@ const SEEDS: [u64; 6] = [1, 7, 42, 2024, 0xDEAD_BEEF, 987_654_321];
 #[tokio::test]
 async fn random_sequences_keep_the_books_balanced_on_sqlite() {
     let app = Harness::start(Backend::Sqlite).await;
+    let mut tally = Tally::default();
     for seed in SEEDS {
-        random_sequence(&app, seed, 60).await;
+        tally.add(random_sequence(&app, seed, 60).await);
     }
+    tally.assert_covers_every_step();
     app.finish().await;
 }
 
 #[tokio::test]
 async fn random_sequences_keep_the_books_balanced_on_postgres() {
     let app = Harness::start(Backend::Postgres).await;
+    let mut tally = Tally::default();
     for seed in &SEEDS[..2] {
-        random_sequence(&app, *seed, 40).await;
+        tally.add(random_sequence(&app, *seed, 40).await);
     }
+    tally.assert_covers_every_step();
     app.finish().await;
 }

@@ -6,10 +6,9 @@ use ward_core::WardError;
 
 use crate::helpers::{Backend, Harness, today};
 
-#[tokio::test]
-async fn a_statement_sums_its_days_and_everything_before_them() {
+async fn a_statement_sums_its_days_and_everything_before_them(backend: Backend) {
     // Arrange
-    let app = Harness::start(Backend::Sqlite).await;
+    let app = Harness::start(backend).await;
     let patient_id = app.open_account().await;
     app.issued_invoice(patient_id, 1000).await;
     app.pay(patient_id, 300, None).await;
@@ -60,4 +59,14 @@ async fn a_statement_sums_its_days_and_everything_before_them() {
     assert_eq!(reversed.field_errors()[0].field, "from");
     assert!(matches!(missing, WardError::NotFound(_)));
     app.finish().await;
+}
+
+#[tokio::test]
+async fn a_statement_sums_its_days_and_everything_before_them_on_sqlite() {
+    a_statement_sums_its_days_and_everything_before_them(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_statement_sums_its_days_and_everything_before_them_on_postgres() {
+    a_statement_sums_its_days_and_everything_before_them(Backend::Postgres).await;
 }
