@@ -1,6 +1,8 @@
 //! End-to-end tests through the real `ward` binary over HTTP (STYLE.md §7: one test binary).
 
 mod audit;
+mod billing;
+mod billing_ledger;
 mod bulk;
 mod cli;
 mod cluster;

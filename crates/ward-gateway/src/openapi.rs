@@ -118,6 +118,16 @@ pub(crate) struct ServiceUnavailable(#[allow(dead_code)] Problem);
         patient_history::patient_history,
         patient_history::patient_version,
         billing::get_account_by_patient,
+        billing::get_statement,
+        billing::post_adjustment,
+        billing::create_invoice,
+        billing::list_invoices,
+        billing::get_invoice,
+        billing::issue_invoice,
+        billing::void_invoice,
+        billing::record_payment,
+        billing::get_payment,
+        billing::refund_payment,
         analytics::summary,
         audit::list_audit_events,
         health::livez,
@@ -130,6 +140,11 @@ pub(crate) struct ServiceUnavailable(#[allow(dead_code)] Problem);
             ProblemFieldError,
             dto::UserRoleDto,
             dto::AccountStatusDto,
+            dto::InvoiceStatusDto,
+            dto::PaymentMethodDto,
+            dto::LedgerKindDto,
+            dto::LedgerKindInput,
+            dto::InvoiceLineBody,
             dto::BirthDateBoundParam
         ),
         responses(
@@ -151,7 +166,8 @@ pub(crate) struct ServiceUnavailable(#[allow(dead_code)] Problem);
     tags(
         (name = "auth", description = "Sessions and tokens"),
         (name = "patients", description = "Patient records"),
-        (name = "billing", description = "Billing accounts"),
+        (name = "billing", description = "Billing accounts, invoices, payments, refunds, \
+            adjustments and statements; money is integer minor units (cents)"),
         (name = "analytics", description = "Figures built from events"),
         (name = "audit", description = "Who accessed which patient data (admins only)"),
         (name = "users", description = "Staff accounts (admins only)"),
