@@ -119,6 +119,8 @@ pub(crate) struct ServiceUnavailable(#[allow(dead_code)] Problem);
         patient_history::patient_version,
         billing::get_account_by_patient,
         analytics::summary,
+        analytics::timeseries,
+        analytics::receivables,
         audit::list_audit_events,
         health::livez,
         health::readyz,
@@ -130,7 +132,9 @@ pub(crate) struct ServiceUnavailable(#[allow(dead_code)] Problem);
             ProblemFieldError,
             dto::UserRoleDto,
             dto::AccountStatusDto,
-            dto::BirthDateBoundParam
+            dto::BirthDateBoundParam,
+            dto::MetricParam,
+            dto::IntervalParam
         ),
         responses(
             BadRequest,
