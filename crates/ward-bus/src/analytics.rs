@@ -638,7 +638,7 @@ mod tests {
         let usd = CurrencyCode::parse("USD", "currency").unwrap();
         assert_eq!(choose_currency(None, &[]).unwrap(), None);
         assert_eq!(
-            choose_currency(None, &[eur.clone()]).unwrap(),
+            choose_currency(None, std::slice::from_ref(&eur)).unwrap(),
             Some(eur.clone())
         );
         let error = choose_currency(None, &[eur.clone(), usd.clone()]).unwrap_err();
