@@ -339,3 +339,113 @@ async fn analytics_rebuild_reproduces_the_figures_after_a_restart() {
         assert_eq!(&after, expected, "{path}");
     }
 }
+
+#[tokio::test]
+async fn invoices_and_payments_show_up_in_invoiced_collected_and_receivables() {
+    use crate::billing::{invoice_body, issued_invoice, patient_with_account, pay, payment_body};
+
+    // Arrange: an issued invoice of 100.00, a 40.00 card payment on it with 10.00 refunded, and
+    // a 5.00 invoice issued then voided, all today.
+    let dir = Workdir::new();
+    let app = TestApp::spawn(&dir.path, &["--demo"]).await;
+    let token = app.demo_token().await;
+    let patient_id = patient_with_account(&app, &token, "payer@analytics.example").await;
+    let first = issued_invoice(
+        &app,
+        &token,
+        &invoice_body(&patient_id, "EUR", &[("VISIT", 1, 10_000)]),
+    )
+    .await;
+    let first_id = first["id"].as_str().unwrap();
+    let paid = pay(
+        &app,
+        &token,
+        "analytics-pay-1",
+        &payment_body(&patient_id, 4_000, Some(first_id)),
+    )
+    .await;
+    let payment = json_of(paid, 201).await;
+    let refund_path = format!(
+        "/api/billing/payments/{}/refund",
+        payment["id"].as_str().unwrap()
+    );
+    json_of(
+        app.post(&token, &refund_path, &json!({"amount": 1_000}))
+            .await,
+        201,
+    )
+    .await;
+    let second = issued_invoice(
+        &app,
+        &token,
+        &invoice_body(&patient_id, "EUR", &[("NOTE", 1, 500)]),
+    )
+    .await;
+    let void_path = format!(
+        "/api/billing/invoices/{}/void",
+        second["id"].as_str().unwrap()
+    );
+    json_of(
+        app.post(&token, &void_path, &json!({"reason": "issued twice"}))
+            .await,
+        200,
+    )
+    .await;
+
+    // Act: wait until analytics has every billing event.
+    let summary = app
+        .eventually(
+            CATCH_UP,
+            "analytics to count the billing events",
+            || async {
+                let response = app.get(&token, "/api/analytics/summary").await;
+                let summary: Value = response.json().await.ok()?;
+                let is_complete = summary["eventsByType"]["PaymentRefunded"] == 1
+                    && summary["eventsByType"]["InvoiceVoided"] == 1;
+                is_complete.then_some(summary)
+            },
+        )
+        .await;
+    let invoiced = json_of(
+        app.get(&token, "/api/analytics/timeseries?metric=invoiced")
+            .await,
+        200,
+    )
+    .await;
+    let collected = json_of(
+        app.get(
+            &token,
+            "/api/analytics/timeseries?metric=collected&interval=month",
+        )
+        .await,
+        200,
+    )
+    .await;
+    let receivables = json_of(app.get(&token, "/api/analytics/receivables").await, 200).await;
+
+    // Assert: today's figures, in the only currency seen.
+    assert_eq!(summary["paymentsByMethod"], json!({"EUR": {"card": 3_000}}));
+    assert_eq!(invoiced["currency"], "EUR");
+    let invoiced_points = point_values(&invoiced);
+    assert_eq!(invoiced_points.last().unwrap().1, 10_000, "{invoiced}");
+    assert_eq!(invoiced_points.iter().map(|(_, v)| *v).sum::<i64>(), 10_000);
+    assert_eq!(
+        point_values(&collected).last().unwrap().1,
+        3_000,
+        "{collected}"
+    );
+    assert_eq!(receivables["currency"], "EUR");
+    assert_eq!(
+        receivables["buckets"],
+        json!({"0-30": 7_000, "31-60": 0, "61-90": 0, "90+": 0})
+    );
+    assert_eq!(receivables["total"], 7_000);
+    // Another currency is simply empty.
+    let pounds = json_of(
+        app.get(&token, "/api/analytics/receivables?currency=GBP")
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(pounds["total"], 0);
+}

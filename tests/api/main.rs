@@ -2,6 +2,8 @@
 
 mod analytics;
 mod audit;
+mod billing;
+mod billing_ledger;
 mod bulk;
 mod cli;
 mod cluster;

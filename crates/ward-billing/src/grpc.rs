@@ -3,9 +3,11 @@
 //!
 //! `CreateBillingAccount` keeps the reference platform's contract (`BillingRequest{patientId,name,
 //! email}` → `BillingResponse{accountId,status}`); Ward adds `patientId` and `openedAt` to the
-//! response so the client can return a whole [`BillingAccount`] in one round trip.
+//! response so the client can return a whole [`BillingAccount`] in one round trip. Invoices,
+//! payments, refunds, adjustments and statements convert in [`convert`].
 
 mod client;
+mod convert;
 mod server;
 
 use ward_bus::billing::{AccountStatus, BillingAccount};
@@ -25,6 +27,10 @@ fn account_to_response(account: BillingAccount) -> proto::BillingResponse {
         status: account.status.as_str().to_string(),
         patient_id: account.patient_id.to_string(),
         opened_at: format_timestamp(account.opened_at),
+        currency: account
+            .currency_opt
+            .map(|currency| currency.as_str().to_string()),
+        balance: account.balance,
     }
 }
 
@@ -34,7 +40,17 @@ fn account_to_proto(account: BillingAccount) -> proto::BillingAccount {
         patient_id: account.patient_id.to_string(),
         status: account.status.as_str().to_string(),
         opened_at: format_timestamp(account.opened_at),
+        currency: account
+            .currency_opt
+            .map(|currency| currency.as_str().to_string()),
+        balance: account.balance,
     }
+}
+
+/// The money fields of an account reply.
+struct AccountMoney {
+    currency_opt: Option<String>,
+    balance: i64,
 }
 
 /// Reads an account from a reply's fields; a bad field is `InvalidArgument` naming it.
@@ -43,6 +59,7 @@ fn account_from_fields(
     patient_id: &str,
     status: &str,
     opened_at: &str,
+    money: AccountMoney,
 ) -> WardResult<BillingAccount> {
     let Some(status) = AccountStatus::parse(status) else {
         return Err(WardError::invalid_field(
@@ -55,8 +72,8 @@ fn account_from_fields(
         patient_id: parse_uuid(patient_id, "patientId")?,
         status,
         opened_at: parse_timestamp(opened_at, "openedAt")?,
-        currency_opt: None,
-        balance: 0,
+        currency_opt: convert::optional_currency(money.currency_opt)?,
+        balance: money.balance,
     })
 }
 
@@ -66,6 +83,10 @@ fn account_from_response(response: &proto::BillingResponse) -> WardResult<Billin
         &response.patient_id,
         &response.status,
         &response.opened_at,
+        AccountMoney {
+            currency_opt: response.currency.clone(),
+            balance: response.balance,
+        },
     )
 }
 
@@ -75,6 +96,10 @@ fn account_from_proto(account: &proto::BillingAccount) -> WardResult<BillingAcco
         &account.patient_id,
         &account.status,
         &account.opened_at,
+        AccountMoney {
+            currency_opt: account.currency.clone(),
+            balance: account.balance,
+        },
     )
 }
 
@@ -100,6 +125,18 @@ mod tests {
         assert_eq!(account_from_response(&response).unwrap(), account);
         let message = account_to_proto(account.clone());
         assert_eq!(account_from_proto(&message).unwrap(), account);
+        let billed = BillingAccount {
+            currency_opt: Some(ward_bus::billing::Currency::parse("EUR", "currency").unwrap()),
+            balance: -1_250,
+            ..account
+        };
+        let response = account_to_response(billed.clone());
+        assert_eq!(response.currency.as_deref(), Some("EUR"));
+        assert_eq!(account_from_response(&response).unwrap(), billed);
+        assert_eq!(
+            account_from_proto(&account_to_proto(billed.clone())).unwrap(),
+            billed
+        );
     }
 
     #[test]

@@ -1,12 +1,23 @@
-//! [`BillingService`]: billing accounts over sea-orm, one per patient.
+//! [`BillingService`]: billing accounts over sea-orm, one per patient, each with an append-only
+//! ledger that every balance and statement is summed from.
+//!
+//! Every money operation is one write transaction that first locks the patient's account row
+//! (see [`ledger::lock_account`]), writes its rows and ledger entries, and enqueues its event in
+//! the outbox; the relay is woken after the commit.
+
+mod invoices;
+mod ledger;
+mod payments;
+mod settlement;
+mod statement;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    TransactionTrait,
+    ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, QueryFilter, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
@@ -39,6 +50,31 @@ impl BillingService {
     /// enqueued an event (from [`ward_bus::outbox::OutboxRelay::waker`]).
     pub fn new(db: DatabaseConnection, outbox: OutboxWaker) -> Self {
         Self { db, outbox }
+    }
+
+    fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Starts a write transaction (IMMEDIATE on SQLite: see [`ward_bus::db::write_transaction`]).
+    async fn begin_write(&self) -> WardResult<DatabaseTransaction> {
+        self.db
+            .begin_with_options(ward_bus::db::write_transaction())
+            .await
+            .map_err(|error| db_error("starting a billing transaction", error))
+    }
+
+    async fn commit(&self, txn: DatabaseTransaction) -> WardResult<()> {
+        txn.commit()
+            .await
+            .map_err(|error| db_error("committing a billing transaction", error))
+    }
+
+    /// Commits a transaction that enqueued an event, then wakes the relay to send it.
+    async fn commit_and_wake(&self, txn: DatabaseTransaction) -> WardResult<()> {
+        self.commit(txn).await?;
+        self.outbox.wake();
+        Ok(())
     }
 
     /// Applies the billing migrations; running it again is a no-op.
@@ -98,74 +134,97 @@ impl BillingApi for BillingService {
     ) -> WardResult<BillingAccount> {
         ctx.require_for(Right::BillingRead, &[patient_id])?;
         let account_opt = find_account_in(&self.db, patient_id).await?;
-        account_opt.ok_or_else(|| WardError::NotFound("Billing account not found".into()))
+        let mut account =
+            account_opt.ok_or_else(|| WardError::NotFound(ledger::ACCOUNT_NOT_FOUND.into()))?;
+        account.balance = ledger::balance_of(&self.db, patient_id, None).await?;
+        Ok(account)
+    }
+
+    #[tracing::instrument(name = "billing.create_invoice", skip_all)]
+    async fn create_invoice(
+        &self,
+        ctx: &CallerContext,
+        invoice: NewInvoice,
+    ) -> WardResult<Invoice> {
+        invoices::create_invoice(self, ctx, invoice).await
+    }
+
+    #[tracing::instrument(name = "billing.get_invoice", skip_all)]
+    async fn get_invoice(&self, ctx: &CallerContext, invoice_id: Uuid) -> WardResult<Invoice> {
+        invoices::get_invoice(self, ctx, invoice_id).await
+    }
+
+    #[tracing::instrument(name = "billing.list_invoices", skip_all)]
+    async fn list_invoices(
+        &self,
+        ctx: &CallerContext,
+        query: InvoiceQuery,
+    ) -> WardResult<InvoicePage> {
+        invoices::list_invoices(self, ctx, query).await
+    }
+
+    #[tracing::instrument(name = "billing.issue_invoice", skip_all)]
+    async fn issue_invoice(&self, ctx: &CallerContext, invoice_id: Uuid) -> WardResult<Invoice> {
+        invoices::issue_invoice(self, ctx, invoice_id).await
+    }
+
+    #[tracing::instrument(name = "billing.void_invoice", skip_all)]
+    async fn void_invoice(
+        &self,
+        ctx: &CallerContext,
+        invoice_id: Uuid,
+        reason: String,
+    ) -> WardResult<Invoice> {
+        invoices::void_invoice(self, ctx, invoice_id, reason).await
+    }
+
+    #[tracing::instrument(name = "billing.record_payment", skip_all)]
+    async fn record_payment(
+        &self,
+        ctx: &CallerContext,
+        payment: NewPayment,
+        key: IdempotencyKey,
+    ) -> WardResult<PaymentReceipt> {
+        payments::record_payment(self, ctx, payment, key).await
+    }
+
+    #[tracing::instrument(name = "billing.get_payment", skip_all)]
+    async fn get_payment(&self, ctx: &CallerContext, payment_id: Uuid) -> WardResult<Payment> {
+        payments::get_payment(self, ctx, payment_id).await
+    }
+
+    #[tracing::instrument(name = "billing.refund_payment", skip_all)]
+    async fn refund_payment(
+        &self,
+        ctx: &CallerContext,
+        payment_id: Uuid,
+        amount: i64,
+        key_opt: Option<IdempotencyKey>,
+    ) -> WardResult<Refund> {
+        payments::refund_payment(self, ctx, payment_id, amount, key_opt).await
+    }
+
+    #[tracing::instrument(name = "billing.post_adjustment", skip_all)]
+    async fn post_adjustment(
+        &self,
+        ctx: &CallerContext,
+        adjustment: NewAdjustment,
+    ) -> WardResult<LedgerEntry> {
+        statement::post_adjustment(self, ctx, adjustment).await
+    }
+
+    #[tracing::instrument(name = "billing.statement", skip_all)]
+    async fn statement(
+        &self,
+        ctx: &CallerContext,
+        patient_id: Uuid,
+        from_opt: Option<NaiveDate>,
+        to_opt: Option<NaiveDate>,
+    ) -> WardResult<Statement> {
+        statement::statement(self, ctx, patient_id, from_opt, to_opt).await
     }
 
     #[tracing::instrument(name = "billing.check_ready", skip_all)]
-    async fn create_invoice(
-        &self,
-        _ctx: &CallerContext,
-        _invoice: NewInvoice,
-    ) -> WardResult<Invoice> {
-        todo!("billing-core")
-    }
-    async fn get_invoice(&self, _ctx: &CallerContext, _invoice_id: Uuid) -> WardResult<Invoice> {
-        todo!("billing-core")
-    }
-    async fn list_invoices(
-        &self,
-        _ctx: &CallerContext,
-        _query: InvoiceQuery,
-    ) -> WardResult<InvoicePage> {
-        todo!("billing-core")
-    }
-    async fn issue_invoice(&self, _ctx: &CallerContext, _invoice_id: Uuid) -> WardResult<Invoice> {
-        todo!("billing-core")
-    }
-    async fn void_invoice(
-        &self,
-        _ctx: &CallerContext,
-        _invoice_id: Uuid,
-        _reason: String,
-    ) -> WardResult<Invoice> {
-        todo!("billing-core")
-    }
-    async fn record_payment(
-        &self,
-        _ctx: &CallerContext,
-        _payment: NewPayment,
-        _key: IdempotencyKey,
-    ) -> WardResult<PaymentReceipt> {
-        todo!("billing-core")
-    }
-    async fn get_payment(&self, _ctx: &CallerContext, _payment_id: Uuid) -> WardResult<Payment> {
-        todo!("billing-core")
-    }
-    async fn refund_payment(
-        &self,
-        _ctx: &CallerContext,
-        _payment_id: Uuid,
-        _amount: i64,
-        _key_opt: Option<IdempotencyKey>,
-    ) -> WardResult<Refund> {
-        todo!("billing-core")
-    }
-    async fn post_adjustment(
-        &self,
-        _ctx: &CallerContext,
-        _adjustment: NewAdjustment,
-    ) -> WardResult<LedgerEntry> {
-        todo!("billing-core")
-    }
-    async fn statement(
-        &self,
-        _ctx: &CallerContext,
-        _patient_id: Uuid,
-        _from_opt: Option<NaiveDate>,
-        _to_opt: Option<NaiveDate>,
-    ) -> WardResult<Statement> {
-        todo!("billing-core")
-    }
     async fn check_ready(&self) -> WardResult<()> {
         ping(&self.db, "billing").await
     }
@@ -194,6 +253,7 @@ pub(crate) async fn open_account_in(
         opened_at: ActiveValue::Set(opened_at),
         patient_name: ActiveValue::Set(request.name.clone()),
         patient_email: ActiveValue::Set(request.email.clone()),
+        currency: ActiveValue::Set(None),
     };
     let num_inserted = billing_accounts::Entity::insert(row)
         .on_conflict(
@@ -244,7 +304,6 @@ pub(crate) async fn open_account_in(
     Ok((account, true))
 }
 
-/// Returns the patient's account, if one is open.
 /// Sets the status of the patient's account, if it has one (a merge of a patient whose
 /// account was never opened changes nothing).
 pub(crate) async fn set_account_status(
@@ -264,6 +323,8 @@ pub(crate) async fn set_account_status(
     Ok(())
 }
 
+/// Returns the patient's account, if one is open, with its currency; its balance is left 0
+/// (summing the ledger is the caller's choice).
 async fn find_account_in(
     db: &impl ConnectionTrait,
     patient_id: Uuid,
@@ -286,17 +347,21 @@ fn account_from_row(row: billing_accounts::Model) -> WardResult<BillingAccount> 
             row.id, row.status
         )));
     };
+    let currency_opt = match &row.currency {
+        Some(raw) => Some(ledger::stored_currency(raw)?),
+        None => None,
+    };
     Ok(BillingAccount {
         id: row.id,
         patient_id: row.patient_id,
         status,
         opened_at: row.opened_at,
-        currency_opt: None,
+        currency_opt,
         balance: 0,
     })
 }
 
-fn rfc3339(at: DateTime<Utc>) -> String {
+pub(crate) fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
@@ -321,6 +386,7 @@ mod tests {
             opened_at: Utc::now(),
             patient_name: "n".into(),
             patient_email: "e@example.com".into(),
+            currency: None,
         };
         assert!(matches!(account_from_row(row), Err(WardError::Internal(_))));
     }

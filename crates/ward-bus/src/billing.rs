@@ -6,16 +6,36 @@
 //! `InvalidArgument` naming `currency`. Every balance and statement is a sum over the ledger,
 //! never a stored total that could drift.
 
+mod input;
+mod iso4217;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
-use ward_core::{CallerContext, WardResult};
+use ward_core::{CallerContext, WardError, WardResult};
 
 use crate::patients::{IdempotencyKey, PageRequest};
 
 pub type BillingClient = Arc<dyn BillingApi>;
+
+/// The largest amount, either way, of a price, a payment, an adjustment or an invoice total:
+/// 10^12 minor units (ten billion in a two-decimal currency), far from `i64` overflow even
+/// summed over a long ledger.
+pub const AMOUNT_MAX_ABS: i64 = 1_000_000_000_000;
+/// The longest invoice line code.
+pub const CODE_MAX_CHARS: usize = 32;
+/// The longest invoice line description.
+pub const DESCRIPTION_MAX_CHARS: usize = 200;
+/// The most lines on one invoice.
+pub const LINES_MAX: usize = 100;
+/// The largest quantity on one line.
+pub const QUANTITY_MAX: u32 = 10_000;
+/// The longest payment reference.
+pub const REFERENCE_MAX_CHARS: usize = 100;
+/// The longest reason for an adjustment, a write-off or a void.
+pub const REASON_MAX_CHARS: usize = 500;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccountStatus {
@@ -62,8 +82,14 @@ impl Currency {
     /// Parses a code, ignoring surrounding spaces and case; an unknown code is
     /// `InvalidArgument` naming `field`.
     pub fn parse(raw: &str, field: &str) -> WardResult<Self> {
-        let _ = (raw, field);
-        todo!("billing-core: validate against ISO 4217")
+        let code = raw.trim().to_ascii_uppercase();
+        if !iso4217::is_active_code(&code) {
+            return Err(WardError::invalid_field(
+                field,
+                format!("{field} must be an active ISO 4217 currency code, such as EUR"),
+            ));
+        }
+        Ok(Self(code))
     }
 
     pub fn as_str(&self) -> &str {
@@ -198,14 +224,21 @@ pub struct Invoice {
 impl Invoice {
     /// What is still owed on it: 0 for a draft or a void invoice.
     pub fn outstanding(&self) -> i64 {
-        let _ = self;
-        todo!("billing-core")
+        match self.status {
+            InvoiceStatus::Draft | InvoiceStatus::Void => 0,
+            InvoiceStatus::Issued | InvoiceStatus::PartiallyPaid | InvoiceStatus::Paid => {
+                (self.total - self.paid).max(0)
+            }
+        }
     }
 
     /// Issued or partially paid, and `today` is after the due date.
     pub fn is_overdue(&self, today: NaiveDate) -> bool {
-        let _ = (self, today);
-        todo!("billing-core")
+        let is_open = matches!(
+            self.status,
+            InvoiceStatus::Issued | InvoiceStatus::PartiallyPaid
+        );
+        is_open && today > self.due_date
     }
 }
 
@@ -233,15 +266,6 @@ pub struct NewInvoice {
     pub currency: Currency,
     pub due_date: NaiveDate,
     pub lines: Vec<InvoiceLine>,
-}
-
-impl NewInvoice {
-    /// Validates an invoice: at least one line, codes and descriptions present and bounded,
-    /// quantity >= 1, a total that is not negative and does not overflow.
-    pub fn parse(input: InvoiceInput) -> WardResult<Self> {
-        let _ = input;
-        todo!("billing-core")
-    }
 }
 
 /// Filters for listing invoices, newest first; each filter is optional.
@@ -319,14 +343,6 @@ pub struct NewPayment {
     pub invoice_id_opt: Option<Uuid>,
 }
 
-impl NewPayment {
-    /// Every failing field at once.
-    pub fn parse(input: PaymentInput) -> WardResult<Self> {
-        let _ = input;
-        todo!("billing-core")
-    }
-}
-
 /// How much of a payment went to one invoice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allocation {
@@ -390,14 +406,8 @@ pub struct NewAdjustment {
     pub invoice_id_opt: Option<Uuid>,
 }
 
-impl NewAdjustment {
-    pub fn parse(patient_id: Uuid, input: AdjustmentInput) -> WardResult<Self> {
-        let _ = (patient_id, input);
-        todo!("billing-core")
-    }
-}
-
-/// An account's ledger over `[from, to)`.
+/// An account's ledger over the UTC days `from..=to`: `to` is inclusive, so `from=2024-01-01&
+/// to=2024-01-31` is all of January.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement {
     pub patient_id: Uuid,
@@ -437,8 +447,10 @@ pub trait BillingApi: Send + Sync + 'static {
         patient_id: Uuid,
     ) -> WardResult<BillingAccount>;
 
-    /// A draft invoice. Needs `billing:write`; `NotFound` without an open account; a currency
-    /// other than the account's is `InvalidArgument` naming `currency`.
+    /// A draft invoice. Needs `billing:write`; `NotFound` without an open account; `Conflict`
+    /// (`AlreadyExists`) when the account was merged into another patient's; a currency other
+    /// than the account's is `InvalidArgument` naming `currency` (the first invoice or payment
+    /// fixes it).
     async fn create_invoice(&self, ctx: &CallerContext, invoice: NewInvoice)
     -> WardResult<Invoice>;
 
@@ -458,7 +470,9 @@ pub trait BillingApi: Send + Sync + 'static {
 
     /// A draft becomes void with no ledger entry; an issued or partly paid one posts a charge
     /// reversal and frees what was applied to it as credit, and emits `InvoiceVoided`. Needs
-    /// `billing:write`; a paid or void invoice is `Conflict`.
+    /// `billing:write`; a paid invoice ("refund the payments first"), a void one and one with
+    /// a write-off are `Conflict`. A reason of more than [`REASON_MAX_CHARS`] is
+    /// `InvalidArgument` naming `reason`.
     async fn void_invoice(
         &self,
         ctx: &CallerContext,
@@ -468,7 +482,9 @@ pub trait BillingApi: Send + Sync + 'static {
 
     /// Records a payment once per `key` (same caller, same body: the first payment again;
     /// another body: `Unprocessable`); applies it to the named invoice, else the oldest open
-    /// ones; the rest is credit. Emits `PaymentRecorded`. Needs `billing:write`.
+    /// ones; the rest is credit. Emits `PaymentRecorded`. Needs `billing:write`; a named invoice
+    /// that is not this patient's is `InvalidArgument` naming `invoiceId` (a draft, paid or void
+    /// one simply takes nothing); a merged account is `Conflict`.
     async fn record_payment(
         &self,
         ctx: &CallerContext,
@@ -490,14 +506,17 @@ pub trait BillingApi: Send + Sync + 'static {
         key_opt: Option<IdempotencyKey>,
     ) -> WardResult<Refund>;
 
-    /// Posts an adjustment or write-off and emits `LedgerAdjusted`. Needs `billing:write`.
+    /// Posts an adjustment or write-off and emits `LedgerAdjusted`. Needs `billing:write`. A
+    /// write-off naming an invoice settles up to that invoice's outstanding amount (the invoice
+    /// must be issued or partly paid, else `Conflict`); the rest only lowers the balance.
     async fn post_adjustment(
         &self,
         ctx: &CallerContext,
         adjustment: NewAdjustment,
     ) -> WardResult<LedgerEntry>;
 
-    /// The account's ledger over `[from, to)` (either bound optional). Needs `billing:read`;
+    /// The account's ledger over the UTC days `from..=to` (both inclusive, either optional: entries
+    /// with `from 00:00 <= at < (to + 1 day) 00:00`). Needs `billing:read`;
     /// `NotFound` without an account; `from` after `to` is `InvalidArgument`.
     async fn statement(
         &self,
@@ -508,4 +527,74 @@ pub trait BillingApi: Send + Sync + 'static {
     ) -> WardResult<Statement>;
 
     async fn check_ready(&self) -> WardResult<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invoice(status: InvoiceStatus, total: i64, paid: i64) -> Invoice {
+        let due_date = NaiveDate::from_ymd_opt(2024, 3, 31).unwrap();
+        Invoice {
+            id: Uuid::nil(),
+            patient_id: Uuid::nil(),
+            status,
+            currency: Currency::parse("EUR", "currency").unwrap(),
+            lines: Vec::new(),
+            total,
+            paid,
+            due_date,
+            created_at: Utc::now(),
+            issued_at_opt: None,
+            voided_at_opt: None,
+        }
+    }
+
+    #[test]
+    fn only_issued_invoices_owe_anything() {
+        assert_eq!(invoice(InvoiceStatus::Draft, 500, 0).outstanding(), 0);
+        assert_eq!(invoice(InvoiceStatus::Void, 500, 0).outstanding(), 0);
+        assert_eq!(invoice(InvoiceStatus::Issued, 500, 0).outstanding(), 500);
+        assert_eq!(
+            invoice(InvoiceStatus::PartiallyPaid, 500, 120).outstanding(),
+            380
+        );
+        assert_eq!(invoice(InvoiceStatus::Paid, 500, 500).outstanding(), 0);
+    }
+
+    #[test]
+    fn an_open_invoice_is_overdue_from_the_day_after_its_due_date() {
+        let due = NaiveDate::from_ymd_opt(2024, 3, 31).unwrap();
+        let next_day = NaiveDate::from_ymd_opt(2024, 4, 1).unwrap();
+        let issued = invoice(InvoiceStatus::Issued, 500, 0);
+        assert!(!issued.is_overdue(due));
+        assert!(issued.is_overdue(next_day));
+        assert!(invoice(InvoiceStatus::PartiallyPaid, 500, 1).is_overdue(next_day));
+        for status in [
+            InvoiceStatus::Draft,
+            InvoiceStatus::Paid,
+            InvoiceStatus::Void,
+        ] {
+            assert!(!invoice(status, 500, 0).is_overdue(next_day), "{status:?}");
+        }
+    }
+
+    #[test]
+    fn kinds_statuses_and_methods_round_trip_their_names() {
+        for kind in [
+            "charge",
+            "charge_reversal",
+            "payment",
+            "refund",
+            "adjustment",
+            "write_off",
+        ] {
+            assert_eq!(LedgerKind::parse(kind).unwrap().as_str(), kind);
+        }
+        for status in ["draft", "issued", "partially_paid", "paid", "void"] {
+            assert_eq!(InvoiceStatus::parse(status).unwrap().as_str(), status);
+        }
+        assert_eq!(PaymentMethod::parse("cheque").unwrap().as_str(), "cheque");
+        assert_eq!(PaymentMethod::parse("Card"), None);
+    }
 }

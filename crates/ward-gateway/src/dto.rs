@@ -5,6 +5,7 @@
 //! field, reported with every other failing field, rather than an opaque deserialization error.
 
 mod analytics;
+mod billing;
 mod create_headers;
 mod fields;
 mod identifiers;
@@ -22,7 +23,6 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use ward_bus::auth::{Session, UserInfo};
-use ward_bus::billing::{AccountStatus, BillingAccount};
 use ward_bus::health::{ComponentState, HealthReport};
 use ward_bus::patients::{
     AuditEvent, AuditPage, AuditQuery, NewPatient, Patient, PatientChanges, PatientInput,
@@ -34,7 +34,14 @@ pub(crate) use self::analytics::{
     IntervalParam, MetricParam, ReceivablesParams, ReceivablesResponse, SummaryResponse,
     TimeseriesParams, TimeseriesResponse,
 };
-pub(crate) use self::create_headers::{idempotency_key, if_none_exist};
+pub(crate) use self::billing::{
+    AccountStatusDto, AdjustmentBody, BillingAccountResponse, InvoiceBody, InvoiceLineBody,
+    InvoiceListParams, InvoicePageResponse, InvoiceResponse, InvoiceStatusDto, LedgerEntryResponse,
+    LedgerKindDto, LedgerKindInput, PaymentBody, PaymentMethodDto, PaymentResponse, RefundBody,
+    RefundResponse, StatementParams, StatementResponse, VoidBody, parse_invoice_query,
+    parse_statement_period, void_reason,
+};
+pub(crate) use self::create_headers::{IDEMPOTENCY_KEY_HEADER, idempotency_key, if_none_exist};
 use self::fields::{field_error, invalid, required, text_field, unknown_fields, with_type_errors};
 pub(crate) use self::identifiers::IdentifierDto;
 use self::identifiers::identifiers_field;
@@ -524,48 +531,6 @@ impl From<AuditPage> for AuditPageResponse {
         Self {
             items,
             next_cursor: page.next_cursor_opt,
-        }
-    }
-}
-
-/// The state of a billing account.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[schema(as = AccountStatus)]
-pub(crate) enum AccountStatusDto {
-    Active,
-    /// The patient was merged into another; that patient's account bills.
-    Merged,
-}
-
-impl From<AccountStatus> for AccountStatusDto {
-    fn from(status: AccountStatus) -> Self {
-        match status {
-            AccountStatus::Active => Self::Active,
-            AccountStatus::Merged => Self::Merged,
-        }
-    }
-}
-
-/// A patient's billing account; exactly one per patient.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(as = BillingAccount)]
-pub(crate) struct BillingAccountResponse {
-    id: Uuid,
-    patient_id: Uuid,
-    status: AccountStatusDto,
-    /// RFC 3339.
-    opened_at: DateTime<Utc>,
-}
-
-impl From<BillingAccount> for BillingAccountResponse {
-    fn from(account: BillingAccount) -> Self {
-        Self {
-            id: account.id,
-            patient_id: account.patient_id,
-            status: account.status.into(),
-            opened_at: account.opened_at,
         }
     }
 }

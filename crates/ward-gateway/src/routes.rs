@@ -73,6 +73,43 @@ pub(crate) fn api_routes(cfg: &mut web::ServiceConfig) {
             resource("/api/billing/accounts/{patientId}", "GET")
                 .route(web::get().to(billing::get_account_by_patient)),
         )
+        .service(
+            resource("/api/billing/accounts/{patientId}/adjustments", "POST")
+                .route(web::post().to(billing::post_adjustment)),
+        )
+        .service(
+            resource("/api/billing/accounts/{patientId}/statement", "GET")
+                .route(web::get().to(billing::get_statement)),
+        )
+        .service(
+            resource("/api/billing/invoices", "GET, POST")
+                .route(web::get().to(billing::list_invoices))
+                .route(web::post().to(billing::create_invoice)),
+        )
+        .service(
+            resource("/api/billing/invoices/{id}", "GET")
+                .route(web::get().to(billing::get_invoice)),
+        )
+        .service(
+            resource("/api/billing/invoices/{id}/issue", "POST")
+                .route(web::post().to(billing::issue_invoice)),
+        )
+        .service(
+            resource("/api/billing/invoices/{id}/void", "POST")
+                .route(web::post().to(billing::void_invoice)),
+        )
+        .service(
+            resource("/api/billing/payments", "POST")
+                .route(web::post().to(billing::record_payment)),
+        )
+        .service(
+            resource("/api/billing/payments/{id}", "GET")
+                .route(web::get().to(billing::get_payment)),
+        )
+        .service(
+            resource("/api/billing/payments/{id}/refund", "POST")
+                .route(web::post().to(billing::refund_payment)),
+        )
         .service(resource("/api/audit", "GET").route(web::get().to(audit::list_audit_events)))
         .service(resource("/api/analytics/summary", "GET").route(web::get().to(analytics::summary)))
         .service(

@@ -15,11 +15,16 @@ use ward_bus::grpc::{
     call_with_reconnect, check_serving, error_from_peer_status, malformed_reply, outgoing_request,
     peer_description,
 };
-use ward_bus::patients::IdempotencyKey;
+use ward_bus::patients::{IdempotencyKey, format_date};
 use ward_core::{CallerContext, Role, WardError, WardResult};
 use ward_proto::v1 as proto;
 use ward_proto::v1::billing_service_client::BillingServiceClient;
 
+use super::convert::{
+    invoice_from_proto, invoice_page_from_proto, invoice_query_to_proto, ledger_entry_from_proto,
+    new_adjustment_to_proto, new_invoice_to_proto, new_payment_to_proto, payment_from_proto,
+    receipt_from_proto, refund_from_proto, statement_from_proto,
+};
 use super::{BILLING_SERVICE_NAME, account_from_proto, account_from_response};
 
 /// Calls a remote billing role over a (balanced, lazily connected) gRPC channel.
@@ -56,6 +61,10 @@ impl BillingGrpcClient {
 
     fn error(&self, status: Status) -> WardError {
         error_from_peer_status(&status, &self.peer)
+    }
+
+    fn malformed(&self, error: WardError) -> WardError {
+        malformed_reply(&self.peer, error)
     }
 }
 
@@ -102,68 +111,176 @@ impl BillingApi for BillingGrpcClient {
 
     async fn create_invoice(
         &self,
-        _ctx: &CallerContext,
-        _invoice: NewInvoice,
+        ctx: &CallerContext,
+        invoice: NewInvoice,
     ) -> WardResult<Invoice> {
-        todo!("billing-wire")
+        let message = new_invoice_to_proto(invoice);
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.create_invoice(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
+        invoice_from_proto(response.into_inner()).map_err(|error| self.malformed(error))
     }
-    async fn get_invoice(&self, _ctx: &CallerContext, _invoice_id: Uuid) -> WardResult<Invoice> {
-        todo!("billing-wire")
+
+    async fn get_invoice(&self, ctx: &CallerContext, invoice_id: Uuid) -> WardResult<Invoice> {
+        let message = proto::InvoiceIdRequest {
+            invoice_id: invoice_id.to_string(),
+        };
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.get_invoice(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
+        invoice_from_proto(response.into_inner()).map_err(|error| self.malformed(error))
     }
+
     async fn list_invoices(
         &self,
-        _ctx: &CallerContext,
-        _query: InvoiceQuery,
+        ctx: &CallerContext,
+        query: InvoiceQuery,
     ) -> WardResult<InvoicePage> {
-        todo!("billing-wire")
+        let message = invoice_query_to_proto(query);
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.list_invoices(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
+        invoice_page_from_proto(response.into_inner()).map_err(|error| self.malformed(error))
     }
-    async fn issue_invoice(&self, _ctx: &CallerContext, _invoice_id: Uuid) -> WardResult<Invoice> {
-        todo!("billing-wire")
+
+    async fn issue_invoice(&self, ctx: &CallerContext, invoice_id: Uuid) -> WardResult<Invoice> {
+        let message = proto::InvoiceIdRequest {
+            invoice_id: invoice_id.to_string(),
+        };
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.issue_invoice(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
+        invoice_from_proto(response.into_inner()).map_err(|error| self.malformed(error))
     }
+
     async fn void_invoice(
         &self,
-        _ctx: &CallerContext,
-        _invoice_id: Uuid,
-        _reason: String,
+        ctx: &CallerContext,
+        invoice_id: Uuid,
+        reason: String,
     ) -> WardResult<Invoice> {
-        todo!("billing-wire")
+        let message = proto::VoidInvoiceRequest {
+            invoice_id: invoice_id.to_string(),
+            reason,
+        };
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.void_invoice(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
+        invoice_from_proto(response.into_inner()).map_err(|error| self.malformed(error))
     }
+
     async fn record_payment(
         &self,
-        _ctx: &CallerContext,
-        _payment: NewPayment,
-        _key: IdempotencyKey,
+        ctx: &CallerContext,
+        payment: NewPayment,
+        key: IdempotencyKey,
     ) -> WardResult<PaymentReceipt> {
-        todo!("billing-wire")
+        // Safe to resend after a connect failure: the key makes the server record it once.
+        let message = new_payment_to_proto(payment, &key);
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.record_payment(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
+        receipt_from_proto(response.into_inner()).map_err(|error| self.malformed(error))
     }
-    async fn get_payment(&self, _ctx: &CallerContext, _payment_id: Uuid) -> WardResult<Payment> {
-        todo!("billing-wire")
+
+    async fn get_payment(&self, ctx: &CallerContext, payment_id: Uuid) -> WardResult<Payment> {
+        let message = proto::PaymentIdRequest {
+            payment_id: payment_id.to_string(),
+        };
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.get_payment(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
+        payment_from_proto(response.into_inner()).map_err(|error| self.malformed(error))
     }
+
     async fn refund_payment(
         &self,
-        _ctx: &CallerContext,
-        _payment_id: Uuid,
-        _amount: i64,
-        _key_opt: Option<IdempotencyKey>,
+        ctx: &CallerContext,
+        payment_id: Uuid,
+        amount: i64,
+        key_opt: Option<IdempotencyKey>,
     ) -> WardResult<Refund> {
-        todo!("billing-wire")
+        let message = proto::RefundPaymentRequest {
+            payment_id: payment_id.to_string(),
+            amount,
+            idempotency_key: key_opt.map(|key| key.as_ref().to_string()),
+        };
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.refund_payment(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
+        refund_from_proto(response.into_inner()).map_err(|error| self.malformed(error))
     }
+
     async fn post_adjustment(
         &self,
-        _ctx: &CallerContext,
-        _adjustment: NewAdjustment,
+        ctx: &CallerContext,
+        adjustment: NewAdjustment,
     ) -> WardResult<LedgerEntry> {
-        todo!("billing-wire")
+        let message = new_adjustment_to_proto(adjustment);
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.post_adjustment(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
+        ledger_entry_from_proto(response.into_inner()).map_err(|error| self.malformed(error))
     }
+
     async fn statement(
         &self,
-        _ctx: &CallerContext,
-        _patient_id: Uuid,
-        _from_opt: Option<NaiveDate>,
-        _to_opt: Option<NaiveDate>,
+        ctx: &CallerContext,
+        patient_id: Uuid,
+        from_opt: Option<NaiveDate>,
+        to_opt: Option<NaiveDate>,
     ) -> WardResult<Statement> {
-        todo!("billing-wire")
+        let message = proto::GetStatementRequest {
+            patient_id: patient_id.to_string(),
+            from: from_opt.map(format_date),
+            to: to_opt.map(format_date),
+        };
+        let response = call_with_reconnect(|| {
+            let mut client = self.client();
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.get_statement(request).await }
+        })
+        .await
+        .map_err(|status| self.error(status))?;
+        statement_from_proto(response.into_inner()).map_err(|error| self.malformed(error))
     }
+
     async fn check_ready(&self) -> WardResult<()> {
         check_serving(self.channel.clone(), BILLING_SERVICE_NAME, &self.peer).await
     }
