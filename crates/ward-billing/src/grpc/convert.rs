@@ -627,10 +627,10 @@ mod tests {
     #[test]
     fn adjustments_and_write_offs_cross_as_input_the_server_parses_back() {
         let patient_id = Uuid::now_v7();
-        for (kind, amount) in [
-            (LedgerKind::Adjustment, -1_200),
-            (LedgerKind::Adjustment, 300),
-            (LedgerKind::WriteOff, -800),
+        for (kind, amount, invoice_id_opt) in [
+            (LedgerKind::Adjustment, -1_200, None),
+            (LedgerKind::Adjustment, 300, None),
+            (LedgerKind::WriteOff, -800, Some(Uuid::now_v7())),
         ] {
             let adjustment = NewAdjustment {
                 patient_id,
@@ -638,7 +638,7 @@ mod tests {
                 currency: eur(),
                 kind,
                 reason: "goodwill".into(),
-                invoice_id_opt: Some(Uuid::now_v7()),
+                invoice_id_opt,
             };
             let request = new_adjustment_to_proto(adjustment.clone());
             let parsed =

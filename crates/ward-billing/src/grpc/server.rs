@@ -243,7 +243,7 @@ fn refund_target(
     Ok((payment_id, key_opt))
 }
 
-/// The patient and the `[from, to)` bounds a statement asks for.
+/// The patient and the days `from..=to` a statement asks for.
 fn statement_period(
     message: proto::GetStatementRequest,
 ) -> WardResult<(Uuid, Option<NaiveDate>, Option<NaiveDate>)> {

@@ -401,7 +401,8 @@ impl From<LedgerEntry> for LedgerEntryResponse {
     }
 }
 
-/// An account's ledger over `[from, to)`: the balance before, every entry, the balance after.
+/// An account's ledger over the UTC days `from..=to`: the balance before, every entry, the
+/// balance after.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = Statement)]
@@ -535,7 +536,7 @@ struct QuerySlots {
 }
 
 // Describes the query for the OpenAPI document; [`parse_statement_period`] reads the real one.
-/// `GET /api/billing/accounts/{patientId}/statement` query: the period `[from, to)`.
+/// `GET /api/billing/accounts/{patientId}/statement` query: the UTC days `from..=to`.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
@@ -543,7 +544,7 @@ pub(crate) struct StatementParams {
     /// The first day (UTC) included; without it, from the account's first entry.
     #[param(value_type = Option<String>, format = Date, example = "2026-01-01")]
     from: Option<String>,
-    /// The first day (UTC) no longer included; without it, up to now.
+    /// The last day (UTC) included; without it, up to now.
     #[param(value_type = Option<String>, format = Date, example = "2026-02-01")]
     to: Option<String>,
 }

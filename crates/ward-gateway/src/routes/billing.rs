@@ -201,7 +201,8 @@ pub(crate) async fn issue_invoice(
     path = "/api/billing/invoices/{id}/void",
     tag = "billing",
     params(("id" = uuid::Uuid, Path, description = "The invoice's id")),
-    request_body(content = Option<VoidBody>, description = "Optional: why"),
+    request_body(content = VoidBody, description = "Optional (the schema describes the body \
+        when one is sent): why the invoice is voided"),
     responses(
         (status = 200, description = "The void invoice", body = InvoiceResponse),
         (status = 400, response = BadRequest),
@@ -414,7 +415,8 @@ pub(crate) async fn post_adjustment(
     Ok(HttpResponse::Created().json(LedgerEntryResponse::from(entry)))
 }
 
-/// Returns the account's ledger over `[from, to)` (UTC days): the balance before `from`, every
+/// Returns the account's ledger over the UTC days `from..=to` (both inclusive, so
+/// `from=2026-01-01&to=2026-01-31` is January): the balance before `from`, every
 /// entry in the order posted, and the balance after. Unknown parameters are a 400 naming them.
 #[utoipa::path(
     get,

@@ -27,7 +27,9 @@ async fn a_patients_billing_account_is_returned() {
             "id": Uuid::from_u128(7).to_string(),
             "patientId": billed_patient_id().to_string(),
             "status": "ACTIVE",
-            "openedAt": "2024-01-10T09:30:00Z"
+            "openedAt": "2024-01-10T09:30:00Z",
+            "currency": null,
+            "balance": 0
         })
     );
 }

@@ -13,8 +13,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 use ward_bus::billing::{
-    AdjustmentInput, InvoiceInput, InvoiceLineInput, NewAdjustment, NewInvoice, NewPayment,
-    PaymentInput,
+    AMOUNT_MAX_ABS, AdjustmentInput, InvoiceInput, InvoiceLineInput, LINES_MAX, NewAdjustment,
+    NewInvoice, NewPayment, PaymentInput, QUANTITY_MAX,
 };
 use ward_core::{FieldError, WardError, WardResult};
 
@@ -26,12 +26,13 @@ use super::{LedgerKindInput, PaymentMethodDto};
 use crate::json::JSON_MEDIA_TYPE;
 use crate::problem::ApiError;
 
-/// The largest amount of money in minor units, either sign: 2^53 - 1, the largest integer every
-/// JSON client (JavaScript's numbers) reads exactly. Larger values are a 400, never a wrap.
-pub(crate) const MONEY_MAX: i64 = 9_007_199_254_740_991;
+/// The largest amount of money in minor units, either sign (the module's rule, checked here too
+/// so that a number beyond it, however large, is a 400 naming the member, never a wrap). The
+/// schemas below repeat these bounds as literals.
+const MONEY_MAX: i64 = AMOUNT_MAX_ABS;
 
-/// How many lines an invoice may have; the body limit would allow thousands.
-pub(crate) const INVOICE_LINES_MAX: usize = 200;
+/// How many lines an invoice may have.
+const INVOICE_LINES_MAX: usize = LINES_MAX;
 
 /// The longest void reason kept.
 const VOID_REASON_MAX_CHARS: usize = 500;
@@ -48,7 +49,7 @@ pub(crate) struct InvoiceBody {
     currency: Option<Value>,
     #[schema(value_type = String, format = Date, example = "2026-01-31")]
     due_date: Option<Value>,
-    #[schema(value_type = Vec<InvoiceLineBody>, min_items = 1, max_items = 200)]
+    #[schema(value_type = Vec<InvoiceLineBody>, min_items = 1, max_items = 100)]
     lines: Option<Value>,
     /// Any other member: a 400 naming it.
     #[serde(flatten)]
@@ -66,10 +67,10 @@ pub(crate) struct InvoiceLineBody {
     code: String,
     #[schema(pattern = r"\S", example = "Consultation")]
     description: String,
-    #[schema(minimum = 1, maximum = 4294967295_i64, example = 2)]
+    #[schema(minimum = 1, maximum = 10000, example = 2)]
     quantity: i64,
     /// Minor units; negative for a discount line.
-    #[schema(minimum = -9007199254740991_i64, maximum = 9007199254740991_i64, example = 4500)]
+    #[schema(minimum = -1000000000000_i64, maximum = 1000000000000_i64, example = 4500)]
     unit_price: i64,
 }
 
@@ -124,7 +125,7 @@ fn invoice_lines(
             quantity: integer_field(
                 members.remove("quantity"),
                 &name("quantity"),
-                1..=i64::from(u32::MAX),
+                1..=i64::from(QUANTITY_MAX),
                 errors,
             ),
             unit_price: integer_field(
@@ -151,7 +152,7 @@ pub(crate) struct PaymentBody {
     #[schema(value_type = Uuid)]
     patient_id: Option<Value>,
     /// Minor units, more than 0.
-    #[schema(value_type = i64, minimum = 1, maximum = 9007199254740991_i64, example = 5000)]
+    #[schema(value_type = i64, minimum = 1, maximum = 1000000000000_i64, example = 5000)]
     amount: Option<Value>,
     /// The account's currency (an ISO 4217 code).
     #[schema(value_type = String, pattern = r"^\s*[A-Za-z]{3}\s*$", example = "EUR")]
@@ -191,7 +192,7 @@ impl PaymentBody {
 #[schema(as = RefundInput)]
 pub(crate) struct RefundBody {
     /// Minor units, more than 0 and at most what is left of the payment.
-    #[schema(value_type = i64, minimum = 1, maximum = 9007199254740991_i64, example = 1000)]
+    #[schema(value_type = i64, minimum = 1, maximum = 1000000000000_i64, example = 1000)]
     amount: Option<Value>,
     /// Any other member: a 400 naming it.
     #[serde(flatten)]
@@ -222,8 +223,8 @@ pub(crate) struct AdjustmentBody {
     /// patient); a write-off is the amount given up.
     #[schema(
         value_type = i64,
-        minimum = -9007199254740991_i64,
-        maximum = 9007199254740991_i64,
+        minimum = -1000000000000_i64,
+        maximum = 1000000000000_i64,
         example = -500
     )]
     amount: Option<Value>,
@@ -376,7 +377,7 @@ mod tests {
             ["amount"]
         );
         assert_eq!(
-            fields(&read(json!({"amount": 9_007_199_254_740_992_i64})).unwrap_err()),
+            fields(&read(json!({"amount": AMOUNT_MAX_ABS + 1})).unwrap_err()),
             ["amount"]
         );
         assert_eq!(
