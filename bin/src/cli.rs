@@ -38,8 +38,19 @@ pub enum Command {
     /// Write records from the local module databases to a file.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Maintain the analytics figures.
+    #[command(subcommand)]
+    Analytics(AnalyticsCommand),
     /// Print the effective configuration (all layers merged), passwords redacted.
     Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AnalyticsCommand {
+    /// Recompute every figure from the start of the event log: empties the analytics figures
+    /// and the analytics consumer's offsets, replays both topics to their end, and prints how
+    /// many events it replayed. Run it while no process runs the analytics role.
+    Rebuild,
 }
 
 #[derive(Debug, Args)]
@@ -144,6 +155,7 @@ impl Cli {
             | Command::Keys(_)
             | Command::Import(_)
             | Command::Export(_)
+            | Command::Analytics(_)
             | Command::Config => None,
         };
         if let Some(roles) = roles_opt.filter(|roles| !roles.is_empty()) {
@@ -193,6 +205,16 @@ mod tests {
             ("roles".to_string(), "gateway,auth".into())
         );
         assert_eq!(sources.overrides[1].0, "server.http_addr");
+    }
+
+    #[test]
+    fn analytics_rebuild_takes_no_arguments() {
+        let cli = Cli::parse_from(["ward", "analytics", "rebuild"]);
+        assert!(matches!(
+            cli.command,
+            Command::Analytics(AnalyticsCommand::Rebuild)
+        ));
+        assert!(Cli::try_parse_from(["ward", "analytics", "rebuild", "--from", "x"]).is_err());
     }
 
     #[test]

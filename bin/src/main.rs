@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use ward_core::config::Config;
 
-use crate::cli::{Cli, Command, ExportCommand, ImportCommand, KeysCommand, UserCommand};
+use crate::cli::{
+    AnalyticsCommand, Cli, Command, ExportCommand, ImportCommand, KeysCommand, UserCommand,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -26,7 +28,10 @@ fn main() -> ExitCode {
     if let Command::Config = cli.command {
         return print_config(&config);
     }
-    if matches!(cli.command, Command::Import(_) | Command::Export(_)) {
+    if matches!(
+        cli.command,
+        Command::Import(_) | Command::Export(_) | Command::Analytics(_)
+    ) {
         // A bulk command reports on the terminal; per-batch logs would bury it (RUST_LOG
         // still wins).
         config.log.filter = "warn".to_string();
@@ -97,6 +102,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let num_exported =
                 bulk::export_patients(&config, args.since, args.output.as_deref()).await?;
             eprintln!("exported {num_exported} patients");
+        }
+        Command::Analytics(AnalyticsCommand::Rebuild) => {
+            let report = ward_serve::rebuild_analytics(&config).await?;
+            println!("analytics rebuilt: {report}");
         }
         Command::Config => {}
     }

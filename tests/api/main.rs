@@ -1,5 +1,6 @@
 //! End-to-end tests through the real `ward` binary over HTTP (STYLE.md §7: one test binary).
 
+mod analytics;
 mod audit;
 mod billing;
 mod billing_ledger;

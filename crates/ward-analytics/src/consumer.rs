@@ -6,24 +6,34 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ActiveValue, DatabaseConnection, DatabaseTransaction, EntityTrait, Insert};
+use ward_bus::analytics::Metric;
 use ward_bus::consumer::{Consumer, EventHandler};
 use ward_bus::db::db_error;
 use ward_bus::events::{
-    BILLING_TOPIC, BillingAccountOpened, DomainEvent, EventLogHandle, PATIENTS_TOPIC,
-    PatientDeleted, PatientRegistered, PatientUpdated, decode_payload,
+    BILLING_TOPIC, BillingAccountOpened, DomainEvent, EventLogHandle, InvoiceBalance,
+    InvoiceIssued, InvoiceVoided, LedgerAdjusted, PATIENTS_TOPIC, PatientDeleted, PatientMerged,
+    PatientPurged, PatientRegistered, PatientRestored, PatientUnmerged, PatientUpdated,
+    PaymentRecorded, PaymentRefunded, decode_payload,
 };
 use ward_core::{WardError, WardResult};
 use ward_proto::v1::EventEnvelope;
 
 use crate::entity::{daily_registrations, event_counts};
+use crate::figures::{
+    self, PatientState, add_daily_amount, add_method_amount, apply_invoice_balance, event_day,
+    payment_method, remove_receivable, set_patient_state,
+};
 
 /// The consumer name under which analytics records its offsets and processed events.
-const CONSUMER_NAME: &str = "analytics";
+pub(crate) const CONSUMER_NAME: &str = "analytics";
 
-/// Counts every applied event by type, and `PatientRegistered` events by registered date.
+/// Keeps the figures: every applied event counted by type, registrations by registered date,
+/// each patient's state (for the active count), and the money figures and receivables from
+/// billing events.
 ///
-/// Runs inside the consumer's transaction, so a counter moves exactly when the event is recorded
-/// as processed, and a redelivered event (same id) changes nothing.
+/// Runs inside the consumer's transaction, so the figures move exactly when the event is
+/// recorded as processed, and a redelivered event (same id) changes nothing. Every day comes
+/// from the event itself, so a replay of the log gives the same figures.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FiguresHandler;
 
@@ -38,21 +48,152 @@ impl EventHandler for FiguresHandler {
                 "an event needs a type",
             ));
         }
-        // Known types are decoded first, so an unusable event (`InvalidArgument`) is skipped
-        // whole rather than counted. Types this build does not know are counted by name only.
+        // Known types are decoded and checked before anything is written, so an unusable event
+        // (`InvalidArgument`) is skipped whole rather than half applied (the consumer also rolls
+        // its savepoint back). Types this build does not know are counted by name only.
         if event_type == PatientRegistered::EVENT_TYPE {
             let registered = decode_payload::<PatientRegistered>(envelope)?;
+            let patient_id = figures::patient_id(&registered.patient_id, "patient_id")?;
             let date = registration_date(&registered, envelope)?;
             increment_daily_registrations(txn, date).await?;
+            // A re-import after a delete registers the same id again: active once more.
+            set_patient_state(txn, &patient_id, PatientState::Active).await?;
         } else if event_type == PatientUpdated::EVENT_TYPE {
             decode_payload::<PatientUpdated>(envelope)?;
         } else if event_type == PatientDeleted::EVENT_TYPE {
-            decode_payload::<PatientDeleted>(envelope)?;
+            let deleted = decode_payload::<PatientDeleted>(envelope)?;
+            let patient_id = figures::patient_id(&deleted.patient_id, "patient_id")?;
+            set_patient_state(txn, &patient_id, PatientState::Deleted).await?;
+        } else if event_type == PatientRestored::EVENT_TYPE {
+            let restored = decode_payload::<PatientRestored>(envelope)?;
+            let patient_id = figures::patient_id(&restored.patient_id, "patient_id")?;
+            set_patient_state(txn, &patient_id, PatientState::Active).await?;
+        } else if event_type == PatientMerged::EVENT_TYPE {
+            let merged = decode_payload::<PatientMerged>(envelope)?;
+            let source_id = figures::patient_id(&merged.source_patient_id, "source_patient_id")?;
+            set_patient_state(txn, &source_id, PatientState::Merged).await?;
+        } else if event_type == PatientUnmerged::EVENT_TYPE {
+            let unmerged = decode_payload::<PatientUnmerged>(envelope)?;
+            let source_id = figures::patient_id(&unmerged.source_patient_id, "source_patient_id")?;
+            set_patient_state(txn, &source_id, PatientState::Active).await?;
+        } else if event_type == PatientPurged::EVENT_TYPE {
+            let purged = decode_payload::<PatientPurged>(envelope)?;
+            let patient_id = figures::patient_id(&purged.patient_id, "patient_id")?;
+            set_patient_state(txn, &patient_id, PatientState::Purged).await?;
         } else if event_type == BillingAccountOpened::EVENT_TYPE {
             decode_payload::<BillingAccountOpened>(envelope)?;
+        } else if event_type == InvoiceIssued::EVENT_TYPE {
+            let issued = decode_payload::<InvoiceIssued>(envelope)?;
+            apply_invoice_issued(txn, &issued, envelope).await?;
+        } else if event_type == InvoiceVoided::EVENT_TYPE {
+            let voided = decode_payload::<InvoiceVoided>(envelope)?;
+            apply_invoice_voided(txn, &voided, envelope).await?;
+        } else if event_type == PaymentRecorded::EVENT_TYPE {
+            let recorded = decode_payload::<PaymentRecorded>(envelope)?;
+            apply_payment_recorded(txn, &recorded, envelope).await?;
+        } else if event_type == PaymentRefunded::EVENT_TYPE {
+            let refunded = decode_payload::<PaymentRefunded>(envelope)?;
+            apply_payment_refunded(txn, &refunded, envelope).await?;
+        } else if event_type == LedgerAdjusted::EVENT_TYPE {
+            let adjusted = decode_payload::<LedgerAdjusted>(envelope)?;
+            let patient_id = figures::patient_id(&adjusted.patient_id, "patient_id")?;
+            let currency = figures::currency(&adjusted.currency)?;
+            // Adjustments and write-offs are neither invoiced nor collected; they only change
+            // what is still owed on the invoices they name.
+            for balance in &adjusted.invoices {
+                apply_invoice_balance(txn, &patient_id, &currency, balance).await?;
+            }
         }
         increment_event_count(txn, event_type).await
     }
+}
+
+/// `InvoiceIssued`: the total is invoiced on the issue day; the invoice is owed as its balance
+/// says (credit may already have paid part of it).
+async fn apply_invoice_issued(
+    txn: &DatabaseTransaction,
+    issued: &InvoiceIssued,
+    envelope: &EventEnvelope,
+) -> WardResult<()> {
+    let patient_id = figures::patient_id(&issued.patient_id, "patient_id")?;
+    let currency = figures::currency(&issued.currency)?;
+    let total = figures::amount(issued.total, "total")?;
+    let day = event_day(&issued.issued_at, "issued_at", envelope)?;
+    add_daily_amount(txn, Metric::Invoiced, day, &currency, total).await?;
+    match &issued.balance {
+        Some(balance) => apply_invoice_balance(txn, &patient_id, &currency, balance).await,
+        // Billing always sends it; without one, the whole total is owed from the issue day.
+        None => {
+            let balance = InvoiceBalance {
+                invoice_id: issued.invoice_id.clone(),
+                outstanding: total,
+                issued_on: ward_bus::patients::format_date(day),
+                due_date: String::new(),
+            };
+            apply_invoice_balance(txn, &patient_id, &currency, &balance).await
+        }
+    }
+}
+
+/// `InvoiceVoided`: the total leaves the invoiced figure on the void day, and nothing is owed on
+/// the invoice any more (the event carries no balance: a void invoice owes nothing).
+async fn apply_invoice_voided(
+    txn: &DatabaseTransaction,
+    voided: &InvoiceVoided,
+    envelope: &EventEnvelope,
+) -> WardResult<()> {
+    let currency = figures::currency(&voided.currency)?;
+    let total = figures::amount(voided.total, "total")?;
+    let day = event_day(&voided.voided_at, "voided_at", envelope)?;
+    let invoice_id = voided.invoice_id.trim();
+    if invoice_id.is_empty() {
+        return Err(WardError::invalid_field(
+            "invoice_id",
+            "a voided invoice needs an id",
+        ));
+    }
+    add_daily_amount(txn, Metric::Invoiced, day, &currency, -total).await?;
+    remove_receivable(txn, invoice_id).await
+}
+
+/// `PaymentRecorded`: collected on the day it was recorded, by method; the invoices it paid owe
+/// what their balances say.
+async fn apply_payment_recorded(
+    txn: &DatabaseTransaction,
+    recorded: &PaymentRecorded,
+    envelope: &EventEnvelope,
+) -> WardResult<()> {
+    let patient_id = figures::patient_id(&recorded.patient_id, "patient_id")?;
+    let currency = figures::currency(&recorded.currency)?;
+    let amount = figures::amount(recorded.amount, "amount")?;
+    let method = payment_method(&recorded.method)?;
+    let day = event_day(&recorded.recorded_at, "recorded_at", envelope)?;
+    add_daily_amount(txn, Metric::Collected, day, &currency, amount).await?;
+    add_method_amount(txn, &currency, &method, amount).await?;
+    for balance in &recorded.invoices {
+        apply_invoice_balance(txn, &patient_id, &currency, balance).await?;
+    }
+    Ok(())
+}
+
+/// `PaymentRefunded`: the mirror of [`apply_payment_recorded`], on the refund day; the invoices
+/// it reopened owe again.
+async fn apply_payment_refunded(
+    txn: &DatabaseTransaction,
+    refunded: &PaymentRefunded,
+    envelope: &EventEnvelope,
+) -> WardResult<()> {
+    let patient_id = figures::patient_id(&refunded.patient_id, "patient_id")?;
+    let currency = figures::currency(&refunded.currency)?;
+    let amount = figures::amount(refunded.amount, "amount")?;
+    let method = payment_method(&refunded.method)?;
+    let day = event_day(&refunded.refunded_at, "refunded_at", envelope)?;
+    add_daily_amount(txn, Metric::Collected, day, &currency, -amount).await?;
+    add_method_amount(txn, &currency, &method, -amount).await?;
+    for balance in &refunded.invoices {
+        apply_invoice_balance(txn, &patient_id, &currency, balance).await?;
+    }
+    Ok(())
 }
 
 /// Returns the consumer that feeds patient and billing events to a [`FiguresHandler`].

@@ -234,7 +234,7 @@ async fn unusable_events_are_skipped_and_unknown_types_counted() {
         Utc::now(),
         &PatientDeleted::default(),
     );
-    future_event.event_type = "InvoiceIssued".into();
+    future_event.event_type = "ClaimSubmitted".into();
     app.log
         .append(vec![
             record(PATIENTS_TOPIC, patient_id, encode_envelope(&garbage)),
@@ -256,7 +256,7 @@ async fn unusable_events_are_skipped_and_unknown_types_counted() {
     let figures = summary(&app).await;
     assert_eq!(figures.patients_registered, 1);
     assert_eq!(figures.patients_deleted, 0);
-    assert_eq!(figures.events_by_type.get("InvoiceIssued"), Some(&1));
+    assert_eq!(figures.events_by_type.get("ClaimSubmitted"), Some(&1));
     assert_eq!(figures.events_by_type.len(), 2);
 }
 

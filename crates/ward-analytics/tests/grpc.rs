@@ -11,7 +11,7 @@ use uuid::Uuid;
 use ward_analytics::grpc::ANALYTICS_SERVICE_NAME;
 use ward_analytics::{AnalyticsGrpcClient, AnalyticsGrpcServer, AnalyticsService, events_consumer};
 use ward_bus::AnalyticsApi;
-use ward_bus::analytics::DailyCount;
+use ward_bus::analytics::{DailyCount, ReceivablesQuery, TimeseriesInput, TimeseriesQuery};
 use ward_bus::events::{
     BILLING_TOPIC, BillingAccountOpened, EventLogHandle, OutgoingRecord, PATIENTS_TOPIC,
     PatientRegistered, encode_envelope, envelope,
@@ -166,4 +166,64 @@ async fn figures_need_the_analytics_right_remotely_too() {
     // Assert
     assert_eq!(anonymous.error_code(), ErrorCode::Unauthenticated);
     assert_eq!(clinician.error_code(), ErrorCode::Forbidden);
+}
+
+#[tokio::test]
+async fn timeseries_and_receivables_arrive_whole_and_errors_keep_their_field() {
+    // Arrange: three registrations over two days.
+    let peer = TestPeer::start().await;
+    let (alice, bob, carol) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    peer.log
+        .append(vec![
+            registration(alice, "2024-01-10"),
+            registration(bob, "2024-01-10"),
+            registration(carol, "2024-01-12"),
+        ])
+        .await
+        .unwrap();
+    let consumer = events_consumer(peer.db.clone(), peer.log.clone());
+    assert_eq!(consumer.consume_once().await.unwrap(), 3);
+    let analyst = peer.keys.caller(UserRole::Analyst);
+    let query = TimeseriesQuery::parse(
+        TimeseriesInput {
+            metric_opt: Some("registrations"),
+            from_opt: Some("2024-01-09"),
+            to_opt: Some("2024-01-12"),
+            interval_opt: Some("day"),
+            currency_opt: None,
+        },
+        NaiveDate::from_ymd_opt(2024, 2, 1).unwrap(),
+    )
+    .unwrap();
+
+    // Act
+    let timeseries = peer
+        .client
+        .timeseries(&analyst, query.clone())
+        .await
+        .unwrap();
+    let receivables = peer
+        .client
+        .receivables(
+            &analyst,
+            ReceivablesQuery {
+                currency_opt: None,
+                as_of: NaiveDate::from_ymd_opt(2024, 2, 1).unwrap(),
+            },
+        )
+        .await
+        .unwrap();
+    let refused = peer
+        .client
+        .timeseries(&peer.keys.caller(UserRole::Clinician), query)
+        .await
+        .unwrap_err();
+
+    // Assert
+    let values: Vec<i64> = timeseries.points.iter().map(|point| point.value).collect();
+    assert_eq!(values, [0, 2, 0, 1]);
+    assert_eq!(timeseries.currency_opt, None);
+    assert_eq!(receivables.currency_opt, None);
+    assert_eq!(receivables.buckets.total(), 0);
+    assert_eq!(refused.error_code(), ErrorCode::Forbidden);
 }

@@ -4,6 +4,7 @@
 //! values and checked one by one, so a wrongly typed field (`"name": 5`) is a 400 naming that
 //! field, reported with every other failing field, rather than an opaque deserialization error.
 
+mod analytics;
 mod billing;
 mod create_headers;
 mod fields;
@@ -21,7 +22,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
-use ward_bus::analytics::{DailyCount, Summary};
 use ward_bus::auth::{Session, UserInfo};
 use ward_bus::health::{ComponentState, HealthReport};
 use ward_bus::patients::{
@@ -30,6 +30,10 @@ use ward_bus::patients::{
 };
 use ward_core::{FieldError, Principal, UserRole, WardResult};
 
+pub(crate) use self::analytics::{
+    IntervalParam, MetricParam, ReceivablesParams, ReceivablesResponse, SummaryResponse,
+    TimeseriesParams, TimeseriesResponse,
+};
 pub(crate) use self::billing::{
     AccountStatusDto, AdjustmentBody, BillingAccountResponse, InvoiceBody, InvoiceLineBody,
     InvoiceListParams, InvoicePageResponse, InvoiceResponse, InvoiceStatusDto, LedgerEntryResponse,
@@ -533,47 +537,6 @@ impl From<AuditPage> for AuditPageResponse {
         Self {
             items,
             next_cursor: page.next_cursor_opt,
-        }
-    }
-}
-
-/// Durable figures built from patient and billing events.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(as = AnalyticsSummary)]
-pub(crate) struct SummaryResponse {
-    patients_registered: u64,
-    patients_deleted: u64,
-    /// Duplicates merged into another patient and not unmerged since.
-    patients_merged: u64,
-    billing_accounts_opened: u64,
-    /// Events processed, by event type (e.g. `PatientRegistered`).
-    events_by_type: BTreeMap<String, u64>,
-    /// By registered date, oldest first.
-    registrations_by_day: Vec<DailyCountResponse>,
-}
-
-/// Registrations on one day.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = DailyCount)]
-pub(crate) struct DailyCountResponse {
-    date: NaiveDate,
-    count: u64,
-}
-
-impl From<Summary> for SummaryResponse {
-    fn from(summary: Summary) -> Self {
-        let mut registrations_by_day = Vec::with_capacity(summary.registrations_by_day.len());
-        for DailyCount { date, count } in summary.registrations_by_day {
-            registrations_by_day.push(DailyCountResponse { date, count });
-        }
-        Self {
-            patients_registered: summary.patients_registered,
-            patients_deleted: summary.patients_deleted,
-            patients_merged: summary.patients_merged,
-            billing_accounts_opened: summary.billing_accounts_opened,
-            events_by_type: summary.events_by_type,
-            registrations_by_day,
         }
     }
 }

@@ -129,6 +129,8 @@ pub(crate) struct ServiceUnavailable(#[allow(dead_code)] Problem);
         billing::get_payment,
         billing::refund_payment,
         analytics::summary,
+        analytics::timeseries,
+        analytics::receivables,
         audit::list_audit_events,
         health::livez,
         health::readyz,
@@ -145,7 +147,9 @@ pub(crate) struct ServiceUnavailable(#[allow(dead_code)] Problem);
             dto::LedgerKindDto,
             dto::LedgerKindInput,
             dto::InvoiceLineBody,
-            dto::BirthDateBoundParam
+            dto::BirthDateBoundParam,
+            dto::MetricParam,
+            dto::IntervalParam
         ),
         responses(
             BadRequest,

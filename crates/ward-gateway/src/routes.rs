@@ -112,6 +112,14 @@ pub(crate) fn api_routes(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/api/audit", "GET").route(web::get().to(audit::list_audit_events)))
         .service(resource("/api/analytics/summary", "GET").route(web::get().to(analytics::summary)))
+        .service(
+            resource("/api/analytics/timeseries", "GET")
+                .route(web::get().to(analytics::timeseries)),
+        )
+        .service(
+            resource("/api/analytics/receivables", "GET")
+                .route(web::get().to(analytics::receivables)),
+        )
         .service(resource("/openapi.json", "GET").route(web::get().to(docs::openapi_json)))
         .service(resource("/docs", "GET").route(web::get().to(docs::docs_page)))
         .configure(crate::fhir::fhir_routes);

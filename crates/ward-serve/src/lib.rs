@@ -1,6 +1,7 @@
 //! Wiring: which roles run here, the module clients they need (local or remote), the listeners,
 //! the background workers, readiness, and an orderly stop. The only crate that names the modules.
 
+mod analytics;
 mod bulk;
 mod demo;
 mod grpc_server;
@@ -10,12 +11,14 @@ mod modules;
 mod peers;
 mod users;
 
+pub use analytics::rebuild_analytics;
 pub use bulk::{ExportChunk, NumberedLine, PatientsBulk};
 pub use grpc_server::{LocalGrpcServices, serve_grpc};
 pub use keys::generate_keys;
 pub use listeners::serve;
 pub use modules::migrate;
 pub use users::create_user;
+pub use ward_analytics::RebuildReport;
 pub use ward_bus::patients::ImportOutcome;
 
 /// What `ward serve` was asked for beyond the configuration.

@@ -270,7 +270,7 @@ pub async fn open_event_log(config: &Config) -> WardResult<EventLogHandle> {
 }
 
 /// Opens the event log for `ward migrate`, which should fail at once when the brokers are away.
-async fn open_event_log_now(config: &Config) -> WardResult<EventLogHandle> {
+pub(crate) async fn open_event_log_now(config: &Config) -> WardResult<EventLogHandle> {
     match config.events.backend {
         EventBackend::Local => open_event_log(config).await,
         EventBackend::Kafka => Ok(Arc::new(

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use ward_bus::analytics::Summary;
+use ward_bus::analytics::{Receivables, ReceivablesQuery, Summary, Timeseries, TimeseriesQuery};
 use ward_bus::auth::{NewUser, PasswordChange, Session, UserChange, UserInfo};
 use ward_bus::billing::{BillingAccount, OpenAccountRequest};
 use ward_bus::billing::{
@@ -295,6 +295,20 @@ impl BillingApi for MissingPeer {
 #[async_trait]
 impl AnalyticsApi for MissingPeer {
     async fn summary(&self, _ctx: &CallerContext) -> WardResult<Summary> {
+        self.fail()
+    }
+    async fn timeseries(
+        &self,
+        _ctx: &CallerContext,
+        _query: TimeseriesQuery,
+    ) -> WardResult<Timeseries> {
+        self.fail()
+    }
+    async fn receivables(
+        &self,
+        _ctx: &CallerContext,
+        _query: ReceivablesQuery,
+    ) -> WardResult<Receivables> {
         self.fail()
     }
     async fn check_ready(&self) -> WardResult<()> {

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use tonic::transport::Channel;
 use ward_bus::AnalyticsApi;
-use ward_bus::analytics::Summary;
+use ward_bus::analytics::{Receivables, ReceivablesQuery, Summary, Timeseries, TimeseriesQuery};
 use ward_bus::grpc::{
     call_with_reconnect, check_serving, error_from_peer_status, malformed_reply, outgoing_request,
     peer_description,
@@ -12,7 +12,10 @@ use ward_core::{CallerContext, Role, WardResult};
 use ward_proto::v1 as proto;
 use ward_proto::v1::analytics_service_client::AnalyticsServiceClient;
 
-use super::{ANALYTICS_SERVICE_NAME, summary_from_proto};
+use super::{
+    ANALYTICS_SERVICE_NAME, receivables_from_proto, receivables_query_to_proto, summary_from_proto,
+    timeseries_from_proto, timeseries_query_to_proto,
+};
 
 /// Calls a remote analytics role over a (balanced, lazily connected) gRPC channel.
 ///
@@ -54,6 +57,40 @@ impl AnalyticsApi for AnalyticsGrpcClient {
         .await
         .map_err(|status| error_from_peer_status(&status, &self.peer))?;
         summary_from_proto(response.into_inner())
+            .map_err(|error| malformed_reply(&self.peer, error))
+    }
+
+    async fn timeseries(
+        &self,
+        ctx: &CallerContext,
+        query: TimeseriesQuery,
+    ) -> WardResult<Timeseries> {
+        let message = timeseries_query_to_proto(&query);
+        let response = call_with_reconnect(|| {
+            let mut client = AnalyticsServiceClient::new(self.channel.clone());
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.get_timeseries(request).await }
+        })
+        .await
+        .map_err(|status| error_from_peer_status(&status, &self.peer))?;
+        timeseries_from_proto(response.into_inner())
+            .map_err(|error| malformed_reply(&self.peer, error))
+    }
+
+    async fn receivables(
+        &self,
+        ctx: &CallerContext,
+        query: ReceivablesQuery,
+    ) -> WardResult<Receivables> {
+        let message = receivables_query_to_proto(&query);
+        let response = call_with_reconnect(|| {
+            let mut client = AnalyticsServiceClient::new(self.channel.clone());
+            let request = outgoing_request(message.clone(), ctx);
+            async move { client.get_receivables(request).await }
+        })
+        .await
+        .map_err(|status| error_from_peer_status(&status, &self.peer))?;
+        receivables_from_proto(response.into_inner())
             .map_err(|error| malformed_reply(&self.peer, error))
     }
 

@@ -10,7 +10,10 @@ use ward_bus::token::TokenVerifier;
 use ward_proto::v1 as proto;
 use ward_proto::v1::analytics_service_server::{AnalyticsService, AnalyticsServiceServer};
 
-use super::summary_to_proto;
+use super::{
+    receivables_query_from_proto, receivables_to_proto, summary_to_proto,
+    timeseries_query_from_proto, timeseries_to_proto,
+};
 
 /// The gRPC face of an analytics module: builds the caller from metadata, calls the trait, and
 /// answers errors through the one table.
@@ -40,5 +43,29 @@ impl AnalyticsService for AnalyticsGrpcServer {
         let ctx = caller_from_request(&request, &self.verifier);
         let result = self.service.summary(&ctx).await;
         respond(&ctx, "GetSummary", result.map(summary_to_proto))
+    }
+
+    async fn get_timeseries(
+        &self,
+        request: Request<proto::TimeseriesRequest>,
+    ) -> Result<Response<proto::Timeseries>, Status> {
+        let ctx = caller_from_request(&request, &self.verifier);
+        let result = match timeseries_query_from_proto(request.get_ref()) {
+            Ok(query) => self.service.timeseries(&ctx, query).await,
+            Err(error) => Err(error),
+        };
+        respond(&ctx, "GetTimeseries", result.map(timeseries_to_proto))
+    }
+
+    async fn get_receivables(
+        &self,
+        request: Request<proto::ReceivablesRequest>,
+    ) -> Result<Response<proto::Receivables>, Status> {
+        let ctx = caller_from_request(&request, &self.verifier);
+        let result = match receivables_query_from_proto(request.get_ref()) {
+            Ok(query) => self.service.receivables(&ctx, query).await,
+            Err(error) => Err(error),
+        };
+        respond(&ctx, "GetReceivables", result.map(receivables_to_proto))
     }
 }

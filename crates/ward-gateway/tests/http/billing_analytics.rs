@@ -74,8 +74,10 @@ async fn the_analytics_summary_has_the_expected_shape() {
             "patientsDeleted": 1,
             "patientsMerged": 0,
             "billingAccountsOpened": 15,
+            "activePatients": 14,
             "eventsByType": {"PatientRegistered": 15},
-            "registrationsByDay": [{"date": "2024-01-10", "count": 3}]
+            "registrationsByDay": [{"date": "2024-01-10", "count": 3}],
+            "paymentsByMethod": {"EUR": {"card": 2500}}
         })
     );
 }

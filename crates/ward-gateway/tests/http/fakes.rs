@@ -13,7 +13,10 @@ use ward_bus::billing::{
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use uuid::Uuid;
-use ward_bus::analytics::{AnalyticsApi, DailyCount, Summary};
+use ward_bus::analytics::{
+    AgingBuckets, AnalyticsApi, DailyCount, Receivables, ReceivablesQuery, Summary, Timeseries,
+    TimeseriesPoint, TimeseriesQuery,
+};
 use ward_bus::auth::AccessToken;
 use ward_bus::billing::{AccountStatus, BillingAccount, BillingApi, OpenAccountRequest};
 use ward_bus::patients::{
@@ -627,11 +630,53 @@ impl AnalyticsApi for FakeAnalytics {
             patients_deleted: 1,
             patients_merged: 0,
             billing_accounts_opened: 15,
+            active_patients: 14,
             events_by_type: BTreeMap::from([("PatientRegistered".to_string(), 15)]),
             registrations_by_day: vec![DailyCount {
                 date: NaiveDate::from_ymd_opt(2024, 1, 10).unwrap(),
                 count: 3,
             }],
+            payments_by_method: BTreeMap::from([(
+                "EUR".to_string(),
+                BTreeMap::from([("card".to_string(), 2500)]),
+            )]),
+        })
+    }
+
+    /// One point per bucket start, each worth 1 (the real bucketing is tested in the module).
+    async fn timeseries(
+        &self,
+        ctx: &CallerContext,
+        query: TimeseriesQuery,
+    ) -> WardResult<Timeseries> {
+        ctx.require(Right::AnalyticsRead)?;
+        let mut points = Vec::new();
+        for start in query.interval().bucket_starts(query.from(), query.to()) {
+            points.push(TimeseriesPoint { start, value: 1 });
+        }
+        Ok(Timeseries {
+            metric: query.metric(),
+            interval: query.interval(),
+            currency_opt: query.currency_opt().cloned(),
+            points,
+        })
+    }
+
+    async fn receivables(
+        &self,
+        ctx: &CallerContext,
+        query: ReceivablesQuery,
+    ) -> WardResult<Receivables> {
+        ctx.require(Right::AnalyticsRead)?;
+        Ok(Receivables {
+            currency_opt: query.currency_opt,
+            as_of: query.as_of,
+            buckets: AgingBuckets {
+                days_0_30: 100,
+                days_31_60: 0,
+                days_61_90: 0,
+                over_90: 5,
+            },
         })
     }
 

@@ -3,6 +3,7 @@
 //! The end-to-end suite runs the real modules through the binary; these check routing, status
 //! codes, bodies, problem documents, request ids, health and OpenAPI.
 
+mod analytics;
 mod auth;
 mod billing_analytics;
 mod bulk;
