@@ -88,7 +88,7 @@ impl From<Services> for ApiBackends {
 }
 
 /// Returns the configuration of the public listener: every `/auth/**` and `/api/**` route,
-/// `/livez`, `/readyz`, `/metrics`, `/openapi.json` and `/docs`.
+/// `/livez`, `/readyz`, `/metrics`, `/openapi.json`, `/docs` and `/dashboard`.
 ///
 /// Everything is mounted in one catch-all scope so that the request-id and security-header
 /// middleware and the problem+json 404 cover unknown paths too. Mount it last (or alone) in its
