@@ -124,9 +124,7 @@ pub(crate) fn api_routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/openapi.json", "GET").route(web::get().to(docs::openapi_json)))
         .service(resource("/docs", "GET").route(web::get().to(docs::docs_page)))
         .service(resource("/dashboard", "GET").route(web::get().to(dashboard::page)))
-        .service(
-            resource("/dashboard/dashboard.js", "GET").route(web::get().to(dashboard::script)),
-        )
+        .service(resource("/dashboard/dashboard.js", "GET").route(web::get().to(dashboard::script)))
         .service(
             resource("/dashboard/dashboard.css", "GET").route(web::get().to(dashboard::styles)),
         )

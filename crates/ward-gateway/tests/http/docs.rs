@@ -387,13 +387,20 @@ async fn the_dashboard_is_served_from_the_binary_under_a_strict_csp() {
 
     let page = send(&app, TestRequest::get().uri("/dashboard").to_request()).await;
     assert_eq!(page.status, 200);
-    assert!(page.header("content-type").unwrap().starts_with("text/html"));
+    assert!(
+        page.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
     let csp = page.header("content-security-policy").unwrap();
     assert!(csp.contains("script-src 'self'"), "{csp}");
     assert!(!csp.contains("unsafe-inline"), "{csp}");
     let html = String::from_utf8(page.body.to_vec()).unwrap();
     assert!(!html.contains("https://"), "no CDN");
-    assert!(!html.contains("<script>"), "no inline script: the CSP would block it");
+    assert!(
+        !html.contains("<script>"),
+        "no inline script: the CSP would block it"
+    );
 
     for (uri, content_type) in [
         ("/dashboard/dashboard.js", "text/javascript"),
@@ -402,13 +409,24 @@ async fn the_dashboard_is_served_from_the_binary_under_a_strict_csp() {
         let asset = send(&app, TestRequest::get().uri(uri).to_request()).await;
         assert_eq!(asset.status, 200, "{uri}");
         assert!(
-            asset.header("content-type").unwrap().starts_with(content_type),
+            asset
+                .header("content-type")
+                .unwrap()
+                .starts_with(content_type),
             "{uri}"
         );
         assert!(html.contains(uri), "the page loads {uri}");
-        assert!(!String::from_utf8(asset.body.to_vec()).unwrap().contains("https://"));
+        assert!(
+            !String::from_utf8(asset.body.to_vec())
+                .unwrap()
+                .contains("https://")
+        );
     }
 
-    let missing = send(&app, TestRequest::get().uri("/dashboard/other.js").to_request()).await;
+    let missing = send(
+        &app,
+        TestRequest::get().uri("/dashboard/other.js").to_request(),
+    )
+    .await;
     assert_eq!(missing.status, 404);
 }
