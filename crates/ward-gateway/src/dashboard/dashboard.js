@@ -64,7 +64,8 @@ function drawBars(container, points, seriesClasses, formatValue) {
   container.replaceChildren();
   const width = 600;
   const height = 220;
-  const pad = { left: 8, right: 8, top: 10, bottom: 28 };
+  // Room at the sides for the first and last axis labels, which are centred on their bars.
+  const pad = { left: 36, right: 36, top: 10, bottom: 28 };
   const chart = svg("svg", {
     viewBox: `0 0 ${width} ${height}`,
     role: "img",
@@ -105,6 +106,9 @@ function drawBars(container, points, seriesClasses, formatValue) {
     x1: pad.left, x2: width - pad.right, y1: pad.top + plotHeight, y2: pad.top + plotHeight,
     class: "baseline",
   }));
+  if (points.every((point) => point.values.every((value) => value === 0))) {
+    chart.append(svg("text", { x: width / 2, y: height / 2, class: "empty" }, "Nothing in this period"));
+  }
   const total = points.reduce((sum, point) => sum + point.values[0], 0);
   chart.setAttribute("aria-label", `${points.length} bars, largest ${formatValue(max)}, first series total ${formatValue(total)}`);
   container.append(chart);
