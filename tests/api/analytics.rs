@@ -268,8 +268,10 @@ async fn bad_parameters_are_400s_naming_them_and_other_roles_get_403() {
 
 #[tokio::test]
 async fn analytics_rebuild_reproduces_the_figures_after_a_restart() {
-    // Arrange: a one-process folder with figures from the demo data and a few more patients,
-    // one of them deleted.
+    use crate::billing::{invoice_body, issued_invoice, patient_with_account, pay, payment_body};
+
+    // Arrange: a one-process folder with figures from the demo data, a few more patients (one
+    // of them deleted), and money: an invoice paid in part, a refund and a voided invoice.
     let dir = Workdir::new();
     let app = TestApp::spawn(&dir.path, &["--demo"]).await;
     let token = app.demo_token().await;
@@ -287,21 +289,72 @@ async fn analytics_rebuild_reproduces_the_figures_after_a_restart() {
             .status(),
         204
     );
+    let payer = patient_with_account(&app, &token, "payer@rebuild.example").await;
+    let invoice = issued_invoice(
+        &app,
+        &token,
+        &invoice_body(&payer, "EUR", &[("VISIT", 2, 4_250)]),
+    )
+    .await;
+    let paid = pay(
+        &app,
+        &token,
+        "rebuild-pay-1",
+        &payment_body(&payer, 6_000, invoice["id"].as_str()),
+    )
+    .await;
+    let payment = json_of(paid, 201).await;
+    let refund_path = format!(
+        "/api/billing/payments/{}/refund",
+        payment["id"].as_str().unwrap()
+    );
+    json_of(
+        app.post(&token, &refund_path, &json!({"amount": 1_500}))
+            .await,
+        201,
+    )
+    .await;
+    let voided = issued_invoice(
+        &app,
+        &token,
+        &invoice_body(&payer, "EUR", &[("NOTE", 1, 700)]),
+    )
+    .await;
+    let void_path = format!(
+        "/api/billing/invoices/{}/void",
+        voided["id"].as_str().unwrap()
+    );
+    json_of(
+        app.post(&token, &void_path, &json!({"reason": "issued twice"}))
+            .await,
+        200,
+    )
+    .await;
+    // Explicit days around today, so the answers do not depend on when they are asked.
+    let today = chrono::Utc::now().date_naive();
+    let from = (today - chrono::Days::new(1)).format("%Y-%m-%d");
+    let to = (today + chrono::Days::new(1)).format("%Y-%m-%d");
+    let invoiced_path = format!("/api/analytics/timeseries?metric=invoiced&from={from}&to={to}");
+    let collected_path =
+        format!("/api/analytics/timeseries?metric=collected&from={from}&to={to}&interval=week");
     let paths = [
         "/api/analytics/summary",
         "/api/analytics/timeseries?metric=registrations&from=2022-01-01&to=2022-03-31&interval=week",
         "/api/analytics/timeseries?metric=registrations&from=2015-01-01&to=2025-01-01&interval=month",
-        "/api/analytics/timeseries?metric=collected&from=2024-01-01&to=2024-01-31",
+        invoiced_path.as_str(),
+        collected_path.as_str(),
         "/api/analytics/receivables",
     ];
-    // Everything the log will hold has been counted: registrations, the delete, and the
-    // accounts billing opened for each patient.
+    // Everything the log will hold has been counted: registrations, the delete, the accounts
+    // billing opened for each patient and the money events.
     app.eventually(CATCH_UP, "analytics to count every event", || async {
         let response = app.get(&token, "/api/analytics/summary").await;
         let summary: Value = response.json().await.ok()?;
-        let is_complete = summary["patientsRegistered"] == 18
+        let is_complete = summary["patientsRegistered"] == 19
             && summary["patientsDeleted"] == 1
-            && summary["billingAccountsOpened"] == 18;
+            && summary["billingAccountsOpened"] == 19
+            && summary["eventsByType"]["PaymentRefunded"] == 1
+            && summary["eventsByType"]["InvoiceVoided"] == 1;
         is_complete.then_some(())
     })
     .await;
@@ -309,7 +362,17 @@ async fn analytics_rebuild_reproduces_the_figures_after_a_restart() {
     for path in paths {
         before.push(json_of(app.get(&token, path).await, 200).await);
     }
-    assert_eq!(before[0]["activePatients"], 17);
+    assert_eq!(before[0]["activePatients"], 18);
+    assert_eq!(
+        before[0]["paymentsByMethod"],
+        json!({"EUR": {"card": 4_500}})
+    );
+    let invoiced_total: i64 = point_values(&before[3]).iter().map(|(_, v)| v).sum();
+    assert_eq!(invoiced_total, 8_500, "{}", before[3]);
+    assert_eq!(
+        before[5]["buckets"],
+        json!({"0-30": 4_000, "31-60": 0, "61-90": 0, "90+": 0})
+    );
     assert!(app.stop().success());
 
     // Act
@@ -317,8 +380,7 @@ async fn analytics_rebuild_reproduces_the_figures_after_a_restart() {
         .output()
         .unwrap();
 
-    // Assert: it replayed the registrations, the delete and the accounts opened, and the
-    // restarted server answers exactly as before.
+    // Assert: it replayed every event, and the restarted server answers exactly as before.
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(
         output.status.success(),
@@ -331,7 +393,8 @@ async fn analytics_rebuild_reproduces_the_figures_after_a_restart() {
         .nth(1)
         .and_then(|number| number.parse().ok())
         .unwrap_or_else(|| panic!("no event count in {stdout:?}"));
-    assert!(replayed >= 18 + 1 + 18, "{stdout}");
+    // 19 registrations, the delete, 19 accounts, 2 issues, a payment, a refund and a void.
+    assert!(replayed >= 19 + 1 + 19 + 5, "{stdout}");
     let app = TestApp::spawn(&dir.path, &[]).await;
     let token = app.demo_token().await;
     for (path, expected) in paths.iter().zip(&before) {
