@@ -285,3 +285,51 @@ async fn rest_updates_keep_the_extras_fhir_updates_replace_them_and_old_versions
     let second = fhir_document(app.get(&token, &format!("{path}/_history/2")).await, 200).await;
     assert_eq!(as_published(&second), as_published(&after_rest));
 }
+
+#[tokio::test]
+async fn a_rest_patch_of_an_example_without_an_email_needs_none_but_cannot_remove_the_address() {
+    // Arrange: Peter Chalmers as published: an address, no email
+    let dir = Workdir::new();
+    let app = TestApp::spawn(&dir.path, &["--demo"]).await;
+    let token = app.demo_token().await;
+    let published = official_example("example");
+    let response = send_fhir(
+        &app,
+        reqwest::Method::POST,
+        &token,
+        "/fhir/Patient",
+        &published,
+    );
+    let created = fhir_document(response.await, 201).await;
+    let path = format!("/api/patients/{}", created["id"].as_str().unwrap());
+
+    // Act and assert: a new address is fine without adding an email
+    let moved = json_of(
+        merge_patch(&app, &token, &path, json!({"address": "9 Oak Ave"})).await,
+        200,
+    )
+    .await;
+    assert_eq!(moved["address"], "9 Oak Ave");
+    assert_eq!(moved["email"], Value::Null);
+    // Taking the address away is not: REST keeps the reference's rule for what a record has
+    let refused = json_of(
+        merge_patch(&app, &token, &path, json!({"address": null})).await,
+        400,
+    )
+    .await;
+    assert!(
+        refused.to_string().contains("Address is required"),
+        "{refused}"
+    );
+}
+
+async fn merge_patch(app: &TestApp, token: &str, path: &str, body: Value) -> reqwest::Response {
+    app.client
+        .patch(app.url(path))
+        .bearer_auth(token)
+        .header("content-type", "application/merge-patch+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}

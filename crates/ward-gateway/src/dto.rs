@@ -257,14 +257,26 @@ impl PatientBody {
     /// the stored one (`current_mrn_opt`; a body without `mrn` needs none). Its `version` is
     /// tolerated for the same reason and ignored: `If-Match` is what makes a write conditional.
     pub(crate) fn into_changes(
+        self,
+        path_id: uuid::Uuid,
+        current_mrn_opt: Option<&str>,
+    ) -> WardResult<PatientChanges> {
+        self.into_changes_with(path_id, current_mrn_opt, false)
+    }
+
+    /// [`Self::into_changes`], with `contact_optional` letting the email and address be absent
+    /// (a merge patch of a FHIR-registered patient who never had them).
+    pub(crate) fn into_changes_with(
         mut self,
         path_id: uuid::Uuid,
         current_mrn_opt: Option<&str>,
+        contact_optional: bool,
     ) -> WardResult<PatientChanges> {
         let id_opt = self.unknown.remove("id");
         let version_opt = self.unknown.remove("version");
         let mrn_opt = self.unknown.remove("mrn");
-        let (input, mut type_errors) = self.into_input();
+        let (mut input, mut type_errors) = self.into_input();
+        input.contact_optional = contact_optional;
         if let Some(version) = version_opt {
             let is_version = match version.as_u64() {
                 Some(number) => (1..=u64::from(u32::MAX)).contains(&number),

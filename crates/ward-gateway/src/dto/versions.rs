@@ -201,9 +201,23 @@ impl PatientMergePatch {
         if let Value::Object(members) = &mut document {
             members.entry("identifiers").or_insert_with(|| json!([]));
         }
+        // A patch may not take away an email or address the record has, but a patient registered
+        // through FHIR without them can still be patched without adding them.
+        let is_blank = |member: &str| {
+            document
+                .get(member)
+                .and_then(Value::as_str)
+                .is_none_or(|text| text.trim().is_empty())
+        };
+        let removes_email = is_blank("email") && current.email.is_some();
+        let removes_address = is_blank("address") && current.address.is_some();
+        let contact_optional = !removes_email && !removes_address;
         let body: super::PatientBody = serde_json::from_value(document)
             .map_err(|error| WardError::internal("reading a merged patient", error))?;
-        with_type_errors(body.into_changes(current.id, None), mrn_errors)
+        with_type_errors(
+            body.into_changes_with(current.id, None, contact_optional),
+            mrn_errors,
+        )
     }
 }
 
@@ -281,6 +295,27 @@ mod tests {
         assert_eq!(changes.name, "John Doe");
         assert_eq!(changes.email.as_deref(), Some("john.doe@example.com"));
         assert_eq!(changes.date_of_birth, john_doe().date_of_birth);
+    }
+
+    #[test]
+    fn a_patient_without_contacts_can_be_patched_but_a_patch_cannot_remove_them() {
+        let mut from_fhir = john_doe();
+        from_fhir.email = None;
+        let patch = PatientMergePatch::parse(json!({"address": "9 Oak Ave"})).unwrap();
+        let changes = patch.apply(&from_fhir).unwrap();
+        assert_eq!(changes.email, None);
+        assert_eq!(changes.address.as_deref(), Some("9 Oak Ave"));
+
+        let patch = PatientMergePatch::parse(json!({"email": "new@example.com"})).unwrap();
+        let changes = patch.apply(&from_fhir).unwrap();
+        assert_eq!(changes.email.as_deref(), Some("new@example.com"));
+
+        let patch = PatientMergePatch::parse(json!({"address": null})).unwrap();
+        let error = patch.apply(&from_fhir).unwrap_err();
+        assert!(fields(&error).contains(&("address", "Address is required")));
+        let patch = PatientMergePatch::parse(json!({"email": null})).unwrap();
+        let error = patch.apply(&john_doe()).unwrap_err();
+        assert_eq!(fields(&error), vec![("email", "Email is required")]);
     }
 
     #[test]
