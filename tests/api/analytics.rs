@@ -1,49 +1,14 @@
 //! `/api/analytics/timeseries` and `/receivables` over the real binary, and
 //! `ward analytics rebuild` on a one-process data folder.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::audit::{PASSWORD, create_user};
 use crate::helpers::{TestApp, Workdir, json_of, ward_command};
 
-const PASSWORD: &str = "correct horse battery";
 const CATCH_UP: Duration = Duration::from_secs(30);
-
-fn create_user(dir: &Path, email: &str, role: &str) {
-    let mut child = ward_command(
-        dir,
-        &[
-            "user",
-            "create",
-            "--email",
-            email,
-            "--role",
-            role,
-            "--password-stdin",
-        ],
-    )
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 async fn log_in(app: &TestApp, email: &str) -> String {
     let body = json_of(app.login(email, PASSWORD).await, 200).await;

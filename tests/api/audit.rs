@@ -9,10 +9,10 @@ use serde_json::Value;
 
 use crate::helpers::{JOHN_DOE_ID, TestApp, Workdir, ward_command};
 
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
 /// Creates a user with `role` through the CLI, before the app runs in `dir`.
-fn create_user(dir: &Path, email: &str, role: &str) {
+pub(crate) fn create_user(dir: &Path, email: &str, role: &str) {
     let mut child = ward_command(
         dir,
         &[
