@@ -43,6 +43,16 @@ pub enum Command {
     Analytics(AnalyticsCommand),
     /// Print the effective configuration (all layers merged), passwords redacted.
     Config,
+    /// GET a URL and exit 0 on a 2xx answer, 1 otherwise: a container health check for images
+    /// without curl (`ward probe http://127.0.0.1:9090/livez`). Reads no configuration.
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The URL to ask, plain http (the ops listener), e.g. http://127.0.0.1:9090/livez.
+    #[arg(value_name = "URL")]
+    pub url: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,7 +166,8 @@ impl Cli {
             | Command::Import(_)
             | Command::Export(_)
             | Command::Analytics(_)
-            | Command::Config => None,
+            | Command::Config
+            | Command::Probe(_) => None,
         };
         if let Some(roles) = roles_opt.filter(|roles| !roles.is_empty()) {
             overrides.push((

@@ -2,6 +2,7 @@
 
 mod bulk;
 mod cli;
+mod probe;
 mod telemetry;
 
 use std::io::Read;
@@ -16,6 +17,16 @@ use crate::cli::{
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before the configuration: a health check must not depend on it.
+    if let Command::Probe(args) = &cli.command {
+        return match probe::probe(&args.url) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(reason) => {
+                eprintln!("ward probe: {reason}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let sources = cli.config_sources();
     // Configuration errors are printed plainly, before tracing exists (STYLE.md §5).
     let mut config = match Config::load(&sources) {
@@ -107,7 +118,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let report = ward_serve::rebuild_analytics(&config).await?;
             println!("analytics rebuilt: {report}");
         }
-        Command::Config => {}
+        Command::Config | Command::Probe(_) => {}
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ mod keys;
 mod matrix;
 mod merge;
 mod preconditions;
+mod probe;
 mod reference;
 mod roles;
 mod search;
