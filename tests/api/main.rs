@@ -27,4 +27,5 @@ mod secrets;
 mod security;
 mod sessions;
 mod soft_delete;
+mod traces;
 mod versions;

@@ -51,6 +51,12 @@ pub fn set_parent_from_lookup<'a>(span: &Span, lookup: impl Fn(&str) -> Option<&
     set_parent_from(span, &LookupExtractor(lookup, PhantomData));
 }
 
+/// Renames `span` in its trace (a server span is named `POST /api/patients` once the route is
+/// known); `otel.name` recorded after the span started would not be.
+pub fn rename_span(span: &Span, name: String) {
+    span.context().span().update_name(name);
+}
+
 /// Adds the current span's trace context to outgoing gRPC metadata.
 pub fn inject_into_metadata(metadata: &mut MetadataMap) {
     inject(&Span::current().context(), &mut MetadataInjector(metadata));
