@@ -62,7 +62,7 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     };
-    // After the last span closed; the exporter has its own client, so the runtime may be gone.
+    // Last, so the spans of the shutdown itself go out too (the exporter has its own thread).
     telemetry.shutdown();
     exit_code
 }
