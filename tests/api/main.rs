@@ -19,6 +19,7 @@ mod identifiers;
 mod keys;
 mod matrix;
 mod merge;
+mod otlp_receiver;
 mod preconditions;
 mod reference;
 mod roles;
