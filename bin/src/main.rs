@@ -47,7 +47,13 @@ fn main() -> ExitCode {
         // still wins).
         config.log.filter = "warn".to_string();
     }
-    telemetry::init(&config.log);
+    let telemetry = match telemetry::init(&config) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("ward: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -58,14 +64,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, config)) {
+    let outcome = runtime.block_on(run(cli.command, config));
+    let exit_code = match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "ward failed");
             eprintln!("ward: {error}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // Last, so the spans of the shutdown itself go out too (the exporter has its own thread).
+    telemetry.shutdown();
+    exit_code
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {

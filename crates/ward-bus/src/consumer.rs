@@ -14,6 +14,7 @@ use sea_orm::{
 };
 use sea_orm_migration::{MigrationName, MigrationTrait, SchemaManager};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use ward_core::{ErrorCode, WardResult};
 use ward_proto::v1::EventEnvelope;
 
@@ -231,7 +232,9 @@ impl Consumer {
             tracing::debug!(consumer = %self.name, event_id = %envelope.event_id, "skipping a redelivered event");
             return Ok(());
         }
-        match self.handler.handle(&savepoint, &envelope).await {
+        let span = crate::trace_context::event_span(&self.name, record, &envelope);
+        let handled = self.handler.handle(&savepoint, &envelope).instrument(span);
+        match handled.await {
             Ok(()) => savepoint
                 .commit()
                 .await

@@ -140,6 +140,8 @@ pub fn envelope<E: DomainEvent>(
     if !request_id.is_empty() {
         trace_context.insert("x-request-id".to_string(), request_id.to_string());
     }
+    // The request's trace goes with the event, through the outbox and the log, to its consumers.
+    crate::trace_context::inject_current(&mut trace_context);
     EventEnvelope {
         event_id: ward_core::id::new_id().to_string(),
         event_type: E::EVENT_TYPE.to_string(),

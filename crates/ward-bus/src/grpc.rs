@@ -243,8 +243,8 @@ pub fn respond<T>(
 }
 
 /// Wraps `message` in a request carrying the caller's token (`authorization: Bearer <token>`,
-/// when it has one), request id (`x-request-id`) and client address (`x-client-addr`, when
-/// known).
+/// when it has one), request id (`x-request-id`), client address (`x-client-addr`, when
+/// known) and the current span's trace context (`traceparent`, when traced).
 ///
 /// [`CallerContext::system`] never travels: it has no token, so the remote module sees an
 /// anonymous caller.
@@ -274,6 +274,7 @@ pub fn outgoing_request<T>(message: T, ctx: &CallerContext) -> tonic::Request<T>
     {
         metadata.insert(CLIENT_ADDR_METADATA_KEY, value);
     }
+    crate::trace_context::inject_into_metadata(metadata);
     request
 }
 

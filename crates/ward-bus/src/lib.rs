@@ -19,6 +19,7 @@ pub mod services;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 pub mod token;
+pub mod trace_context;
 
 pub use analytics::{AnalyticsApi, AnalyticsClient};
 pub use auth::{AuthApi, AuthClient};

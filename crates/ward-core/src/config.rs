@@ -14,8 +14,17 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::role::{Role, parse_roles};
 
 /// The top-level keys of [`Config`]; environment variables are read only under these.
-const TOP_LEVEL_KEYS: [&str; 9] = [
-    "profile", "roles", "server", "database", "events", "peers", "auth", "patients", "log",
+const TOP_LEVEL_KEYS: [&str; 10] = [
+    "profile",
+    "roles",
+    "server",
+    "database",
+    "events",
+    "peers",
+    "auth",
+    "patients",
+    "log",
+    "telemetry",
 ];
 
 /// The project file read when present; relative to the working directory.
@@ -36,6 +45,7 @@ pub struct Config {
     pub auth: AuthOptions,
     pub patients: PatientsOptions,
     pub log: LogOptions,
+    pub telemetry: TelemetryOptions,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -263,6 +273,32 @@ pub enum LogFormat {
     Json,
 }
 
+/// Trace export over OTLP; nothing is exported (and nothing is spent on it) while
+/// `otlp_endpoint` is unset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryOptions {
+    /// The OTLP/HTTP collector's base URL, e.g. `http://127.0.0.1:4318` (spans go to
+    /// `/v1/traces` under it); unset: no export. Since v0.3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` resource attribute of every exported span. Since v0.3.
+    pub service_name: String,
+    /// The share of new traces sampled, 0.0..=1.0; a request that arrives with a `traceparent`
+    /// follows its caller's decision instead. Since v0.3.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryOptions {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "ward".into(),
+            sample_ratio: 1.0,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -307,6 +343,7 @@ impl Default for Config {
                 format: LogFormat::Pretty,
                 filter: "info,sqlx=warn,rskafka=warn".into(),
             },
+            telemetry: TelemetryOptions::default(),
         }
     }
 }
@@ -636,6 +673,9 @@ impl Config {
         if let Err(error) = self.log.filter.parse::<FilterSyntax>() {
             return Err(fail("log.filter", self.log.filter.clone(), &error));
         }
+        self.telemetry
+            .validate()
+            .map_err(|(key, value, reason)| fail(key, value, reason))?;
         Ok(())
     }
 
@@ -653,6 +693,43 @@ impl Config {
 
     pub fn data_dir_of(path: &Path) -> Option<&Path> {
         path.parent()
+    }
+}
+
+impl TelemetryOptions {
+    /// Returns the offending key, its value and why it is wrong.
+    fn validate(&self) -> Result<(), (&'static str, String, &'static str)> {
+        if let Some(endpoint) = &self.otlp_endpoint {
+            let authority = endpoint
+                .strip_prefix("http://")
+                .or_else(|| endpoint.strip_prefix("https://"))
+                .unwrap_or_default();
+            let host = authority.split(['/', '?', '#']).next().unwrap_or_default();
+            let is_url = !host.is_empty() && !endpoint.contains(char::is_whitespace);
+            if !is_url {
+                return Err((
+                    "telemetry.otlp_endpoint",
+                    endpoint.clone(),
+                    "an OTLP/HTTP endpoint is an http(s) URL, such as http://127.0.0.1:4318",
+                ));
+            }
+        }
+        if self.service_name.trim().is_empty() {
+            return Err((
+                "telemetry.service_name",
+                self.service_name.clone(),
+                "must not be empty",
+            ));
+        }
+        // Written to reject NaN too.
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            return Err((
+                "telemetry.sample_ratio",
+                self.sample_ratio.to_string(),
+                "must be between 0.0 and 1.0",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -769,6 +846,43 @@ mod tests {
             assert!(TOP_LEVEL_KEYS.contains(&section.as_str()), "{section}");
         }
         assert_eq!(sections.len(), TOP_LEVEL_KEYS.len());
+    }
+
+    #[test]
+    fn telemetry_is_off_by_default_and_its_keys_are_checked() {
+        let config = Config::load(&ConfigSources::default()).unwrap();
+        assert_eq!(config.telemetry, TelemetryOptions::default());
+        assert_eq!(config.telemetry.otlp_endpoint, None);
+        assert_eq!(config.telemetry.service_name, "ward");
+        assert_eq!(config.telemetry.sample_ratio, 1.0);
+        let set = |key: &str, value: serde_json::Value| ConfigSources {
+            explicit_file: None,
+            overrides: vec![(key.to_string(), value)],
+        };
+        for endpoint in ["http://127.0.0.1:4318", "https://otel.internal/otlp"] {
+            let config = Config::load(&set("telemetry.otlp_endpoint", endpoint.into())).unwrap();
+            assert_eq!(config.telemetry.otlp_endpoint.as_deref(), Some(endpoint));
+        }
+        for (key, value) in [
+            (
+                "telemetry.otlp_endpoint",
+                serde_json::json!("127.0.0.1:4318"),
+            ),
+            (
+                "telemetry.otlp_endpoint",
+                serde_json::json!("grpc://collector:4317"),
+            ),
+            ("telemetry.otlp_endpoint", serde_json::json!("http://")),
+            ("telemetry.otlp_endpoint", serde_json::json!("http://a b")),
+            ("telemetry.service_name", serde_json::json!(" ")),
+            ("telemetry.sample_ratio", serde_json::json!(1.5)),
+            ("telemetry.sample_ratio", serde_json::json!(-0.1)),
+        ] {
+            let error = Config::load(&set(key, value.clone())).unwrap_err();
+            assert_eq!(error.key, key, "{value}");
+        }
+        let half = Config::load(&set("telemetry.sample_ratio", serde_json::json!(0.5))).unwrap();
+        assert_eq!(half.telemetry.sample_ratio, 0.5);
     }
 
     #[test]

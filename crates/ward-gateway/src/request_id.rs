@@ -133,14 +133,30 @@ async fn track_request<B: MessageBody + 'static>(
         request_id: request_id.to_string(),
         path: request.path().to_string(),
     };
-    // The route pattern, not the path, is recorded: paths carry patient ids.
-    let span = tracing::info_span!(
-        "http.request",
-        request_id = %request_id,
-        method = %request.method(),
-        route = tracing::field::Empty,
-        status = tracing::field::Empty,
-    );
+    // The route pattern, not the path, is recorded: paths carry patient ids. Probes get a
+    // debug span, so they are neither logged nor exported as traces at the usual levels.
+    let span = match listener {
+        Listener::Api => tracing::info_span!(
+            "http.request",
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            request_id = %request_id,
+            method = %request.method(),
+            route = tracing::field::Empty,
+            status = tracing::field::Empty,
+        ),
+        Listener::Ops => tracing::debug_span!(
+            "http.request",
+            request_id = %request_id,
+            method = %request.method(),
+            route = tracing::field::Empty,
+            status = tracing::field::Empty,
+        ),
+    };
+    // A caller's `traceparent` makes this request part of its trace.
+    ward_bus::trace_context::set_parent_from_lookup(&span, |name| {
+        request.headers().get(name)?.to_str().ok()
+    });
     // No clone of the request may be held across the call: routing needs it uniquely owned.
     let outcome = CURRENT_REQUEST
         .scope(scope, next.call(request))
@@ -161,6 +177,11 @@ async fn track_request<B: MessageBody + 'static>(
         .unwrap_or_else(|| "unmatched".to_string());
     span.record("route", route.as_str());
     span.record("status", status.as_u16());
+    let span_name = format!("{} {route}", response.request().method());
+    ward_bus::trace_context::rename_span(&span, span_name);
+    if status.is_server_error() {
+        span.record("otel.status_code", "error");
+    }
     let elapsed_millis = started.elapsed().as_millis() as u64;
     span.in_scope(|| match listener {
         Listener::Api => {

@@ -141,7 +141,8 @@ pub async fn serve_grpc(
             set_all(&health_reporter, &service_names, ServingStatus::NotServing).await;
         }
     };
-    let mut builder = Server::builder();
+    // Each call is served in a span that continues the caller's trace (`traceparent` metadata).
+    let mut builder = Server::builder().trace_fn(ward_bus::trace_context::grpc_server_span);
     let served = builder
         .add_service(health_service)
         .add_service(reflection_v1)
