@@ -11,7 +11,9 @@ resolved to plausible values, secrets given plausible values, the token keys a r
      `ward config` prints (or RUST_LOG / OTEL_*); ward itself silently ignores a variable whose
      section it does not know, so only this step catches `WARD_SERVR__...`;
   2. `ward <command> --check` with exactly that environment (plus PATH, and WARD_CONFIG as the
-     image sets it) must exit 0.
+     image sets it) must exit 0;
+  3. its health check and entrypoint must be runnable in deploy/Dockerfile's image (a shell only
+     if the image has one, `ward <subcommand>` only if this ward has it).
 Templates are checked twice: with the parameters' defaults, and with every option switched on.
 A self-test first proves that a misspelt variable is refused, or the check proves nothing.
 Run with cfn-lint's venv: the templates are read with cfn-lint's own parser (`cfnlint.decode`).
@@ -145,11 +147,13 @@ NO_VALUE = object()
 
 
 class Task:
-    def __init__(self, origin, env, command, is_ward=True):
+    def __init__(self, origin, env, command, is_ward=True, programs=()):
         self.origin = origin
         self.env = env
         self.command = command
         self.is_ward = is_ward
+        # What the container runs besides ward's command: its health check, its entrypoint.
+        self.programs = [list(program) for program in programs]
 
 
 def secret_value(name, keys):
@@ -180,7 +184,9 @@ def cfn_tasks(path, keys):
                 for item in container.get("Secrets", []):
                     env[item["Name"]] = secret_value(item["Name"], keys)
                 origin = f"{path.name} {name}/{container['Name']} ({label})"
-                yield Task(origin, env, [str(part) for part in container.get("Command", [])])
+                health = (container.get("HealthCheck") or {}).get("Command") or []
+                command = [str(part) for part in container.get("Command", [])]
+                yield Task(origin, env, command, programs=[health] if health else [])
 
 
 def compose_tasks(path, keys):
@@ -202,7 +208,14 @@ def compose_tasks(path, keys):
         if isinstance(command, str):
             command = command.split()
         is_ward = "entrypoint" not in service
-        yield Task(f"{path.name} {name}", env, [str(part) for part in command], is_ward)
+        programs = []
+        health = service.get("healthcheck") or {}
+        if health.get("test") and not health.get("disable"):
+            programs.append(health["test"])
+        if not is_ward:
+            programs.append(service["entrypoint"])
+        command = [str(part) for part in command]
+        yield Task(f"{path.name} {name}", env, command, is_ward, programs)
 
 
 def expand_compose(value):
@@ -258,9 +271,35 @@ def check_args(task):
     return ["serve", *roles, "--check"]
 
 
-def check_task(binary, task, baseline, cwd):
+def image_has_shell(dockerfile):
+    """Whether the image's last stage has bash: distroless and scratch images have no shell."""
+    bases = re.findall(r"^FROM\s+(\S+)", dockerfile.read_text(), re.MULTILINE | re.IGNORECASE)
+    return bool(bases) and not re.search(r"distroless|scratch|static", bases[-1])
+
+
+def program_problems(binary, program, has_shell, cwd):
+    """A health check or entrypoint must be runnable in the image: a shell only if it has one,
+    ward only with a subcommand this ward has."""
+    words = [str(word) for word in program]
+    if words[:1] in (["CMD"], ["CMD-SHELL"]):
+        kind, words = words[0], words[1:]
+    else:
+        kind = "CMD"
+    uses_shell = kind == "CMD-SHELL" or Path(words[0]).name in ("bash", "sh")
+    if uses_shell and not has_shell:
+        return [f"`{' '.join(words)}` needs a shell, and deploy/Dockerfile's image has none"]
+    if Path(words[0]).name == "ward":
+        answer = run(binary, [words[1], "--help"], {}, cwd)
+        if answer.returncode != 0:
+            return [f"`{' '.join(words)}`: this ward has no `{words[1]}` command"]
+    return []
+
+
+def check_task(binary, task, baseline, cwd, has_shell=True):
     """Problems with one task, as text; empty when it passes."""
     problems = []
+    for program in task.programs:
+        problems.extend(program_problems(binary, program, has_shell, cwd))
     bad = unknown_names(binary, task.env, baseline, cwd)
     if bad:
         problems.append(f"variables ward does not read: {', '.join(sorted(bad))}")
@@ -335,10 +374,11 @@ def main(argv):
         if not tasks:
             raise SystemExit("no task definitions found")
         self_test(binary, next(t for t in tasks if t.is_ward), baseline, cwd)
+        has_shell = image_has_shell(REPO / "deploy" / "Dockerfile")
         num_failed = 0
         for task in tasks:
             print(f"{task.origin}: {' '.join(task.command) or '(image default)'}")
-            problems = check_task(binary, task, baseline, cwd)
+            problems = check_task(binary, task, baseline, cwd, has_shell)
             for problem in problems:
                 print(f"  FAIL {problem}")
             num_failed += bool(problems)
