@@ -218,6 +218,23 @@ def compose_tasks(path, keys):
         yield Task(f"{path.name} {name}", env, command, is_ward, programs)
 
 
+def compose_order_problems(path):
+    """What `docker compose up` would trip over in the start order, checked without Docker."""
+    services = yaml.safe_load(path.read_text())["services"]
+    problems = []
+    for name, service in services.items():
+        for needed, spec in (service.get("depends_on") or {}).items():
+            condition = (spec or {}).get("condition", "service_started")
+            target = services.get(needed)
+            if target is None:
+                problems.append(f"{name} depends on {needed}, which is not a service")
+            elif condition == "service_healthy" and not (target.get("healthcheck") or {}).get("test"):
+                problems.append(f"{name} waits for {needed} to be healthy; it has no healthcheck")
+            elif condition == "service_completed_successfully" and target.get("restart", "no") != "no":
+                problems.append(f"{name} waits for {needed} to complete; it restarts instead")
+    return problems
+
+
 def expand_compose(value):
     """`${NAME:-default}` as compose interpolates it with NAME unset."""
     return re.sub(r"\$\{[A-Z0-9_]+:?-([^}]*)\}", r"\1", value)
@@ -373,6 +390,14 @@ def main(argv):
                 tasks.extend(cfn_tasks(path, keys))
         if not tasks:
             raise SystemExit("no task definitions found")
+        order_problems = [
+            f"{path.name}: {problem}"
+            for path in files
+            if "compose" in path.name
+            for problem in compose_order_problems(path)
+        ]
+        for problem in order_problems:
+            print(f"FAIL {problem}")
         self_test(binary, next(t for t in tasks if t.is_ward), baseline, cwd)
         has_shell = image_has_shell(REPO / "deploy" / "Dockerfile")
         num_failed = 0
@@ -383,7 +408,7 @@ def main(argv):
                 print(f"  FAIL {problem}")
             num_failed += bool(problems)
         print(f"task checks: {len(tasks) - num_failed} passed, {num_failed} failed")
-        return 1 if num_failed else 0
+        return 1 if num_failed or order_problems else 0
 
 
 if __name__ == "__main__":
