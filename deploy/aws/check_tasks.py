@@ -240,8 +240,10 @@ def expand_compose(value):
     return re.sub(r"\$\{[A-Z0-9_]+:?-([^}]*)\}", r"\1", value)
 
 
-def run(binary, args, env, cwd):
-    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "WARD_CONFIG": str(IMAGE_CONFIG)}
+def run(binary, args, env, cwd, image_config=True):
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    if image_config:
+        base["WARD_CONFIG"] = str(IMAGE_CONFIG)
     return subprocess.run(
         [binary, *args], env={**base, **env}, cwd=cwd, capture_output=True, text=True, timeout=60
     )
@@ -255,16 +257,19 @@ def flatten(table, prefix=""):
             yield from flatten(value, dotted + ".")
 
 
-def known_keys(binary, env, cwd):
+def known_keys(binary, env, cwd, image_config=True):
     """The dotted keys `ward config` prints with this environment (none if it refuses it)."""
-    answer = run(binary, ["config"], env, cwd)
+    answer = run(binary, ["config"], env, cwd, image_config)
     if answer.returncode != 0:
-        return set()
+        return None
     return set(flatten(tomllib.loads(answer.stdout)))
 
 
 def unknown_names(binary, env, baseline, cwd):
-    keys = baseline | known_keys(binary, env, cwd)
+    """Names ward does not read, and whether `ward config` accepted `env` (when it refuses,
+    optional keys such as the passwords cannot be listed)."""
+    with_env = known_keys(binary, env, cwd)
+    keys = baseline | (with_env or set())
     bad = []
     for name in env:
         if ALLOWED_OTHER.match(name):
@@ -275,7 +280,7 @@ def unknown_names(binary, env, baseline, cwd):
         dotted = name[len("WARD_"):].lower().replace("__", ".")
         if dotted not in keys:
             bad.append(name)
-    return bad
+    return bad, with_env is not None
 
 
 def check_args(task):
@@ -317,9 +322,10 @@ def check_task(binary, task, baseline, cwd, has_shell=True):
     problems = []
     for program in task.programs:
         problems.extend(program_problems(binary, program, has_shell, cwd))
-    bad = unknown_names(binary, task.env, baseline, cwd)
+    bad, is_accepted = unknown_names(binary, task.env, baseline, cwd)
     if bad:
-        problems.append(f"variables ward does not read: {', '.join(sorted(bad))}")
+        hint = "" if is_accepted else " (`ward config` refused the environment; see below)"
+        problems.append(f"variables ward does not read: {', '.join(sorted(bad))}{hint}")
     if task.is_ward:
         answer = run(binary, check_args(task), task.env, cwd)
         if answer.returncode != 0:
@@ -379,7 +385,9 @@ def main(argv):
     with tempfile.TemporaryDirectory() as keys_dir, tempfile.TemporaryDirectory() as cwd:
         keys = generate_keys(binary, keys_dir)
         # An empty working directory, as in the image: no config/ward.toml is layered in.
-        baseline = known_keys(binary, {}, cwd)
+        # Compiled defaults only: production.toml alone may be incomplete (it leaves the secrets
+        # to the environment), and the keys are the same.
+        baseline = known_keys(binary, {}, cwd, image_config=False) or set()
         if "server.http_addr" not in baseline:
             raise SystemExit("`ward config` printed no server.http_addr; cannot list ward's keys")
         tasks = []
