@@ -4,6 +4,9 @@
 //! Each test runs in a `figment::Jail` (its own environment and working folder, one test at a
 //! time), in this test binary of its own so no other test sees the variables.
 
+// `Jail`'s closures must return `figment::Error`, which is large; this is figment's signature.
+#![allow(clippy::result_large_err)]
+
 use std::path::PathBuf;
 
 use figment::Jail;
