@@ -2,6 +2,7 @@
 //! `WARD_*` environment variables (`__` nests), then CLI flags; later wins. Validated after merging,
 //! and every error names the key, where its value came from, and why it is wrong.
 
+mod database_password;
 mod secrets;
 
 use std::fmt;
@@ -501,7 +502,7 @@ impl Config {
             .extract()
             .map_err(|error| from_figment(&figment, error))?;
         config.validate(&figment)?;
-        secrets::apply_database_passwords(&mut config, &figment)?;
+        database_password::apply_database_passwords(&mut config, &figment)?;
         Ok(config)
     }
 

@@ -1,5 +1,6 @@
 //! Secrets injected as environment variables (ECS task secrets from AWS Secrets Manager): the token
-//! keys as text, one password per module database, and the Kafka SASL credentials.
+//! keys as text, one password per module database (see `database_password`), and the Kafka SASL
+//! credentials.
 //!
 //! figment parses every environment value (`12345` becomes a number, `true` a bool, `[a]` a list),
 //! which would mangle a password; the variables named in [`RAW_TEXT_KEYS`] are therefore read as
@@ -10,13 +11,11 @@ use std::fmt;
 use figment::providers::{Env, Serialized};
 use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{Config, ConfigError, DatabaseOptions, EventsOptions, Profile as WardProfile};
-use crate::role::Role;
+use super::{Config, ConfigError, EventsOptions, Profile as WardProfile};
 
 /// Keys whose environment values are taken as text, never parsed.
 pub(super) const RAW_TEXT_KEYS: [&str; 8] = [
@@ -43,14 +42,7 @@ pub(super) const SECRET_KEYS: [&str; 7] = [
 ];
 
 /// What a secret prints as.
-const REDACTED: &str = "***";
-
-/// Userinfo characters left as they are: RFC 3986 unreserved; everything else is percent-encoded.
-const USERINFO_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+pub(super) const REDACTED: &str = "***";
 
 /// A secret string (a password, a private key): never printed by `Debug`, redacted by
 /// `ward config`. Any scalar deserializes to its text, so `password = 12345` in a file works too.
@@ -244,87 +236,6 @@ fn drop_nulls(value: &mut serde_json::Value) {
     }
 }
 
-impl DatabaseOptions {
-    /// The password set for `role`'s database, if any (`database.<role>_password`).
-    pub fn password_for(&self, role: Role) -> Option<&SecretText> {
-        match role {
-            Role::Auth => self.auth_password.as_ref(),
-            Role::Patients => self.patients_password.as_ref(),
-            Role::Billing => self.billing_password.as_ref(),
-            Role::Analytics => self.analytics_password.as_ref(),
-            Role::Gateway => None,
-        }
-    }
-}
-
-/// Puts each `database.<module>_password` into its module's URL; refuses a password for a SQLite
-/// URL, a URL without a user, and a URL that already carries a password.
-pub(super) fn apply_database_passwords(
-    config: &mut Config,
-    figment: &Figment,
-) -> Result<(), ConfigError> {
-    for role in Role::ALL {
-        let Some(password) = config.database.password_for(role).cloned() else {
-            continue;
-        };
-        let key = format!("database.{role}_password");
-        let Some(url) = config.database.url_for(role) else {
-            continue;
-        };
-        let with_password =
-            url_with_password(url.expose(), password.expose()).map_err(|reason| ConfigError {
-                value: REDACTED.into(),
-                source_name: super::source_of(figment, &key),
-                reason: format!("database.{role} = {}: {reason}", url.redacted()),
-                key: key.clone(),
-            })?;
-        let slot = match role {
-            Role::Auth => &mut config.database.auth,
-            Role::Patients => &mut config.database.patients,
-            Role::Billing => &mut config.database.billing,
-            Role::Analytics => &mut config.database.analytics,
-            Role::Gateway => continue,
-        };
-        *slot = super::SecretUrl::new(with_password);
-    }
-    Ok(())
-}
-
-/// `url` with `password` (percent-encoded) after its user: `postgres://ward@db/x` becomes
-/// `postgres://ward:<password>@db/x`.
-pub(super) fn url_with_password(url: &str, password: &str) -> Result<String, String> {
-    let is_postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
-    if !is_postgres {
-        return Err("a database password needs a postgres:// URL".into());
-    }
-    if password.is_empty() {
-        return Err("the password is empty".into());
-    }
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Err("a database password needs a postgres:// URL".into());
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
-        return Err("the URL names no user; write postgres://USER@HOST/DATABASE".into());
-    };
-    if userinfo.contains(':') {
-        return Err("the URL carries a password already; set one or the other".into());
-    }
-    let query = tail.split_once('?').map(|(_, query)| query).unwrap_or("");
-    let has_password_parameter = query
-        .split('&')
-        .any(|pair| pair.to_ascii_lowercase().starts_with("password="));
-    if has_password_parameter {
-        return Err("the URL carries a password parameter already; set one or the other".into());
-    }
-    if userinfo.is_empty() {
-        return Err("the URL names no user; write postgres://USER@HOST/DATABASE".into());
-    }
-    let encoded = utf8_percent_encode(password, USERINFO_ESCAPES);
-    Ok(format!("{scheme}://{userinfo}:{encoded}@{host}{tail}"))
-}
-
 /// Checks the token keys given as text and the Kafka security options.
 pub(super) fn validate_secrets(config: &Config, figment: &Figment) -> Result<(), ConfigError> {
     let fail = |key: &str, value: &str, reason: &str| ConfigError {
@@ -409,45 +320,6 @@ fn validate_events_security(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_password_goes_after_the_user_percent_encoded() {
-        assert_eq!(
-            url_with_password("postgres://ward@db:5432/patients", "s3cret").unwrap(),
-            "postgres://ward:s3cret@db:5432/patients"
-        );
-        assert_eq!(
-            url_with_password(
-                "postgresql://ward@db/patients?sslmode=require",
-                "p@ss:w/rd?#% é"
-            )
-            .unwrap(),
-            "postgresql://ward:p%40ss%3Aw%2Frd%3F%23%25%20%C3%A9@db/patients?sslmode=require"
-        );
-        assert_eq!(
-            url_with_password("postgres://ward@db", "a-b_c.d~e").unwrap(),
-            "postgres://ward:a-b_c.d~e@db"
-        );
-    }
-
-    #[test]
-    fn a_password_is_refused_where_it_cannot_go() {
-        for (url, expected) in [
-            ("sqlite://data/patients.db?mode=rwc", "postgres://"),
-            ("postgres://ward:old@db/patients", "already"),
-            ("postgres://ward@db/patients?password=old", "already"),
-            ("postgres://db/patients", "no user"),
-            ("postgres://@db/patients", "no user"),
-        ] {
-            let reason = url_with_password(url, "new").unwrap_err();
-            assert!(reason.contains(expected), "{url}: {reason}");
-        }
-        assert!(
-            url_with_password("postgres://ward@db/x", "")
-                .unwrap_err()
-                .contains("empty")
-        );
-    }
 
     #[test]
     fn any_scalar_deserializes_to_its_text() {
