@@ -1,19 +1,31 @@
-//! SASL/SCRAM against a real broker: tansu with `--authentication`, users created with
-//! `tansu user create` (SCRAM-SHA-512 as on Amazon MSK, and SCRAM-SHA-256). tansu accepts but does
-//! not serve TLS (0.6 builds the acceptor and never uses it), so TLS is only shown to be switched
-//! on here: a TLS client cannot talk to a plaintext broker. tansu must be installed
-//! (`deploy/local/broker.sh install`); without it these tests fail, they never skip.
+//! The Amazon MSK shape against a real broker: SASL/SCRAM (tansu with `--authentication`, users
+//! created with `tansu user create`, SCRAM-SHA-512 as on MSK and SCRAM-SHA-256), and consuming
+//! tasks that scale without numbers (every one instance 0 of 1, sharing a PostgreSQL database).
+//! tansu accepts but does not serve TLS (0.6 builds the acceptor and never uses it), so TLS is
+//! only shown to be switched on here: a TLS client cannot talk to a plaintext broker. tansu and
+//! PostgreSQL (WARD_TEST_POSTGRES_URL, default the local server) must be there; without them
+//! these tests fail, they never skip.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use sea_orm::{ConnectionTrait, Database, DatabaseTransaction, DbBackend, Statement};
+use sea_orm_migration::{MigrationTrait, MigratorTrait};
 use uuid::Uuid;
-use ward_bus::events::{EventLog, OutgoingRecord};
-use ward_core::WardError;
-use ward_core::config::SaslMechanism;
+use ward_bus::consumer::{Consumer, ConsumerMigration, EventHandler};
+use ward_bus::events::{
+    EventLog, EventLogHandle, OutgoingRecord, PatientDeleted, encode_envelope, envelope,
+};
+use ward_core::config::{SaslMechanism, SecretUrl};
+use ward_core::{WardError, WardResult};
 use ward_kafka::{KafkaEventLog, KafkaSecurity};
+use ward_proto::v1::EventEnvelope;
 
 const USER_512: &str = "ward-512";
 const USER_256: &str = "ward-256";
@@ -227,4 +239,143 @@ async fn a_tls_client_does_not_fall_back_to_plaintext() {
     );
 
     assert_refused("TLS to a plaintext broker", log_for(&broker, tls)).await;
+}
+
+struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(ConsumerMigration)]
+    }
+}
+
+/// One `effects` row per application: an event applied twice shows as two rows.
+struct RecordingHandler;
+
+#[async_trait]
+impl EventHandler for RecordingHandler {
+    async fn handle(&self, txn: &DatabaseTransaction, envelope: &EventEnvelope) -> WardResult<()> {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO effects (event_id) VALUES ($1)",
+            [envelope.event_id.clone().into()],
+        ))
+        .await
+        .map_err(|error| WardError::internal("recording an effect", error))?;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unnumbered_consumer_tasks_share_the_partitions_over_scram() {
+    // Arrange: 4 partitions on a SCRAM broker; one PostgreSQL database; two consumers on two
+    // pools, both instance 0 of 1, as two autoscaled ECS tasks run.
+    let broker = ScramBroker::start_with_users();
+    let security =
+        KafkaSecurity::default().with_scram(SaslMechanism::ScramSha512, USER_512, PASSWORD);
+    let log: EventLogHandle = Arc::new(
+        KafkaEventLog::connect_lazy(&[broker.address()], 4, 1)
+            .with_security(security)
+            .connected()
+            .await
+            .unwrap(),
+    );
+    let topic = "ward.scaled.v1";
+    log.ensure_topics(&[topic]).await.unwrap();
+    let base = std::env::var("WARD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let name = format!("ward_kafka_scaled_{}", Uuid::now_v7().simple());
+    let admin = Database::connect(format!("{base}/postgres"))
+        .await
+        .unwrap_or_else(|error| panic!("PostgreSQL is required for this test ({base}): {error}"));
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let url = SecretUrl::new(format!("{base}/{name}"));
+    let first_db = ward_bus::db::connect(&url, "consumer").await.unwrap();
+    let second_db = ward_bus::db::connect(&url, "consumer").await.unwrap();
+    Migrator::up(&first_db, None).await.unwrap();
+    first_db
+        .execute_unprepared("CREATE TABLE effects (event_id TEXT NOT NULL)")
+        .await
+        .unwrap();
+    let mut records = Vec::new();
+    for _ in 0..80 {
+        let subject = Uuid::now_v7();
+        let payload = PatientDeleted {
+            patient_id: subject.to_string(),
+            version: 2,
+        };
+        let event = envelope("patients", subject, "test", Utc::now(), &payload);
+        records.push(OutgoingRecord {
+            topic: topic.to_string(),
+            key: subject.to_string(),
+            value: encode_envelope(&event),
+        });
+    }
+    log.append(records).await.unwrap();
+    let consumers = [
+        Consumer::new(
+            "scaled",
+            first_db.clone(),
+            log.clone(),
+            &[topic],
+            Arc::new(RecordingHandler),
+        ),
+        Consumer::new(
+            "scaled",
+            second_db.clone(),
+            log.clone(),
+            &[topic],
+            Arc::new(RecordingHandler),
+        ),
+    ];
+
+    // Act: both consume side by side until neither finds anything.
+    let mut num_read = 0;
+    for round in 0.. {
+        assert!(
+            round < 100,
+            "the consumers never caught up ({num_read} read)"
+        );
+        let (first, second) =
+            tokio::join!(consumers[0].consume_once(), consumers[1].consume_once());
+        let num_this_round = first.unwrap() + second.unwrap();
+        if num_this_round == 0 {
+            break;
+        }
+        num_read += num_this_round;
+    }
+
+    // Assert: every record read once, every event applied once, every partition's offset at its
+    // end.
+    assert_eq!(num_read, 80);
+    let row = first_db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT COUNT(*) AS applied, COUNT(DISTINCT event_id) AS distinct_events FROM effects",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.try_get::<i64>("", "applied").unwrap(), 80);
+    assert_eq!(row.try_get::<i64>("", "distinct_events").unwrap(), 80);
+    let row = first_db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT SUM(next_offset)::BIGINT AS reached, COUNT(*) AS num_partitions \
+             FROM consumer_offsets WHERE consumer = 'scaled'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.try_get::<i64>("", "reached").unwrap(), 80);
+    assert_eq!(row.try_get::<i64>("", "num_partitions").unwrap(), 4);
+
+    first_db.close().await.unwrap();
+    second_db.close().await.unwrap();
+    let _ = admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await;
 }
