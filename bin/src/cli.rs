@@ -85,6 +85,11 @@ pub struct ServeArgs {
     /// Overrides server.ops_addr.
     #[arg(long, value_name = "ADDR")]
     pub ops_addr: Option<String>,
+    /// Check the configuration for these roles without connecting anywhere (keys, database
+    /// URLs, peers, brokers, listeners), print one line per role saying what it would run, and
+    /// exit: 0 when it would start, 2 with `ward: <reason>` when it would not.
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,6 +221,23 @@ mod tests {
             ("roles".to_string(), "gateway,auth".into())
         );
         assert_eq!(sources.overrides[1].0, "server.http_addr");
+    }
+
+    #[test]
+    fn serve_check_is_a_flag_beside_the_roles() {
+        let cli = Cli::parse_from(["ward", "serve", "--roles", "gateway", "--check"]);
+        let Command::Serve(args) = &cli.command else {
+            panic!("not serve");
+        };
+        assert!(args.check);
+        assert_eq!(
+            cli.config_sources().overrides[0],
+            ("roles".to_string(), "gateway".into())
+        );
+        let Command::Serve(plain) = Cli::parse_from(["ward", "serve"]).command else {
+            panic!("not serve");
+        };
+        assert!(!plain.check);
     }
 
     #[test]

@@ -39,6 +39,11 @@ fn main() -> ExitCode {
     if let Command::Config = cli.command {
         return print_config(&config);
     }
+    if let Command::Serve(args) = &cli.command
+        && args.check
+    {
+        return check_serve(&config, args.demo);
+    }
     if matches!(
         cli.command,
         Command::Import(_) | Command::Export(_) | Command::Analytics(_)
@@ -143,6 +148,22 @@ fn print_config(config: &Config) -> ExitCode {
         Err(error) => {
             eprintln!("ward: cannot print the configuration: {error}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `ward serve --check`: no tracing, no runtime, no connection; the verdict on stdout/stderr.
+fn check_serve(config: &Config, demo: bool) -> ExitCode {
+    match ward_serve::check_serve(config, demo) {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("ward: {error}");
+            ExitCode::from(2)
         }
     }
 }

@@ -5,6 +5,7 @@ mod audit;
 mod billing;
 mod billing_ledger;
 mod bulk;
+mod check;
 mod cli;
 mod cluster;
 mod crash;

@@ -1,6 +1,12 @@
 //! Event consumers. A consumer applies each event and records that it did, in one transaction in
 //! its own database: the offset it reached per partition and the ids of the events it applied.
 //! A redelivered event (a relay retry, a replay) is recognised by its id and changes nothing.
+//!
+//! Several instances may read the same partitions: the tasks of an autoscaled ECS service cannot
+//! be numbered, so they all run instance 0 of 1. On PostgreSQL each batch first claims its
+//! partition with a transaction-scoped advisory lock, and an instance that finds the partition
+//! claimed skips it this round, rather than fetching the same records and colliding on the same
+//! rows. SQLite needs no claim: one process owns the file.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +15,8 @@ use async_trait::async_trait;
 use chrono::Utc;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, Schema,
-    TransactionTrait,
+    ActiveValue, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, Schema, Statement, TransactionTrait,
 };
 use sea_orm_migration::{MigrationName, MigrationTrait, SchemaManager};
 use tokio_util::sync::CancellationToken;
@@ -173,12 +179,21 @@ impl Consumer {
     }
 
     async fn consume_partition(&self, topic: &str, partition: i32) -> WardResult<usize> {
-        let next_offset = self.next_offset(topic, partition).await?;
+        if self.db.get_database_backend() == DatabaseBackend::Postgres {
+            self.consume_claimed_partition(topic, partition).await
+        } else {
+            self.consume_unshared_partition(topic, partition).await
+        }
+    }
+
+    /// SQLite: the records are fetched before the write transaction, so the database's one write
+    /// lock is not held while the log answers.
+    async fn consume_unshared_partition(&self, topic: &str, partition: i32) -> WardResult<usize> {
+        let next_offset = self.next_offset(&self.db, topic, partition).await?;
         let records = self
             .log
             .fetch(topic, partition, next_offset, BATCH_SIZE)
             .await?;
-        let num_read = records.len();
         if records.is_empty() {
             return Ok(0);
         }
@@ -187,9 +202,51 @@ impl Consumer {
             .begin_with_options(crate::db::write_transaction())
             .await
             .map_err(|error| db_error("starting a consumer batch", error))?;
+        self.apply_batch(txn, topic, partition, &records).await
+    }
+
+    /// PostgreSQL: claims the partition for this batch, then reads the offset under the claim, so
+    /// it sees what the previous holder committed, and fetches from there.
+    async fn consume_claimed_partition(&self, topic: &str, partition: i32) -> WardResult<usize> {
+        let txn = self
+            .db
+            .begin()
+            .await
+            .map_err(|error| db_error("starting a consumer batch", error))?;
+        if !claim_partition(&txn, &self.name, topic, partition).await? {
+            txn.rollback()
+                .await
+                .map_err(|error| db_error("ending a consumer batch", error))?;
+            tracing::trace!(consumer = %self.name, topic, partition, "partition claimed by another instance");
+            return Ok(0);
+        }
+        let next_offset = self.next_offset(&txn, topic, partition).await?;
+        let records = self
+            .log
+            .fetch(topic, partition, next_offset, BATCH_SIZE)
+            .await?;
+        if records.is_empty() {
+            txn.rollback()
+                .await
+                .map_err(|error| db_error("ending a consumer batch", error))?;
+            return Ok(0);
+        }
+        self.apply_batch(txn, topic, partition, &records).await
+    }
+
+    /// Applies `records` in `txn`, saves the offset reached and commits; an error stops the batch
+    /// after the records before it.
+    async fn apply_batch(
+        &self,
+        txn: DatabaseTransaction,
+        topic: &str,
+        partition: i32,
+        records: &[LogRecord],
+    ) -> WardResult<usize> {
+        let num_read = records.len();
         let mut reached_opt = None;
         let mut failure_opt = None;
-        for record in &records {
+        for record in records {
             match self.apply(&txn, record).await {
                 Ok(()) => reached_opt = Some(record.offset + 1),
                 Err(error) => {
@@ -257,10 +314,15 @@ impl Consumer {
         }
     }
 
-    async fn next_offset(&self, topic: &str, partition: i32) -> WardResult<i64> {
+    async fn next_offset<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        topic: &str,
+        partition: i32,
+    ) -> WardResult<i64> {
         let row_opt =
             offsets::Entity::find_by_id((self.name.clone(), topic.to_string(), partition))
-                .one(&self.db)
+                .one(db)
                 .await
                 .map_err(|error| db_error("reading a consumer offset", error))?;
         Ok(row_opt.map(|row| row.next_offset).unwrap_or(0))
@@ -296,6 +358,33 @@ impl Consumer {
             }
         }
     }
+}
+
+/// Takes the PostgreSQL advisory lock of (consumer, topic, partition) for the rest of `txn`;
+/// false when another transaction holds it. The key is PostgreSQL's own stable text hash (as the
+/// login throttle's), so instances of different builds agree on it during a rolling deploy.
+async fn claim_partition(
+    txn: &DatabaseTransaction,
+    consumer: &str,
+    topic: &str,
+    partition: i32,
+) -> WardResult<bool> {
+    let lock_name = format!("ward.consumer/{consumer}/{topic}/{partition}");
+    let row_opt = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS claimed",
+            [lock_name.into()],
+        ))
+        .await
+        .map_err(|error| db_error("claiming a partition", error))?;
+    let Some(row) = row_opt else {
+        return Err(ward_core::WardError::Internal(
+            "claiming a partition returned no row".into(),
+        ));
+    };
+    row.try_get::<bool>("", "claimed")
+        .map_err(|error| db_error("claiming a partition", error))
 }
 
 /// Records the event as processed; false when it already was.

@@ -21,7 +21,10 @@
 //! blocks can add checks, but the policy reads identity and rights from the authority block only.
 //!
 //! Key files hold biscuit's prefixed text form, one line: `ed25519-private/<hex>` for the private
-//! key, `ed25519/<hex>` for the public key.
+//! key, `ed25519/<hex>` for the public key. PEM is read too, from files and from text given
+//! directly ([`TokenIssuer::from_pem`], for keys injected as environment variables).
+
+mod key_text;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -33,7 +36,7 @@ use std::time::Duration;
 
 use biscuit_auth::builder::{self, Term};
 use biscuit_auth::{
-    AuthorizerBuilder, AuthorizerLimits, Biscuit, BlockBuilder, KeyPair, PrivateKey, PublicKey,
+    AuthorizerBuilder, AuthorizerLimits, Biscuit, BlockBuilder, KeyPair, PublicKey,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -121,16 +124,28 @@ impl TokenIssuer {
         }
     }
 
-    /// Reads the private key file (`ed25519-private/<hex>`); an unreadable or garbled file is
-    /// `Unavailable`, naming the path.
+    /// Reads the private key file (`ed25519-private/<hex>` or PEM); an unreadable or garbled file
+    /// is `Unavailable`, naming the path.
     pub fn from_file(path: &Path) -> WardResult<Self> {
         let content = read_key_file(path, "token signing key")?;
         // The parse error is left out: it could quote key material.
-        let private_key = PrivateKey::from_str(content.trim()).map_err(|_| {
+        let private_key = key_text::parse_private_key(&content).ok_or_else(|| {
             WardError::Unavailable(format!(
-                "the token signing key {} is not a valid `ed25519-private/<hex>` key",
+                "the token signing key {} is not a valid `ed25519-private/<hex>` or PEM key",
                 path.display()
             ))
+        })?;
+        Ok(Self::new(KeyPair::from(&private_key)))
+    }
+
+    /// Reads the private key from text (`ed25519-private/<hex>` or PEM), such as a secret
+    /// injected as an environment variable; garbled text is `Unavailable`, never quoted.
+    pub fn from_pem(text: &str) -> WardResult<Self> {
+        let private_key = key_text::parse_private_key(text).ok_or_else(|| {
+            WardError::Unavailable(
+                "the token signing key text is not a valid `ed25519-private/<hex>` or PEM key"
+                    .into(),
+            )
         })?;
         Ok(Self::new(KeyPair::from(&private_key)))
     }
@@ -215,6 +230,21 @@ impl TokenVerifier {
         })
     }
 
+    /// Reads the public key from text (`ed25519/<hex>` or PEM), such as a secret injected as an
+    /// environment variable; garbled text is `Unavailable`.
+    pub fn from_pem(text: &str) -> WardResult<Self> {
+        // The parse error is left out: a private key pasted by mistake must not be echoed.
+        let public_key = key_text::parse_public_key(text).map_err(|_| {
+            WardError::Unavailable(
+                "the token verification key text is not a valid `ed25519/<hex>` or PEM key".into(),
+            )
+        })?;
+        Ok(Self {
+            keys: Arc::new(vec![(key_id_of(&public_key), public_key)]),
+            revocations: Revocations::default(),
+        })
+    }
+
     /// Also trusts the key in `path` (an earlier key, during a rotation). Two keys with one id
     /// are refused.
     pub fn trusting_file(self, path: &Path) -> WardResult<Self> {
@@ -240,6 +270,11 @@ impl TokenVerifier {
     /// The revocations this verifier honours; a [`crate::revocation::RevocationFeed`] fills them.
     pub fn revocations(&self) -> &Revocations {
         &self.revocations
+    }
+
+    /// Returns the id of the current key (the first trusted one).
+    pub fn current_key_id(&self) -> Option<u32> {
+        self.keys.first().map(|(key_id, _)| *key_id)
     }
 
     /// Returns the current public key in its prefixed text form (`ed25519/<hex>`).
@@ -490,9 +525,9 @@ impl AccessPolicy for TokenPolicy {
 
 fn read_public_key(path: &Path) -> WardResult<PublicKey> {
     let content = read_key_file(path, "token verification key")?;
-    PublicKey::from_str(content.trim()).map_err(|error| {
+    key_text::parse_public_key(&content).map_err(|error| {
         WardError::Unavailable(format!(
-            "the token verification key {} is not a valid `ed25519/<hex>` key: {error}",
+            "the token verification key {} is not a valid `ed25519/<hex>` or PEM key: {error}",
             path.display()
         ))
     })

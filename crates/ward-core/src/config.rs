@@ -2,6 +2,9 @@
 //! `WARD_*` environment variables (`__` nests), then CLI flags; later wins. Validated after merging,
 //! and every error names the key, where its value came from, and why it is wrong.
 
+mod database_password;
+mod secrets;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,6 +15,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::role::{Role, parse_roles};
+
+pub use secrets::{SaslMechanism, SecretText};
 
 /// The top-level keys of [`Config`]; environment variables are read only under these.
 const TOP_LEVEL_KEYS: [&str; 10] = [
@@ -108,6 +113,20 @@ pub struct DatabaseOptions {
     pub analytics: SecretUrl,
     /// Run each local module's migrations when it starts (`ward migrate` always does).
     pub migrate_on_start: bool,
+    /// The password of the auth database's PostgreSQL user, put into `auth` (whose URL then
+    /// names the user but no password). For secrets injected as environment variables
+    /// (`WARD_DATABASE__AUTH_PASSWORD`); refused with a SQLite URL. Since v0.4.
+    #[serde(default)]
+    pub auth_password: Option<SecretText>,
+    /// As `auth_password`, for `patients` (`WARD_DATABASE__PATIENTS_PASSWORD`). Since v0.4.
+    #[serde(default)]
+    pub patients_password: Option<SecretText>,
+    /// As `auth_password`, for `billing` (`WARD_DATABASE__BILLING_PASSWORD`). Since v0.4.
+    #[serde(default)]
+    pub billing_password: Option<SecretText>,
+    /// As `auth_password`, for `analytics` (`WARD_DATABASE__ANALYTICS_PASSWORD`). Since v0.4.
+    #[serde(default)]
+    pub analytics_password: Option<SecretText>,
 }
 
 impl DatabaseOptions {
@@ -151,8 +170,23 @@ pub struct EventsOptions {
     /// the client Ward uses, so instances split partitions by configuration: instance `i` of `n`
     /// owns every partition `p` with `p % n == i`.
     pub consumer_instance: u32,
-    /// How many instances of each consuming role share the partitions.
+    /// How many instances of each consuming role share the partitions. Tasks of one autoscaled
+    /// service cannot be numbered, so they all run instance 0 of 1: on PostgreSQL a consumer
+    /// claims a partition per batch (an advisory lock), and the tasks share the work safely.
     pub consumer_instances: u32,
+    /// Connect to the brokers over TLS (Amazon MSK: port 9094, or 9096 with SASL/SCRAM); the
+    /// brokers' certificates are checked against the Mozilla root store. Since v0.4.
+    #[serde(default)]
+    pub tls: bool,
+    /// `none`, `scram-sha-512` (Amazon MSK) or `scram-sha-256`. Since v0.4.
+    #[serde(default)]
+    pub sasl_mechanism: SaslMechanism,
+    /// The SASL user name; required with a mechanism. Since v0.4.
+    #[serde(default, deserialize_with = "secrets::optional_scalar_text")]
+    pub sasl_username: Option<String>,
+    /// The SASL password; required with a mechanism (`WARD_EVENTS__SASL_PASSWORD`). Since v0.4.
+    #[serde(default)]
+    pub sasl_password: Option<SecretText>,
 }
 
 impl EventsOptions {
@@ -196,6 +230,15 @@ pub struct AuthOptions {
     pub private_key_file: PathBuf,
     /// The verification key; every process that checks tokens reads it.
     pub public_key_file: PathBuf,
+    /// The token signing key itself, as text (`ed25519-private/<hex>` as `ward keys generate`
+    /// writes it, or PEM); wins over `private_key_file`. For a secret injected as an environment
+    /// variable (`WARD_AUTH__PRIVATE_KEY`). Since v0.4.
+    #[serde(default)]
+    pub private_key: Option<SecretText>,
+    /// The verification key itself, as text (`ed25519/<hex>` or PEM); wins over
+    /// `public_key_file` (`WARD_AUTH__PUBLIC_KEY`). Since v0.4.
+    #[serde(default)]
+    pub public_key: Option<SecretText>,
     /// Earlier verification keys still trusted, so tokens they signed keep working while keys
     /// rotate; a token names its key by id.
     pub trusted_public_key_files: Vec<PathBuf>,
@@ -318,6 +361,10 @@ impl Default for Config {
                 billing: SecretUrl::new("sqlite://data/billing.db?mode=rwc"),
                 analytics: SecretUrl::new("sqlite://data/analytics.db?mode=rwc"),
                 migrate_on_start: true,
+                auth_password: None,
+                patients_password: None,
+                billing_password: None,
+                analytics_password: None,
             },
             events: EventsOptions {
                 backend: EventBackend::Local,
@@ -328,11 +375,17 @@ impl Default for Config {
                 replication_factor: 1,
                 consumer_instance: 0,
                 consumer_instances: 1,
+                tls: false,
+                sasl_mechanism: SaslMechanism::None,
+                sasl_username: None,
+                sasl_password: None,
             },
             peers: PeersOptions::default(),
             auth: AuthOptions {
                 private_key_file: PathBuf::from("data/keys/auth-private.key"),
                 public_key_file: PathBuf::from("data/keys/auth-public.key"),
+                private_key: None,
+                public_key: None,
                 trusted_public_key_files: Vec::new(),
                 access_token_ttl_secs: 900,
                 refresh_token_ttl_secs: 14 * 24 * 3600,
@@ -482,10 +535,11 @@ impl Config {
     /// Merges every layer, then validates.
     pub fn load(sources: &ConfigSources) -> Result<Config, ConfigError> {
         let figment = Self::figment(sources)?;
-        let config: Config = figment
+        let mut config: Config = figment
             .extract()
             .map_err(|error| from_figment(&figment, error))?;
         config.validate(&figment)?;
+        database_password::apply_database_passwords(&mut config, &figment)?;
         Ok(config)
     }
 
@@ -507,12 +561,18 @@ impl Config {
         // Only variables naming a known section are configuration: `WARD_CONFIG` names the file
         // above, and scripts' own `WARD_*` variables (WARD_BIN, ...) are not keys. A typo inside a
         // section (`WARD_SERVER__HTTP_ADR`) still fails, as an unknown field.
-        figment = figment.merge(Env::prefixed("WARD_").split("__").filter(|key| {
-            let section = key.as_str().split('.').next().unwrap_or_default();
-            TOP_LEVEL_KEYS
-                .iter()
-                .any(|known| known.eq_ignore_ascii_case(section))
-        }));
+        figment = figment.merge(
+            Env::prefixed("WARD_")
+                .split("__")
+                .filter(|key| {
+                    let section = key.as_str().split('.').next().unwrap_or_default();
+                    TOP_LEVEL_KEYS
+                        .iter()
+                        .any(|known| known.eq_ignore_ascii_case(section))
+                })
+                .ignore(&secrets::RAW_TEXT_KEYS),
+        );
+        figment = secrets::merge_raw_text_env(figment);
         for (key, value) in &sources.overrides {
             figment = figment.merge(Serialized::default(key, value));
         }
@@ -676,7 +736,7 @@ impl Config {
         self.telemetry
             .validate()
             .map_err(|(key, value, reason)| fail(key, value, reason))?;
-        Ok(())
+        secrets::validate_secrets(self, figment)
     }
 
     /// The effective configuration as TOML-like JSON, with passwords redacted.
@@ -688,6 +748,7 @@ impl Config {
             }
         }
         value["events"]["local_url"] = self.events.local_url.redacted().into();
+        secrets::redact_secrets(&mut value);
         value
     }
 
@@ -780,13 +841,17 @@ fn from_figment(figment: &Figment, error: figment::Error) -> ConfigError {
         },
         None => source_of(figment, &key),
     };
-    let value = figment
-        .find_value(&key)
-        .map(|value| match value.as_str() {
-            Some(text) => text.to_string(),
-            None => format!("{value:?}"),
-        })
-        .unwrap_or_default();
+    let value = if secrets::is_secret_key(&key) {
+        "***".to_string()
+    } else {
+        figment
+            .find_value(&key)
+            .map(|value| match value.as_str() {
+                Some(text) => text.to_string(),
+                None => format!("{value:?}"),
+            })
+            .unwrap_or_default()
+    };
     ConfigError {
         key: if key.is_empty() { "(root)".into() } else { key },
         value,

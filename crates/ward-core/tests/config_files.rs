@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use ward_core::config::{Config, ConfigSources, EventBackend, Profile};
+use ward_core::config::{Config, ConfigSources, EventBackend, Profile, SaslMechanism};
 
 fn config_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config")
@@ -15,6 +15,23 @@ fn load_file(path: PathBuf) -> Result<Config, ward_core::config::ConfigError> {
     })
 }
 
+/// Loads `path` with the secrets its comments say come from the environment (production.toml's
+/// Kafka password), as an ECS task gets them.
+fn load_file_with_injected_secrets(
+    path: PathBuf,
+) -> Result<Config, ward_core::config::ConfigError> {
+    let is_production = path.file_name().and_then(|name| name.to_str()) == Some("production.toml");
+    let overrides = if is_production {
+        vec![("events.sasl_password".to_string(), "injected".into())]
+    } else {
+        Vec::new()
+    };
+    Config::load(&ConfigSources {
+        explicit_file: Some(path),
+        overrides,
+    })
+}
+
 #[test]
 fn every_shipped_config_file_loads() {
     let mut num_files = 0;
@@ -24,7 +41,7 @@ fn every_shipped_config_file_loads() {
             continue;
         }
         num_files += 1;
-        if let Err(error) = load_file(path.clone()) {
+        if let Err(error) = load_file_with_injected_secrets(path.clone()) {
             panic!("{} does not load: {error}", path.display());
         }
     }
@@ -38,8 +55,19 @@ fn the_shipped_files_say_what_they_claim() {
     assert_eq!(embedded.events.backend, EventBackend::Local);
     assert_eq!(embedded.server.http_addr.port(), 8080);
     assert_eq!(embedded.roles.resolved().len(), 5);
-    let production = load_file(config_dir().join("production.toml")).unwrap();
+    let production = load_file_with_injected_secrets(config_dir().join("production.toml")).unwrap();
     assert_eq!(production.profile, Profile::Production);
+    // The ECS way: TLS and SCRAM to MSK, every consuming task instance 0 of 1.
+    assert!(production.events.tls);
+    assert_eq!(production.events.sasl_mechanism, SaslMechanism::ScramSha512);
+    assert!(
+        production
+            .events
+            .brokers
+            .iter()
+            .all(|broker| broker.ends_with(":9096"))
+    );
+    assert_eq!(production.events.consumer_instances, 1);
     assert!(
         production
             .database
@@ -97,4 +125,42 @@ fn overrides_win_over_files() {
 fn a_missing_explicit_file_is_an_error() {
     let error = load_file(PathBuf::from("/nonexistent/ward.toml")).unwrap_err();
     assert_eq!(error.key, "--config");
+}
+
+#[test]
+fn secrets_written_in_a_file_as_numbers_or_bools_are_text() {
+    let dir = std::env::temp_dir().join(format!("ward-config-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("secrets.toml");
+    std::fs::write(
+        &file,
+        "[database]\npatients = \"postgres://ward@db/patients\"\npatients_password = 12345\n\
+         [events]\nsasl_mechanism = \"scram-sha-256\"\nsasl_username = 42\nsasl_password = true\n",
+    )
+    .unwrap();
+
+    let config = load_file(file).unwrap();
+
+    assert_eq!(
+        config.database.patients.expose(),
+        "postgres://ward:12345@db/patients"
+    );
+    assert_eq!(config.events.sasl_username.as_deref(), Some("42"));
+    assert_eq!(
+        config.events.sasl_password.as_ref().unwrap().expose(),
+        "true"
+    );
+}
+
+#[test]
+fn a_bad_sasl_mechanism_names_the_key() {
+    let dir = std::env::temp_dir().join(format!("ward-config-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("sasl.toml");
+    std::fs::write(&file, "[events]\nsasl_mechanism = \"plain\"\n").unwrap();
+
+    let error = load_file(file).unwrap_err();
+
+    assert_eq!(error.key, "events.sasl_mechanism");
+    assert!(error.to_string().contains("sasl.toml"), "{error}");
 }

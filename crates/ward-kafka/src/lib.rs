@@ -8,7 +8,9 @@
 mod log;
 pub mod partitioner;
 mod records;
+mod security;
 mod session;
 
 pub use log::KafkaEventLog;
 pub use partitioner::{murmur2, partition_for_key};
+pub use security::KafkaSecurity;

@@ -17,6 +17,7 @@ use ward_core::{WardError, WardResult};
 
 use crate::partitioner::partition_for_key;
 use crate::records::{split_by_size, to_log_record, trace_headers};
+use crate::security::KafkaSecurity;
 use crate::session::{CallError, REQUEST_TIMEOUT, Session, bounded, open_session};
 
 /// Kafka has no push: `wait_for_append` sleeps at most this long before consumers poll again.
@@ -47,6 +48,8 @@ pub struct KafkaEventLog {
     brokers_list: String,
     num_partitions: i32,
     replication_factor: i16,
+    /// TLS and SASL; plaintext unless [`KafkaEventLog::with_security`] says otherwise.
+    security: KafkaSecurity,
     /// The live connection; `None` until first use and after a connection failure. The lock is
     /// held while connecting, so concurrent callers share one attempt.
     session_opt: Mutex<Option<Arc<Session>>>,
@@ -66,9 +69,26 @@ impl KafkaEventLog {
         partitions: i32,
         replication_factor: i16,
     ) -> WardResult<Self> {
-        let log = Self::connect_lazy(brokers, partitions, replication_factor);
-        log.session().await?;
-        Ok(log)
+        Self::connect_lazy(brokers, partitions, replication_factor)
+            .connected()
+            .await
+    }
+
+    /// Connects now (see [`KafkaEventLog::connect`]); for a log given its security first.
+    pub async fn connected(self) -> WardResult<Self> {
+        self.session().await?;
+        Ok(self)
+    }
+
+    /// Uses TLS and SASL as `security` says, from the first connection on.
+    pub fn with_security(mut self, security: KafkaSecurity) -> Self {
+        self.security = security;
+        self
+    }
+
+    /// TLS and SASL as configured.
+    pub fn security(&self) -> &KafkaSecurity {
+        &self.security
     }
 
     /// Returns a log that connects on first use and reconnects after errors; never fails.
@@ -80,6 +100,7 @@ impl KafkaEventLog {
             brokers_list: brokers.join(","),
             num_partitions: partitions,
             replication_factor,
+            security: KafkaSecurity::default(),
             session_opt: Mutex::new(None),
             next_generation: AtomicU64::new(1),
             partition_counts: std::sync::Mutex::new(HashMap::new()),
@@ -98,8 +119,8 @@ impl KafkaEventLog {
             return Ok(Arc::clone(session));
         }
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-        let session = Arc::new(open_session(&self.brokers, generation).await?);
-        tracing::info!(brokers = %self.brokers_list, generation, "connected to kafka");
+        let session = Arc::new(open_session(&self.brokers, generation, &self.security).await?);
+        tracing::info!(brokers = %self.brokers_list, security = %self.security, generation, "connected to kafka");
         *session_opt = Some(Arc::clone(&session));
         Ok(session)
     }

@@ -17,6 +17,8 @@ use rskafka::client::{Client, ClientBuilder};
 use tokio::sync::Mutex;
 use ward_core::{WardError, WardResult};
 
+use crate::security::KafkaSecurity;
+
 /// How long rskafka keeps retrying a failing request before it gives up.
 const RETRY_DEADLINE: Duration = Duration::from_secs(2);
 /// The bound on connecting (bootstrap metadata included): a black-holed address must not hang.
@@ -72,8 +74,13 @@ impl Session {
     }
 }
 
-/// Connects to `brokers` (a bootstrap metadata request must succeed).
-pub(crate) async fn open_session(brokers: &[String], generation: u64) -> WardResult<Session> {
+/// Connects to `brokers` (a bootstrap metadata request must succeed), over TLS and logging in
+/// with SASL when `security` says so.
+pub(crate) async fn open_session(
+    brokers: &[String],
+    generation: u64,
+    security: &KafkaSecurity,
+) -> WardResult<Session> {
     let brokers_list = brokers.join(",");
     let backoff = BackoffConfig {
         init_backoff: Duration::from_millis(100),
@@ -81,10 +88,10 @@ pub(crate) async fn open_session(brokers: &[String], generation: u64) -> WardRes
         base: 2.0,
         deadline: Some(RETRY_DEADLINE),
     };
-    let building = ClientBuilder::new(brokers.to_vec())
+    let builder = ClientBuilder::new(brokers.to_vec())
         .client_id("ward")
-        .backoff_config(backoff)
-        .build();
+        .backoff_config(backoff);
+    let building = security.apply(builder)?.build();
     let client = bounded(&brokers_list, CONNECT_TIMEOUT, building)
         .await
         .map_err(|error| error.into_ward(&brokers_list, "connecting"))?;

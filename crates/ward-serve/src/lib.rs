@@ -3,6 +3,7 @@
 
 mod analytics;
 mod bulk;
+mod check;
 mod demo;
 mod grpc_server;
 mod keys;
@@ -13,6 +14,7 @@ mod users;
 
 pub use analytics::rebuild_analytics;
 pub use bulk::{ExportChunk, NumberedLine, PatientsBulk};
+pub use check::{CheckError, check_serve};
 pub use grpc_server::{LocalGrpcServices, serve_grpc};
 pub use keys::generate_keys;
 pub use listeners::serve;

@@ -261,11 +261,14 @@ pub async fn open_event_log(config: &Config) -> WardResult<EventLogHandle> {
             let log = LocalEventLog::open(&config.events.local_url).await?;
             Ok(Arc::new(log))
         }
-        EventBackend::Kafka => Ok(Arc::new(ward_kafka::KafkaEventLog::connect_lazy(
-            &config.events.brokers,
-            config.events.partitions,
-            config.events.replication_factor,
-        ))),
+        EventBackend::Kafka => Ok(Arc::new(
+            ward_kafka::KafkaEventLog::connect_lazy(
+                &config.events.brokers,
+                config.events.partitions,
+                config.events.replication_factor,
+            )
+            .with_security(ward_kafka::KafkaSecurity::from_options(&config.events)),
+        )),
     }
 }
 
@@ -274,11 +277,13 @@ pub(crate) async fn open_event_log_now(config: &Config) -> WardResult<EventLogHa
     match config.events.backend {
         EventBackend::Local => open_event_log(config).await,
         EventBackend::Kafka => Ok(Arc::new(
-            ward_kafka::KafkaEventLog::connect(
+            ward_kafka::KafkaEventLog::connect_lazy(
                 &config.events.brokers,
                 config.events.partitions,
                 config.events.replication_factor,
             )
+            .with_security(ward_kafka::KafkaSecurity::from_options(&config.events))
+            .connected()
             .await?,
         )),
     }
