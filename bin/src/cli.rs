@@ -115,7 +115,15 @@ pub struct CreateUserArgs {
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Write a new key pair to auth.private_key_file and auth.public_key_file (never overwrites).
-    Generate,
+    Generate(GenerateKeysArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateKeysArgs {
+    /// Succeed without writing when both files already exist (a one-shot setup step that runs
+    /// on every `docker compose up`); one file without the other is still an error.
+    #[arg(long)]
+    pub if_missing: bool,
 }
 
 #[derive(Debug, Subcommand)]

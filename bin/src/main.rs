@@ -106,7 +106,17 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 println!("password (shown once, store it now): {password}");
             }
         }
-        Command::Keys(KeysCommand::Generate) => {
+        Command::Keys(KeysCommand::Generate(args)) => {
+            let auth = &config.auth;
+            if args.if_missing && auth.private_key_file.is_file() && auth.public_key_file.is_file()
+            {
+                println!(
+                    "kept the existing key pair {} and {}",
+                    auth.private_key_file.display(),
+                    auth.public_key_file.display()
+                );
+                return Ok(());
+            }
             let verifier = ward_serve::generate_keys(&config)?;
             println!(
                 "wrote {} (private, mode 0600) and {}",

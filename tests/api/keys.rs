@@ -46,3 +46,31 @@ async fn a_key_rotation_keeps_old_tokens_working_while_the_old_key_is_trusted() 
     assert_eq!(app.get(&old_token, "/api/patients").await.status(), 401);
     assert_eq!(app.get(&new_token, "/api/patients").await.status(), 200);
 }
+
+#[test]
+fn generate_if_missing_keeps_a_pair_and_refuses_half_of_one() {
+    let dir = Workdir::new();
+    let generate = |extra: &[&str]| {
+        let mut args = vec!["keys", "generate"];
+        args.extend_from_slice(extra);
+        ward_command(&dir.path, &args).output().unwrap()
+    };
+    let public_key_path = dir.path.join("data/keys/auth-public.key");
+
+    assert!(generate(&["--if-missing"]).status.success());
+    let first_public_key = std::fs::read_to_string(&public_key_path).unwrap();
+
+    // Twice: the pair is kept, not replaced; without the flag a second run still refuses.
+    let again = generate(&["--if-missing"]);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("kept the existing key pair"));
+    assert_eq!(
+        std::fs::read_to_string(&public_key_path).unwrap(),
+        first_public_key
+    );
+    assert!(!generate(&[]).status.success());
+
+    // Half a pair is a problem to look at, never something to paper over.
+    std::fs::remove_file(&public_key_path).unwrap();
+    assert!(!generate(&["--if-missing"]).status.success());
+}
