@@ -19,6 +19,7 @@ mod identifiers;
 mod keys;
 mod matrix;
 mod merge;
+mod metrics;
 mod preconditions;
 mod reference;
 mod roles;

@@ -141,7 +141,7 @@ pub async fn serve_grpc(
             set_all(&health_reporter, &service_names, ServingStatus::NotServing).await;
         }
     };
-    let mut builder = Server::builder();
+    let mut builder = Server::builder().layer(crate::grpc_metrics::GrpcMetricsLayer);
     let served = builder
         .add_service(health_service)
         .add_service(reflection_v1)

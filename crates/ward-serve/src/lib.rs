@@ -4,6 +4,7 @@
 mod analytics;
 mod bulk;
 mod demo;
+mod grpc_metrics;
 mod grpc_server;
 mod keys;
 mod listeners;
