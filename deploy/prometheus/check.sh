@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Checks the monitoring files: the alert rules and the example scrape configuration with promtool
 # (from Debian's prometheus package, installed only when promtool is missing), the rules' unit
-# tests, and that the Grafana dashboard is valid JSON with a query on every panel.
-# The api test `metrics` checks that every metric these files name is one Ward exports.
+# tests, and that the Grafana dashboard is valid JSON with a query on every panel. Given the ward
+# binary (`check.sh target/debug/ward`), it also lints a live process's /metrics with
+# `promtool check metrics`. A ward-bus unit test checks that every metric these files name is one
+# Ward exports.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -55,3 +57,43 @@ for panel in panels:
     assert exprs and all(exprs), f"panel {panel.get('title')!r} has no query"
 print(f"{len(panels)} panels, each with a query")
 PY
+
+ward_bin="${1:-}"
+if [[ -n "$ward_bin" ]]; then
+  echo "== promtool check metrics (a running ward's /metrics)"
+  workdir="$(mktemp -d)"
+  (
+    cd "$workdir" &&
+      WARD_SERVER__HTTP_ADDR=127.0.0.1:0 WARD_SERVER__OPS_ADDR=127.0.0.1:0 \
+        WARD_SERVER__GRPC_ADDR=127.0.0.1:0 WARD_LOG__FORMAT=json \
+        exec "$ward_bin" serve --demo
+  ) >"$workdir/ward.log" 2>&1 &
+  ward_pid=$!
+  trap 'kill "$ward_pid" 2>/dev/null; wait "$ward_pid" 2>/dev/null; rm -rf "$workdir"' EXIT
+  # Prints the address a listener bound, nothing before it has.
+  listener_addr() {
+    { grep '"listening"' "$workdir/ward.log" | grep "\"listener\":\"$1\"" |
+      grep -o '"addr":"[^"]*"' | cut -d'"' -f4 | head -n1; } || true
+  }
+  ops_addr=""
+  http_addr=""
+  for _ in $(seq 1 600); do
+    ops_addr="$(listener_addr ops)"
+    http_addr="$(listener_addr http)"
+    if [[ -n "$ops_addr" && -n "$http_addr" ]] && curl -sf "http://$ops_addr/readyz" >/dev/null; then
+      break
+    fi
+    sleep 0.1
+  done
+  if [[ -z "$ops_addr" || -z "$http_addr" ]]; then
+    echo "ward did not start:" >&2
+    cat "$workdir/ward.log" >&2
+    exit 1
+  fi
+  # A few answers, so the request families have series: a 401 and an unmatched 404.
+  curl -s -o /dev/null "http://$http_addr/api/patients/123e4567-e89b-12d3-a456-426614174000"
+  curl -s -o /dev/null "http://$http_addr/no/such/route"
+  curl -sf "http://$ops_addr/metrics" >"$workdir/metrics.txt"
+  promtool check metrics <"$workdir/metrics.txt"
+  echo "$(grep -vc '^#' "$workdir/metrics.txt") series pass promtool check metrics"
+fi
