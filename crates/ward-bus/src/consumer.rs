@@ -170,10 +170,12 @@ impl Consumer {
             for partition in self.log.partitions(topic).await? {
                 let is_owned = self.owns(partition);
                 if is_owned {
-                    num_read += self.consume_partition(topic, partition).await?;
+                    let consumed = self.consume_partition(topic, partition).await;
+                    // Measured even when the batch failed: a stuck consumer's lag must grow.
                     if is_lag_report_due {
                         self.report_lag(topic, partition).await;
                     }
+                    num_read += consumed?;
                 }
             }
         }

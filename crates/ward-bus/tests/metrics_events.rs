@@ -14,8 +14,8 @@ use ward_bus::events::{EventLog, PATIENTS_TOPIC, PatientDeleted, envelope};
 use ward_bus::local_log::LocalEventLog;
 use ward_bus::metrics;
 use ward_bus::outbox::{OutboxMigration, OutboxRelay, backlog, enqueue};
-use ward_core::WardResult;
 use ward_core::config::SecretUrl;
+use ward_core::{WardError, WardResult};
 use ward_proto::v1::EventEnvelope;
 
 struct Migrator;
@@ -36,6 +36,20 @@ impl EventHandler for AcceptAll {
         _envelope: &EventEnvelope,
     ) -> WardResult<()> {
         Ok(())
+    }
+}
+
+/// Fails every event as a database outage would: the consumer retries and reads nothing after it.
+struct AlwaysUnavailable;
+
+#[async_trait]
+impl EventHandler for AlwaysUnavailable {
+    async fn handle(
+        &self,
+        _txn: &DatabaseTransaction,
+        _envelope: &EventEnvelope,
+    ) -> WardResult<()> {
+        Err(WardError::Unavailable("the test says no".into()))
     }
 }
 
@@ -106,6 +120,15 @@ async fn outbox_backlog_relay_and_consumer_lag_are_measured() {
         Arc::new(AcceptAll),
     );
     assert_eq!(consumer.consume_once().await.unwrap(), 3);
+    let stuck = Consumer::new(
+        "metrics-stuck",
+        consumer_db.clone(),
+        log.clone(),
+        &[PATIENTS_TOPIC],
+        Arc::new(AlwaysUnavailable),
+    );
+    assert!(stuck.consume_once().await.is_err());
+
     let text = metrics::render();
     let relayed = r#"ward_outbox_relayed_events_total{module="metrics-relay"}"#;
     assert_eq!(value_of(&text, relayed), Some(3.0));
@@ -118,6 +141,11 @@ async fn outbox_backlog_relay_and_consumer_lag_are_measured() {
     assert!((3600.0..3700.0).contains(&age_secs), "{age_secs}");
     let applied = r#"ward_consumer_events_total{consumer="metrics-consumer",topic="ward.patients.v1",outcome="applied"}"#;
     assert_eq!(value_of(&text, applied), Some(3.0));
+    // The stuck consumer has all three still to read, and says why.
+    let stuck_lag = r#"ward_consumer_lag_events{consumer="metrics-stuck",topic="ward.patients.v1",partition="0"}"#;
+    assert_eq!(value_of(&text, stuck_lag), Some(3.0));
+    let failed = r#"ward_consumer_events_total{consumer="metrics-stuck",topic="ward.patients.v1",outcome="failed"}"#;
+    assert_eq!(value_of(&text, failed), Some(1.0));
     let pool = r#"ward_db_pool_max_connections{module="metrics_consumer"}"#;
     assert_eq!(value_of(&text, pool), Some(8.0));
 
