@@ -449,13 +449,16 @@ async fn module_processes_export_grpc_calls_by_method_and_lag_per_partition() {
             .value("ward_grpc_server_request_duration_seconds_count", &method)
             .unwrap_or(0.0);
     assert!(num_timed >= 4.0, "{num_timed}");
-    // The module verified the caller's token itself, and reports its own roles and pool.
-    assert!(
-        patients
-            .value("ward_token_verifications_total", &[("outcome", "ok")])
-            .unwrap()
-            >= 1.0
-    );
+    // The modules verified the caller's token themselves (whichever instance served), and each
+    // reports its own roles and pool.
+    let verified = [("outcome", "ok")];
+    let num_verified = patients
+        .value("ward_token_verifications_total", &verified)
+        .unwrap_or(0.0)
+        + patients_2
+            .value("ward_token_verifications_total", &verified)
+            .unwrap_or(0.0);
+    assert!(num_verified >= 4.0, "{num_verified}");
     let build = patients
         .samples
         .iter()
@@ -514,9 +517,13 @@ async fn module_processes_export_grpc_calls_by_method_and_lag_per_partition() {
             .unwrap()
             >= 1.0
     );
-    let relayed = patients.value(
-        "ward_outbox_relayed_events_total",
-        &[("module", "patients")],
-    );
-    assert!(relayed.unwrap() >= 1.0);
+    // The two patients processes share one outbox: either may have relayed the demo's events.
+    let module = [("module", "patients")];
+    let num_relayed = patients
+        .value("ward_outbox_relayed_events_total", &module)
+        .unwrap_or(0.0)
+        + patients_2
+            .value("ward_outbox_relayed_events_total", &module)
+            .unwrap_or(0.0);
+    assert!(num_relayed >= 1.0, "{num_relayed}");
 }
