@@ -20,6 +20,7 @@ mod identifiers;
 mod keys;
 mod matrix;
 mod merge;
+mod metrics;
 mod otlp_receiver;
 mod preconditions;
 mod probe;

@@ -8,11 +8,11 @@
 //! claimed skips it this round, rather than fetching the same records and colliding on the same
 //! rows. SQLite needs no claim: one process owns the file.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
@@ -26,8 +26,11 @@ use ward_proto::v1::EventEnvelope;
 
 use crate::db::db_error;
 use crate::events::{EventLogHandle, LogRecord, decode_envelope};
+use crate::metrics::{self, ConsumerOutcome};
 
 const BATCH_SIZE: usize = 256;
+/// How often a running consumer measures its lag (a query to the log per partition).
+const LAG_REPORT_INTERVAL: Duration = Duration::from_secs(5);
 
 pub mod offsets {
     use sea_orm::entity::prelude::*;
@@ -132,6 +135,7 @@ pub struct Consumer {
     /// instance` (rskafka has no consumer groups, so instances split partitions by configuration).
     share: (u32, u32),
     handler: Arc<dyn EventHandler>,
+    lag_reported_at: Mutex<Option<Instant>>,
 }
 
 impl Consumer {
@@ -149,6 +153,7 @@ impl Consumer {
             topics: topics.iter().map(|topic| topic.to_string()).collect(),
             share: (0, 1),
             handler,
+            lag_reported_at: Mutex::new(None),
         }
     }
 
@@ -167,11 +172,17 @@ impl Consumer {
     /// Processes one batch per owned partition; returns how many records it read.
     pub async fn consume_once(&self) -> WardResult<usize> {
         let mut num_read = 0;
+        let is_lag_report_due = self.is_lag_report_due();
         for topic in &self.topics {
             for partition in self.log.partitions(topic).await? {
                 let is_owned = self.owns(partition);
                 if is_owned {
-                    num_read += self.consume_partition(topic, partition).await?;
+                    let consumed = self.consume_partition(topic, partition).await;
+                    // Measured even when the batch failed: a stuck consumer's lag must grow.
+                    if is_lag_report_due {
+                        self.report_lag(topic, partition).await;
+                    }
+                    num_read += consumed?;
                 }
             }
         }
@@ -273,9 +284,11 @@ impl Consumer {
             Ok(envelope) => envelope,
             Err(error) => {
                 tracing::error!(consumer = %self.name, topic = %record.topic, offset = record.offset, %error, "skipping an undecodable record");
+                self.count(record, ConsumerOutcome::Undecodable);
                 return Ok(());
             }
         };
+        self.report_event_age(record, &envelope);
         let savepoint = txn
             .begin()
             .await
@@ -287,21 +300,27 @@ impl Consumer {
                 .await
                 .map_err(|error| db_error("rolling back a savepoint", error))?;
             tracing::debug!(consumer = %self.name, event_id = %envelope.event_id, "skipping a redelivered event");
+            self.count(record, ConsumerOutcome::Redelivered);
             return Ok(());
         }
         let span = crate::trace_context::event_span(&self.name, record, &envelope);
         let handled = self.handler.handle(&savepoint, &envelope).instrument(span);
         match handled.await {
-            Ok(()) => savepoint
-                .commit()
-                .await
-                .map_err(|error| db_error("committing a savepoint", error)),
+            Ok(()) => {
+                savepoint
+                    .commit()
+                    .await
+                    .map_err(|error| db_error("committing a savepoint", error))?;
+                self.count(record, ConsumerOutcome::Applied);
+                Ok(())
+            }
             Err(error) if error.error_code() == ErrorCode::InvalidArgument => {
                 savepoint
                     .rollback()
                     .await
                     .map_err(|error| db_error("rolling back a savepoint", error))?;
                 tracing::error!(consumer = %self.name, event_id = %envelope.event_id, event_type = %envelope.event_type, %error, "skipping an unusable event");
+                self.count(record, ConsumerOutcome::Unusable);
                 Ok(())
             }
             Err(error) => {
@@ -309,6 +328,7 @@ impl Consumer {
                     .rollback()
                     .await
                     .map_err(|error| db_error("rolling back a savepoint", error))?;
+                self.count(record, ConsumerOutcome::Failed);
                 Err(error)
             }
         }
@@ -385,6 +405,54 @@ async fn claim_partition(
     };
     row.try_get::<bool>("", "claimed")
         .map_err(|error| db_error("claiming a partition", error))
+}
+
+impl Consumer {
+    fn count(&self, record: &LogRecord, outcome: ConsumerOutcome) {
+        metrics::count_consumer_event(&self.name, &record.topic, outcome);
+    }
+
+    /// Sets `ward_consumer_event_age_seconds`: how long the event took from its producer to here.
+    fn report_event_age(&self, record: &LogRecord, envelope: &EventEnvelope) {
+        let Ok(occurred_at) = DateTime::parse_from_rfc3339(&envelope.occurred_at) else {
+            return;
+        };
+        let age = (Utc::now() - occurred_at.with_timezone(&Utc))
+            .to_std()
+            .unwrap_or_default();
+        metrics::set_consumer_event_age(&self.name, &record.topic, record.partition, age);
+    }
+
+    /// Whether [`LAG_REPORT_INTERVAL`] passed since lag was last measured; if so, starts anew.
+    fn is_lag_report_due(&self) -> bool {
+        let mut reported_at_opt = match self.lag_reported_at.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let is_due = match *reported_at_opt {
+            Some(reported_at) => reported_at.elapsed() >= LAG_REPORT_INTERVAL,
+            None => true,
+        };
+        if is_due {
+            *reported_at_opt = Some(Instant::now());
+        }
+        is_due
+    }
+
+    /// Sets `ward_consumer_lag_events` for one partition: the log's end minus the next offset.
+    async fn report_lag(&self, topic: &str, partition: i32) {
+        let measured = async {
+            let next_offset = self.next_offset(&self.db, topic, partition).await?;
+            let end_offset = self.log.end_offset(topic, partition).await?;
+            WardResult::Ok(end_offset - next_offset)
+        };
+        match measured.await {
+            Ok(num_unread) => metrics::set_consumer_lag(&self.name, topic, partition, num_unread),
+            Err(error) => {
+                tracing::debug!(consumer = %self.name, topic, partition, %error, "consumer lag not measured");
+            }
+        }
+    }
 }
 
 /// Records the event as processed; false when it already was.

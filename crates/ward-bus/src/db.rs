@@ -31,12 +31,14 @@ pub async fn connect(url: &SecretUrl, name: &str) -> WardResult<DatabaseConnecti
     } else {
         options.max_connections(16).min_connections(1);
     }
-    Database::connect(options).await.map_err(|error| {
+    let mut db = Database::connect(options).await.map_err(|error| {
         WardError::Unavailable(format!(
             "cannot open the {name} database at {}: {error}",
             url.redacted()
         ))
-    })
+    })?;
+    crate::metrics::instrument_database(name, &mut db);
+    Ok(db)
 }
 
 /// Options for a transaction that will write. On SQLite the write lock is taken at BEGIN

@@ -67,6 +67,10 @@ pub trait EventLog: Send + Sync + 'static {
         max_records: usize,
     ) -> WardResult<Vec<LogRecord>>;
 
+    /// The offset the next record appended to one partition will get (Kafka's high watermark);
+    /// a consumer whose next offset is lower has records to read.
+    async fn end_offset(&self, topic: &str, partition: i32) -> WardResult<i64>;
+
     /// Returns when something may have been appended, or after `timeout`, whichever is first.
     async fn wait_for_append(&self, timeout: Duration);
 

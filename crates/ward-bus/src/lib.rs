@@ -12,6 +12,7 @@ pub mod events;
 pub mod grpc;
 pub mod health;
 pub mod local_log;
+pub mod metrics;
 pub mod outbox;
 pub mod patients;
 pub mod revocation;

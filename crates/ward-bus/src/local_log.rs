@@ -164,6 +164,23 @@ impl EventLog for LocalEventLog {
             .collect())
     }
 
+    async fn end_offset(&self, topic: &str, partition: i32) -> WardResult<i64> {
+        let last_offset_opt: Option<i64> = entity::Entity::find()
+            .select_only()
+            .column(entity::Column::Offset)
+            .filter(entity::Column::Topic.eq(topic))
+            .filter(entity::Column::Partition.eq(partition))
+            .order_by_desc(entity::Column::Offset)
+            .into_tuple()
+            .one(&self.db)
+            .await
+            .map_err(|error| db_error("reading the event log end", error))?;
+        match last_offset_opt {
+            Some(last_offset) => Ok(last_offset + 1),
+            None => Ok(0),
+        }
+    }
+
     async fn wait_for_append(&self, timeout: Duration) {
         let mut appended_rx = self.appended_tx.subscribe();
         // Appends by other processes sharing the file are found when the timeout ends.

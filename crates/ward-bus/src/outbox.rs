@@ -4,10 +4,10 @@
 //! crash in between sends a row twice: consumers deduplicate by event id.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, Schema, TransactionTrait,
@@ -20,8 +20,11 @@ use ward_proto::v1::EventEnvelope;
 
 use crate::db::db_error;
 use crate::events::{EventLogHandle, OutgoingRecord, encode_envelope};
+use crate::metrics;
 
 const BATCH_SIZE: u64 = 256;
+/// How often a running relay refreshes its backlog gauges.
+const BACKLOG_REPORT_INTERVAL: Duration = Duration::from_secs(5);
 
 pub mod entity {
     use sea_orm::entity::prelude::*;
@@ -222,6 +225,7 @@ impl OutboxRelay {
             num_events = num_rows,
             "relayed outbox events"
         );
+        metrics::count_outbox_relayed(self.module, num_rows);
         Ok(num_rows)
     }
 
@@ -229,7 +233,10 @@ impl OutboxRelay {
     /// while the log is unavailable, logging what it waits for.
     pub async fn run(self, cancel: CancellationToken, poll_interval: Duration) {
         let mut backoff = poll_interval;
+        let mut backlog_reported_at_opt = None;
         loop {
+            self.report_backlog_if_due(&mut backlog_reported_at_opt)
+                .await;
             let wait = match self.relay_once().await {
                 Ok(num_moved) if num_moved as u64 == BATCH_SIZE => Duration::ZERO,
                 Ok(_) => {
@@ -260,6 +267,49 @@ impl OutboxRelay {
             tracing::warn!(module = self.module, %error, "outbox not drained at shutdown; it will be sent on next start");
         }
     }
+}
+
+impl OutboxRelay {
+    /// Sets the backlog gauges (`ward_outbox_pending_events`, `ward_outbox_oldest_event_age_seconds`)
+    /// when the last report is older than [`BACKLOG_REPORT_INTERVAL`], so an idle relay polling
+    /// often does not count its table each time.
+    async fn report_backlog_if_due(&self, reported_at_opt: &mut Option<Instant>) {
+        let is_due = match reported_at_opt {
+            Some(reported_at) => reported_at.elapsed() >= BACKLOG_REPORT_INTERVAL,
+            None => true,
+        };
+        if !is_due {
+            return;
+        }
+        *reported_at_opt = Some(Instant::now());
+        match backlog(&self.db).await {
+            Ok((num_pending, oldest_age)) => {
+                metrics::set_outbox_backlog(self.module, num_pending, oldest_age);
+            }
+            Err(error) => {
+                tracing::debug!(module = self.module, %error, "outbox backlog not measured");
+            }
+        }
+    }
+}
+
+/// Returns how many events wait in the outbox and how old the oldest is (zero when none).
+pub async fn backlog<C: ConnectionTrait>(db: &C) -> WardResult<(u64, Duration)> {
+    let num_pending = pending(db).await?;
+    let oldest_opt: Option<DateTime<Utc>> = entity::Entity::find()
+        .select_only()
+        .column(entity::Column::CreatedAt)
+        .order_by_asc(entity::Column::Seq)
+        .into_tuple()
+        .one(db)
+        .await
+        .map_err(|error| db_error("reading the oldest outbox event", error))?;
+    let oldest_age = match oldest_opt {
+        // A clock step back makes the age negative: report zero rather than fail.
+        Some(created_at) => (Utc::now() - created_at).to_std().unwrap_or_default(),
+        None => Duration::ZERO,
+    };
+    Ok((num_pending, oldest_age))
 }
 
 /// Counts unsent events (for readiness details and tests).

@@ -43,6 +43,7 @@ use uuid::Uuid;
 use ward_core::{AccessPolicy, Principal, Right, UserRole, WardError, WardResult};
 
 use crate::auth::{AccessToken, UserInfo};
+use crate::metrics::{self, TokenOutcome};
 use crate::revocation::Revocations;
 
 /// Longer inputs are rejected before decoding; a real token is well under 2 KiB.
@@ -288,8 +289,14 @@ impl TokenVerifier {
     /// Checks signature, expiry and revocation and reads the principal; any failure is
     /// `Unauthenticated`. What the principal may do is decided per access by its policy.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> WardResult<Principal> {
-        self.verify_inner(token.trim(), now).map_err(|reason| {
-            tracing::debug!(%reason, "access token rejected");
+        let verified = self.verify_inner(token.trim(), now);
+        let outcome = match &verified {
+            Ok(_) => TokenOutcome::Ok,
+            Err(rejection) => rejection.outcome,
+        };
+        metrics::count_token_verification(outcome);
+        verified.map_err(|rejection| {
+            tracing::debug!(reason = %rejection.reason, "access token rejected");
             WardError::Unauthenticated(INVALID_TOKEN_MESSAGE.into())
         })
     }
@@ -365,17 +372,23 @@ impl TokenVerifier {
     }
 
     /// Returns why a token is rejected, for the debug log only.
-    fn verify_inner(&self, token: &str, now: DateTime<Utc>) -> Result<Principal, String> {
+    fn verify_inner(&self, token: &str, now: DateTime<Utc>) -> Result<Principal, Rejection> {
         let biscuit = self.parse(token)?;
         let claims = read_claims(&biscuit)?;
         if now >= claims.expires_at {
-            return Err("the token has expired".into());
+            return Err(Rejection {
+                outcome: TokenOutcome::Expired,
+                reason: "the token has expired".into(),
+            });
         }
         if self
             .revocations
             .is_revoked(claims.session_id, claims.user_id, claims.issued_at)
         {
-            return Err("the token's session or user has been revoked".into());
+            return Err(Rejection {
+                outcome: TokenOutcome::Revoked,
+                reason: "the token's session or user has been revoked".into(),
+            });
         }
         let now_secs = unix_secs(now).ok_or("the clock is before 1970")?;
         let narrowed = biscuit.block_count() > 1;
@@ -457,6 +470,30 @@ fn read_claims(biscuit: &Biscuit) -> Result<TokenClaims, String> {
     })
 }
 
+/// Why a token was rejected: the outcome counted in `ward_token_verifications_total`, and a
+/// reason for the debug log only.
+#[derive(Debug)]
+struct Rejection {
+    outcome: TokenOutcome,
+    reason: String,
+}
+
+/// Any failure to read a token makes it invalid.
+impl From<String> for Rejection {
+    fn from(reason: String) -> Self {
+        Self {
+            outcome: TokenOutcome::Invalid,
+            reason,
+        }
+    }
+}
+
+impl From<&str> for Rejection {
+    fn from(reason: &str) -> Self {
+        Self::from(reason.to_string())
+    }
+}
+
 /// The per-access decision for one verified token at one instant (the request's).
 struct TokenPolicy {
     biscuit: Biscuit,
@@ -512,10 +549,14 @@ impl AccessPolicy for TokenPolicy {
         let mut authorizer = authorizer_builder
             .build(&self.biscuit)
             .map_err(|e| e.to_string())?;
-        authorizer
+        let decision = authorizer
             .authorize()
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string());
+        if decision.is_err() {
+            metrics::count_authz_denial(right.as_str());
+        }
+        decision
     }
 
     fn is_narrowed(&self) -> bool {
@@ -982,6 +1023,64 @@ mod tests {
     }
 
     #[test]
+    fn rejections_say_expired_revoked_or_invalid() {
+        let issuer = test_issuer();
+        let verifier = issuer.verifier();
+        let now = Utc::now();
+        let session_id = Uuid::now_v7();
+        let billing = user(UserRole::Billing);
+        let token = issuer.issue(&billing, session_id, 60, now).unwrap().token;
+        let outcome_at = |token: &str, at: DateTime<Utc>| match verifier.verify_inner(token, at) {
+            Ok(_) => TokenOutcome::Ok,
+            Err(rejection) => rejection.outcome,
+        };
+        assert_eq!(outcome_at(&token, now), TokenOutcome::Ok);
+        let after_expiry = now + chrono::TimeDelta::seconds(61);
+        assert_eq!(outcome_at(&token, after_expiry), TokenOutcome::Expired);
+        assert_eq!(outcome_at("not-a-token", now), TokenOutcome::Invalid);
+        verifier.revocations().revoke_session(session_id, now);
+        assert_eq!(outcome_at(&token, now), TokenOutcome::Revoked);
+    }
+
+    /// The value of `series` in the process-wide registry (other tests add to it concurrently).
+    fn counted(series: &str) -> f64 {
+        let text = metrics::render();
+        for line in text.lines() {
+            if let Some(value) = line
+                .strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+            {
+                return value.parse().unwrap();
+            }
+        }
+        0.0
+    }
+
+    #[test]
+    fn verifications_and_denials_are_counted() {
+        let issuer = test_issuer();
+        let verifier = issuer.verifier();
+        let now = Utc::now();
+        let token = issuer
+            .issue(&user(UserRole::Analyst), Uuid::now_v7(), 60, now)
+            .unwrap()
+            .token;
+        let invalid = r#"ward_token_verifications_total{outcome="invalid"}"#;
+        let denied = r#"ward_authz_denials_total{right="billing:write"}"#;
+        let (invalid_before, denied_before) = (counted(invalid), counted(denied));
+
+        assert_rejected(verifier.verify("not-a-token", now));
+        let principal = verifier.verify(&token, now).unwrap();
+        let refused = principal.policy.authorize(Right::BillingWrite, &[]);
+        let allowed = principal.policy.authorize(Right::AnalyticsRead, &[]);
+
+        assert!(refused.is_err() && allowed.is_ok());
+        assert!(counted(invalid) >= invalid_before + 1.0);
+        assert!(counted(denied) >= denied_before + 1.0);
+        assert!(counted(r#"ward_token_verifications_total{outcome="ok"}"#) >= 1.0);
+    }
+
+    #[test]
     fn several_keys_can_be_trusted_at_once() {
         let folder = unique_temp_dir();
         let (old_private, old_public) = (folder.join("old.key"), folder.join("old.pub"));
@@ -1029,7 +1128,7 @@ mod tests {
         let hostile = BlockBuilder::new().code(hostile_code).unwrap();
         let token = biscuit.append(hostile).unwrap().to_base64().unwrap();
         let verifier = issuer.verifier();
-        let reason = verifier.verify_inner(&token, now).unwrap_err();
+        let reason = verifier.verify_inner(&token, now).unwrap_err().reason;
         assert!(reason.contains("execution limits"), "{reason}");
         assert_rejected(verifier.verify(&token, now));
     }

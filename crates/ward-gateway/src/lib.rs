@@ -133,6 +133,7 @@ pub fn api_config_with_backends(
             .app_data(problem::query_config())
             .wrap(secure)
             .wrap(from_fn(request_id::track_api_request))
+            .wrap(from_fn(metrics::record_api_request))
             .configure(routes::api_routes)
             .configure(routes::health_routes)
             .default_service(web::to(routes::not_found));

@@ -15,8 +15,6 @@ use actix_web::middleware::Next;
 use actix_web::{Error, FromRequest, HttpMessage, HttpRequest};
 use tracing::Instrument;
 
-use crate::metrics;
-
 /// The header a request id is read from and echoed in.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -97,15 +95,14 @@ pub(crate) fn current_scope() -> Option<RequestScope> {
     CURRENT_REQUEST.try_with(RequestScope::clone).ok()
 }
 
-/// Whether a listener's responses feed `ward_http_requests_total`; probes on the ops listener
-/// would drown the API's figures.
+/// Which listener a request came in on: probes on the ops listener are logged at debug only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Listener {
     Api,
     Ops,
 }
 
-/// Middleware for the public listener: request id, tracing span, response counting.
+/// Middleware for the public listener: request id and tracing span.
 pub(crate) async fn track_api_request<B: MessageBody + 'static>(
     request: ServiceRequest,
     next: Next<B>,
@@ -113,7 +110,7 @@ pub(crate) async fn track_api_request<B: MessageBody + 'static>(
     track_request(request, next, Listener::Api).await
 }
 
-/// Middleware for the ops listener: request id and tracing span, no counting.
+/// Middleware for the ops listener: request id and tracing span, logged at debug.
 pub(crate) async fn track_ops_request<B: MessageBody + 'static>(
     request: ServiceRequest,
     next: Next<B>,
@@ -185,7 +182,6 @@ async fn track_request<B: MessageBody + 'static>(
     let elapsed_millis = started.elapsed().as_millis() as u64;
     span.in_scope(|| match listener {
         Listener::Api => {
-            metrics::count_response(status);
             tracing::info!(status = status.as_u16(), elapsed_millis, "request served");
         }
         Listener::Ops => {

@@ -479,6 +479,38 @@ impl EventLog for KafkaEventLog {
         Ok(log_records)
     }
 
+    async fn end_offset(&self, topic: &str, partition: i32) -> WardResult<i64> {
+        let session = self.session().await?;
+        let client = match session
+            .partition_client(&self.brokers_list, topic, partition)
+            .await
+        {
+            Ok(client) => client,
+            Err(error) => {
+                self.forget_session_if(&session, &error).await;
+                return Err(error);
+            }
+        };
+        let latest = bounded(
+            &self.brokers_list,
+            REQUEST_TIMEOUT,
+            client.get_offset(OffsetAt::Latest),
+        )
+        .await;
+        match latest {
+            Ok(end_offset) => Ok(end_offset),
+            Err(error) => Err(self
+                .failed(
+                    &session,
+                    topic,
+                    Some(partition),
+                    "reading the log end",
+                    error,
+                )
+                .await),
+        }
+    }
+
     async fn wait_for_append(&self, timeout: Duration) {
         tokio::time::sleep(timeout.min(MAX_APPEND_WAIT)).await;
     }

@@ -338,6 +338,9 @@ async fn a_down_broker_is_unavailable_and_a_lazy_log_recovers_when_it_starts() {
     let records = log.fetch(topic, partition, 0, 10).await.unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].value, b"first");
+    // The end offset (high watermark) is what consumer lag is measured against.
+    assert_eq!(log.end_offset(topic, partition).await.unwrap(), 1);
+    assert_eq!(log.end_offset(topic, 1 - partition).await.unwrap(), 0);
 }
 
 /// Records each event it handles in `handled`, whose primary key refuses a second time.

@@ -141,8 +141,11 @@ pub async fn serve_grpc(
             set_all(&health_reporter, &service_names, ServingStatus::NotServing).await;
         }
     };
-    // Each call is served in a span that continues the caller's trace (`traceparent` metadata).
-    let mut builder = Server::builder().trace_fn(ward_bus::trace_context::grpc_server_span);
+    // Each call is served in a span that continues the caller's trace (`traceparent` metadata),
+    // and counted by method.
+    let mut builder = Server::builder()
+        .trace_fn(ward_bus::trace_context::grpc_server_span)
+        .layer(crate::grpc_metrics::GrpcMetricsLayer);
     let served = builder
         .add_service(health_service)
         .add_service(reflection_v1)

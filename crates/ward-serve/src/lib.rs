@@ -5,6 +5,7 @@ mod analytics;
 mod bulk;
 mod check;
 mod demo;
+mod grpc_metrics;
 mod grpc_server;
 mod keys;
 mod listeners;

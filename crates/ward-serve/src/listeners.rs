@@ -26,6 +26,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> WardResult<()> {
         ));
     }
     log_plan(&config, &roles);
+    ward_bus::metrics::set_build_info(&role_names(&roles));
 
     // Bind before any slow start-up work, so a taken port fails at once.
     let ops_listener = bind("ops", config.server.ops_addr)?;

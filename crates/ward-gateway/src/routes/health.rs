@@ -3,9 +3,9 @@
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use ward_bus::health::Health;
+use ward_bus::metrics;
 
 use crate::dto::{LivenessResponse, ReadinessResponse};
-use crate::metrics;
 
 /// Always 200 while the process runs.
 #[utoipa::path(
@@ -40,7 +40,8 @@ pub(crate) async fn readyz(health: web::Data<Health>) -> HttpResponse {
         .json(ReadinessResponse::from(report))
 }
 
-/// Prometheus text format: responses by status class, and readiness.
+/// Prometheus text format (0.0.4): this process's metrics (`ward_*`: HTTP, gRPC, database,
+/// outbox, consumers, tokens, build info) and its readiness.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -49,8 +50,9 @@ pub(crate) async fn readyz(health: web::Data<Health>) -> HttpResponse {
         content_type = "text/plain"))
 )]
 pub(crate) async fn metrics(health: web::Data<Health>) -> HttpResponse {
-    let ready = health.report().ready;
+    metrics::set_ready(health.report().ready);
     HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, metrics::METRICS_CONTENT_TYPE))
-        .body(metrics::render(ready))
+        .insert_header((header::CONTENT_TYPE, metrics::CONTENT_TYPE))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(metrics::render())
 }
