@@ -47,6 +47,8 @@ OPTIONS_ON = {
     "OtlpEndpoint": "http://otel-collector.ward.internal:4318",
     "KafkaBrokerCount": "4",
     "MultiAz": "false",
+    # A real public key (biscuit's one-line form), as an operator passes during a key rotation.
+    "TrustedPublicKeys": "ed25519/54e95af44feafdbd0962678366041dec38ac8963320ed61cca78fd9f4b5e2249",
 }
 # Secret values shaped like the real ones: an RDS-managed password has punctuation, a SCRAM
 # password may be all digits (ward must keep it as text).

@@ -250,6 +250,21 @@ impl TokenVerifier {
     /// are refused.
     pub fn trusting_file(self, path: &Path) -> WardResult<Self> {
         let public_key = read_public_key(path)?;
+        self.trusting(public_key, &path.display().to_string())
+    }
+
+    /// Also trusts the key in `text` (`ed25519/<hex>` or PEM), as [`Self::trusting_file`] does;
+    /// `name` says where it came from in errors.
+    pub fn trusting_text(self, text: &str, name: &str) -> WardResult<Self> {
+        let public_key = key_text::parse_public_key(text).map_err(|_| {
+            WardError::Unavailable(format!(
+                "{name} is not a valid `ed25519/<hex>` or PEM public key"
+            ))
+        })?;
+        self.trusting(public_key, name)
+    }
+
+    fn trusting(self, public_key: PublicKey, name: &str) -> WardResult<Self> {
         let key_id = key_id_of(&public_key);
         let mut keys = self.keys.as_ref().clone();
         if let Some((_, known)) = keys.iter().find(|(known_id, _)| *known_id == key_id) {
@@ -257,8 +272,7 @@ impl TokenVerifier {
                 return Ok(self);
             }
             return Err(WardError::Unavailable(format!(
-                "the token verification key {} has the same key id as another trusted key",
-                path.display()
+                "the token verification key {name} has the same key id as another trusted key"
             )));
         }
         keys.push((key_id, public_key));

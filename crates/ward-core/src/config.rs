@@ -242,6 +242,11 @@ pub struct AuthOptions {
     /// Earlier verification keys still trusted, so tokens they signed keep working while keys
     /// rotate; a token names its key by id.
     pub trusted_public_key_files: Vec<PathBuf>,
+    /// The same as text (`ed25519/<hex>` or PEM), a list or one comma-separated string
+    /// (`WARD_AUTH__TRUSTED_PUBLIC_KEYS`): how a task with no files (ECS) keeps trusting the
+    /// previous key during a rotation. Public keys, so not secret. Since v0.4.
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub trusted_public_keys: Vec<String>,
     /// Lifetime of an access token.
     pub access_token_ttl_secs: u64,
     /// Lifetime of a refresh token (one login session can be refreshed this long).
@@ -387,6 +392,7 @@ impl Default for Config {
                 private_key: None,
                 public_key: None,
                 trusted_public_key_files: Vec::new(),
+                trusted_public_keys: Vec::new(),
                 access_token_ttl_secs: 900,
                 refresh_token_ttl_secs: 14 * 24 * 3600,
                 argon2: Argon2Options::default(),

@@ -173,6 +173,15 @@ fn check_verifying_key(
             CheckError::new("auth.trusted_public_key_files", ward_message(error))
         })?;
     }
+    for (index, text) in config.auth.trusted_public_keys.iter().enumerate() {
+        let name = crate::keys::trusted_key_name(index);
+        TokenVerifier::from_pem(text).map_err(|_| {
+            CheckError::new(
+                "auth.trusted_public_keys",
+                format!("{name} is not a valid `ed25519/<hex>` or PEM public key"),
+            )
+        })?;
+    }
     if roles.contains(&Role::Auth) {
         let Some(signing_key_id) = signing_key_id_opt else {
             // The embedded profile creates the pair on start; nothing to compare yet.

@@ -40,7 +40,7 @@ pub fn load_issuer(config: &Config) -> WardResult<TokenIssuer> {
 }
 
 /// The verifier every process needs (from the issuer when auth runs here), trusting also the
-/// earlier keys listed in `auth.trusted_public_key_files`.
+/// earlier keys listed in `auth.trusted_public_key_files` and `auth.trusted_public_keys`.
 pub fn load_verifier(
     config: &Config,
     roles: &[Role],
@@ -50,7 +50,15 @@ pub fn load_verifier(
     for path in &config.auth.trusted_public_key_files {
         verifier = verifier.trusting_file(path)?;
     }
+    for (index, text) in config.auth.trusted_public_keys.iter().enumerate() {
+        verifier = verifier.trusting_text(text, &trusted_key_name(index))?;
+    }
     Ok(verifier)
+}
+
+/// How errors name entry `index` of `auth.trusted_public_keys` (never quoting it).
+pub(crate) fn trusted_key_name(index: usize) -> String {
+    format!("auth.trusted_public_keys[{index}]")
 }
 
 fn current_verifier(
