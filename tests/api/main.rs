@@ -26,5 +26,6 @@ mod search;
 mod secrets;
 mod security;
 mod sessions;
+mod shutdown;
 mod soft_delete;
 mod versions;
