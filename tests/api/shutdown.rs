@@ -4,8 +4,8 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
@@ -14,6 +14,8 @@ use ward_bus::events::{PATIENTS_TOPIC, decode_envelope};
 
 use crate::cluster::{Broker, Databases};
 use crate::helpers::{TestApp, Workdir, patient_body};
+
+mod split;
 
 const NUM_CLIENTS: usize = 8;
 const DRAIN_SECS: u64 = 2;
@@ -32,6 +34,21 @@ fn stop_env() -> Vec<(String, String)> {
     ]
 }
 
+/// [`stop_env`], on the broker and one PostgreSQL database per module.
+fn kafka_env(broker: &Broker, databases: &Databases) -> Vec<(String, String)> {
+    let mut env = stop_env();
+    env.push(("WARD_EVENTS__BACKEND".into(), "kafka".into()));
+    env.push(("WARD_EVENTS__BROKERS".into(), broker.address()));
+    env.push(("WARD_EVENTS__PARTITIONS".into(), "4".into()));
+    for module in MODULES {
+        env.push((
+            format!("WARD_DATABASE__{}", module.to_uppercase()),
+            databases.url(module),
+        ));
+    }
+    env
+}
+
 /// What became of one request.
 enum Outcome {
     /// A 2xx with its whole body; for a create, the new patient's id.
@@ -43,26 +60,55 @@ enum Outcome {
     Failed(String),
 }
 
+/// Shared by the test and its clients.
 #[derive(Default)]
-struct Record {
-    outcomes: Vec<Outcome>,
-    num_acknowledged_after_signal: usize,
+struct LoadControl {
+    signalled_at: OnceLock<Instant>,
+    /// Ends the clients that are not refused (the gateway outlives a stopped module).
+    stop: AtomicBool,
 }
 
-/// Clients that create patients (and read some back) in a loop until the listener refuses them.
-async fn run_load(
+/// What the clients saw, all together.
+#[derive(Default, Debug)]
+struct LoadRecord {
+    acknowledged_ids: Vec<String>,
+    num_acknowledged_after_signal: usize,
+    num_refused: usize,
+    /// Each failure, with when its request was sent, counted from the signal.
+    failures: Vec<(Option<Duration>, String)>,
+}
+
+impl LoadRecord {
+    async fn gather(clients: Vec<tokio::task::JoinHandle<LoadRecord>>) -> LoadRecord {
+        let mut all = LoadRecord::default();
+        for client in clients {
+            let record = client.await.unwrap();
+            all.acknowledged_ids.extend(record.acknowledged_ids);
+            all.num_acknowledged_after_signal += record.num_acknowledged_after_signal;
+            all.num_refused += record.num_refused;
+            all.failures.extend(record.failures);
+        }
+        let unique_ids: BTreeSet<&String> = all.acknowledged_ids.iter().collect();
+        assert_eq!(unique_ids.len(), all.acknowledged_ids.len());
+        all
+    }
+}
+
+/// Clients that create patients (and read some back) in a loop until the listener refuses them
+/// or the test stops them.
+fn run_load(
     app: &TestApp,
     token: &str,
-    signalled: Arc<AtomicBool>,
-) -> Vec<tokio::task::JoinHandle<Record>> {
+    control: &Arc<LoadControl>,
+) -> Vec<tokio::task::JoinHandle<LoadRecord>> {
     let mut clients = Vec::new();
     for client_index in 0..NUM_CLIENTS {
         let client = app.client.clone();
         let base = app.url("");
         let token = token.to_string();
-        let signalled = signalled.clone();
+        let control = control.clone();
         clients.push(tokio::spawn(async move {
-            let mut record = Record::default();
+            let mut record = LoadRecord::default();
             let mut last_id_opt: Option<String> = None;
             for request_index in 0.. {
                 let is_read = request_index % 4 == 3 && last_id_opt.is_some();
@@ -76,18 +122,29 @@ async fn run_load(
                     );
                     client.post(format!("{base}/api/patients")).json(&body)
                 };
-                let outcome = send(request.bearer_auth(&token), !is_read).await;
-                if let Outcome::Acknowledged { created_id_opt } = &outcome {
-                    if signalled.load(Ordering::SeqCst) {
-                        record.num_acknowledged_after_signal += 1;
+                let sent_after_signal_opt = control
+                    .signalled_at
+                    .get()
+                    .map(|signalled_at| signalled_at.elapsed());
+                match send(request.bearer_auth(&token), !is_read).await {
+                    Outcome::Acknowledged { created_id_opt } => {
+                        if sent_after_signal_opt.is_some() {
+                            record.num_acknowledged_after_signal += 1;
+                        }
+                        if let Some(id) = created_id_opt {
+                            last_id_opt = Some(id.clone());
+                            record.acknowledged_ids.push(id);
+                        }
                     }
-                    if created_id_opt.is_some() {
-                        last_id_opt = created_id_opt.clone();
+                    Outcome::Refused => {
+                        record.num_refused += 1;
+                        break;
+                    }
+                    Outcome::Failed(failure) => {
+                        record.failures.push((sent_after_signal_opt, failure));
                     }
                 }
-                let is_refused = matches!(outcome, Outcome::Refused);
-                record.outcomes.push(outcome);
-                if is_refused {
+                if control.stop.load(Ordering::SeqCst) {
                     break;
                 }
             }
@@ -171,14 +228,14 @@ struct StopUnderLoad {
 /// Runs the load, sends SIGTERM mid-way, and checks what every deployment must show.
 async fn sigterm_under_load(app: &mut TestApp) -> StopUnderLoad {
     let token = app.demo_token().await;
-    let signalled = Arc::new(AtomicBool::new(false));
-    let clients = run_load(app, &token, signalled.clone()).await;
+    let control = Arc::new(LoadControl::default());
+    let clients = run_load(app, &token, &control);
     tokio::time::sleep(LOAD_BEFORE_SIGNAL).await;
 
     // Act: SIGTERM mid-load; watch /readyz on both listeners while the process stops.
     let signalled_at = Instant::now();
+    control.signalled_at.get_or_init(|| signalled_at);
     app.send_signal("TERM");
-    signalled.store(true, Ordering::SeqCst);
     let watch_until = signalled_at + Duration::from_secs(GRACE_SECS + 5);
     let http_watch = tokio::spawn(watch_readyz(
         app.client.clone(),
@@ -198,25 +255,16 @@ async fn sigterm_under_load(app: &mut TestApp) -> StopUnderLoad {
     let http_readyz = http_watch.await.unwrap();
     let ops_readyz = ops_watch.await.unwrap();
 
-    let mut acknowledged_ids = Vec::new();
-    let mut num_after_signal = 0;
-    let mut num_refused = 0;
-    let mut failures = Vec::new();
-    for client in clients {
-        let record = client.await.unwrap();
-        num_after_signal += record.num_acknowledged_after_signal;
-        for outcome in record.outcomes {
-            match outcome {
-                Outcome::Acknowledged { created_id_opt } => acknowledged_ids.extend(created_id_opt),
-                Outcome::Refused => num_refused += 1,
-                Outcome::Failed(failure) => failures.push(failure),
-            }
-        }
-    }
+    let LoadRecord {
+        acknowledged_ids,
+        num_acknowledged_after_signal,
+        num_refused,
+        failures,
+    } = LoadRecord::gather(clients).await;
     eprintln!(
-        "stopped in {elapsed:?}: {} patients acknowledged, {num_after_signal} requests answered \
-         after SIGTERM, {num_refused} refused, http /readyz {http_readyz:?}, ops /readyz \
-         {ops_readyz:?}",
+        "stopped in {elapsed:?}: {} patients acknowledged, {num_acknowledged_after_signal} \
+         requests answered after SIGTERM, {num_refused} refused, http /readyz {http_readyz:?}, \
+         ops /readyz {ops_readyz:?}",
         acknowledged_ids.len()
     );
     // Give the log reader a moment to take the last lines.
@@ -231,12 +279,13 @@ async fn sigterm_under_load(app: &mut TestApp) -> StopUnderLoad {
     );
     assert!(elapsed >= Duration::from_secs(DRAIN_SECS), "{elapsed:?}");
     // No 5xx, nothing cut off mid-response, nothing dropped unanswered.
+    for (sent_after_signal_opt, failure) in &failures {
+        eprintln!("failed, sent {sent_after_signal_opt:?} after SIGTERM: {failure}");
+    }
     assert!(failures.is_empty(), "{failures:#?}\n{logs}");
-    let unique_ids: BTreeSet<&String> = acknowledged_ids.iter().collect();
-    assert_eq!(unique_ids.len(), acknowledged_ids.len());
     assert_eq!(num_refused, NUM_CLIENTS, "each client ends refused");
     assert!(
-        num_after_signal > 0,
+        num_acknowledged_after_signal > 0,
         "requests are still served during the drain"
     );
     // Readiness went 503 ("shutting down") while both listeners still answered, never back.
@@ -246,7 +295,17 @@ async fn sigterm_under_load(app: &mut TestApp) -> StopUnderLoad {
         assert_eq!(seen.num_ready_after_not_ready, 0, "{listener}: {seen:?}");
     }
     assert!(http_readyz.was_refused, "the public listener closed");
-    // Each phase is logged once, in order.
+    assert_each_phase_logged_once(&logs);
+    StopUnderLoad {
+        exit,
+        elapsed,
+        acknowledged_ids,
+        http_readyz,
+    }
+}
+
+/// Each phase is logged once, in order, and the stop completed.
+fn assert_each_phase_logged_once(logs: &str) {
     let mut last_position = 0;
     for phase in [
         "Draining",
@@ -261,12 +320,6 @@ async fn sigterm_under_load(app: &mut TestApp) -> StopUnderLoad {
         last_position = position;
     }
     assert!(logs.contains("shutdown complete"), "{logs}");
-    StopUnderLoad {
-        exit,
-        elapsed,
-        acknowledged_ids,
-        http_readyz,
-    }
 }
 
 async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
@@ -356,16 +409,7 @@ async fn sigterm_under_load_on_kafka_and_postgresql_relays_everything_to_the_bro
     let dir = Workdir::new();
     let databases = Databases::create().await;
     let broker = Broker::start(&dir.path);
-    let mut env = stop_env();
-    env.push(("WARD_EVENTS__BACKEND".into(), "kafka".into()));
-    env.push(("WARD_EVENTS__BROKERS".into(), broker.address()));
-    env.push(("WARD_EVENTS__PARTITIONS".into(), "4".into()));
-    for module in MODULES {
-        env.push((
-            format!("WARD_DATABASE__{}", module.to_uppercase()),
-            databases.url(module),
-        ));
-    }
+    let env = kafka_env(&broker, &databases);
     let mut app = TestApp::spawn_with_env(&dir.path, &["--demo"], &env).await;
 
     // Act
