@@ -460,6 +460,12 @@ async fn a_second_signal_during_the_drain_exits_at_once() {
     ];
     let mut app = TestApp::spawn_with_env(&dir.path, &["--demo"], &env).await;
     let token = app.demo_token().await;
+    let before = app.get(&token, "/api/patients").await;
+    assert_eq!(
+        before.headers().get("connection"),
+        None,
+        "keep-alive by default"
+    );
 
     // Act: SIGTERM, then wait until the process says it is not ready.
     app.send_signal("TERM");
@@ -470,9 +476,10 @@ async fn a_second_signal_during_the_drain_exits_at_once() {
     })
     .await;
 
-    // Assert: while draining, the API still answers.
+    // Assert: while draining, the API still answers, and asks the client to reconnect.
     let page = app.get(&token, "/api/patients").await;
     assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["connection"], "close");
 
     // Act: a second signal.
     let second_at = Instant::now();

@@ -11,8 +11,8 @@ use ward_core::{Role, WardError, WardResult};
 
 use crate::modules::{Node, ReadyCheck, build_node};
 use crate::shutdown::{
-    RunningListeners, RunningWorkers, StopClock, StopSignals, exit_on_second_signal_or_overrun,
-    stop_in_order,
+    RunningListeners, RunningWorkers, StopClock, StopSignals, closing_connections_when_stopping,
+    exit_on_second_signal_or_overrun, stop_in_order,
 };
 use crate::{ServeOptions, demo};
 
@@ -122,8 +122,10 @@ pub async fn serve(config: Config, options: ServeOptions) -> WardResult<()> {
             trusted_proxies: config.server.trusted_proxy_nets(),
             require_if_match: config.patients.require_if_match,
         };
-        let api_config =
-            ward_gateway::api_config(services.clone(), health.clone(), gateway_options);
+        let api_config = closing_connections_when_stopping(
+            health.clone(),
+            ward_gateway::api_config(services.clone(), health.clone(), gateway_options),
+        );
         let http_server = HttpServer::new(move || App::new().configure(api_config.clone()))
             .disable_signals()
             .shutdown_timeout(grace_secs)

@@ -14,6 +14,11 @@
 
 use std::time::Duration;
 
+use actix_web::body::BoxBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::ConnectionType;
+use actix_web::middleware::{Next, from_fn};
+use actix_web::web::{self, ServiceConfig};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -146,6 +151,40 @@ impl StopSignals {
             "ctrl-c"
         }
     }
+}
+
+/// Wraps the public listener's routes so that, once the process is stopping, every response
+/// closes its connection: a client then never reuses a keep-alive connection that the listener
+/// is about to close (a request sent on it just then would get no answer at all).
+pub fn closing_connections_when_stopping<F>(
+    health: Health,
+    api_config: F,
+) -> impl Fn(&mut ServiceConfig) + Clone + Send + 'static
+where
+    F: Fn(&mut ServiceConfig) + Clone + Send + 'static,
+{
+    move |cfg: &mut ServiceConfig| {
+        let health = health.clone();
+        let close = from_fn(move |request: ServiceRequest, next: Next<BoxBody>| {
+            close_connection_when_stopping(health.clone(), request, next)
+        });
+        cfg.service(web::scope("").wrap(close).configure(api_config.clone()));
+    }
+}
+
+async fn close_connection_when_stopping(
+    health: Health,
+    request: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let mut response = next.call(request).await?;
+    if health.is_stopping() {
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
+    Ok(response)
 }
 
 /// From the first signal on: a second signal, or the stop outrunning its grace period, ends the
