@@ -22,6 +22,8 @@ const DRAIN_SECS: u64 = 2;
 const GRACE_SECS: u64 = 15;
 /// How long the load runs before the signal.
 const LOAD_BEFORE_SIGNAL: Duration = Duration::from_millis(1_500);
+/// How a failure without any response begins.
+const NO_RESPONSE: &str = "no response";
 const MODULES: [&str; 4] = ["auth", "patients", "billing", "analytics"];
 
 fn stop_env() -> Vec<(String, String)> {
@@ -69,7 +71,7 @@ struct LoadControl {
 }
 
 /// What the clients saw, all together.
-#[derive(Default, Debug)]
+#[derive(Default)]
 struct LoadRecord {
     acknowledged_ids: Vec<String>,
     num_acknowledged_after_signal: usize,
@@ -158,7 +160,7 @@ async fn send(request: reqwest::RequestBuilder, is_create: bool) -> Outcome {
     let response = match request.send().await {
         Ok(response) => response,
         Err(error) if error.is_connect() => return Outcome::Refused,
-        Err(error) => return Outcome::Failed(format!("no response: {error:?}")),
+        Err(error) => return Outcome::Failed(format!("{NO_RESPONSE}: {error:?}")),
     };
     let status = response.status().as_u16();
     let body = match response.bytes().await {
@@ -217,16 +219,9 @@ async fn watch_readyz(client: reqwest::Client, url: String, until: Instant) -> R
     seen
 }
 
-/// The result of SIGTERM under load: the process's exit, what clients and probes saw.
-struct StopUnderLoad {
-    exit: std::process::ExitStatus,
-    elapsed: Duration,
-    acknowledged_ids: Vec<String>,
-    http_readyz: ReadyzSeen,
-}
-
-/// Runs the load, sends SIGTERM mid-way, and checks what every deployment must show.
-async fn sigterm_under_load(app: &mut TestApp) -> StopUnderLoad {
+/// Runs the load, sends SIGTERM mid-way, checks what every stop must show, and returns the ids
+/// of the patients whose creation was acknowledged.
+async fn sigterm_under_load(app: &mut TestApp) -> Vec<String> {
     let token = app.demo_token().await;
     let control = Arc::new(LoadControl::default());
     let clients = run_load(app, &token, &control);
@@ -278,11 +273,20 @@ async fn sigterm_under_load(app: &mut TestApp) -> StopUnderLoad {
         "stopped in {elapsed:?}"
     );
     assert!(elapsed >= Duration::from_secs(DRAIN_SECS), "{elapsed:?}");
-    // No 5xx, nothing cut off mid-response, nothing dropped unanswered.
+    // No 5xx and nothing cut off mid-response, ever; nothing unanswered during the drain. A
+    // request sent just as the listener closed may find its new connection dropped before it
+    // was read (the kernel's accept queue): unanswered, not acknowledged, counted like refusals.
+    let mut num_dropped_at_close = 0;
     for (sent_after_signal_opt, failure) in &failures {
-        eprintln!("failed, sent {sent_after_signal_opt:?} after SIGTERM: {failure}");
+        let sent_after_signal = sent_after_signal_opt.unwrap_or_default();
+        let is_after_drain = sent_after_signal >= Duration::from_secs(DRAIN_SECS);
+        if is_after_drain && failure.starts_with(NO_RESPONSE) {
+            num_dropped_at_close += 1;
+            continue;
+        }
+        panic!("sent {sent_after_signal:?} after SIGTERM: {failure}\n{logs}");
     }
-    assert!(failures.is_empty(), "{failures:#?}\n{logs}");
+    eprintln!("{num_dropped_at_close} requests dropped unanswered as the listener closed");
     assert_eq!(num_refused, NUM_CLIENTS, "each client ends refused");
     assert!(
         num_acknowledged_after_signal > 0,
@@ -296,12 +300,8 @@ async fn sigterm_under_load(app: &mut TestApp) -> StopUnderLoad {
     }
     assert!(http_readyz.was_refused, "the public listener closed");
     assert_each_phase_logged_once(&logs);
-    StopUnderLoad {
-        exit,
-        elapsed,
-        acknowledged_ids,
-        http_readyz,
-    }
+    assert!(!acknowledged_ids.is_empty());
+    acknowledged_ids
 }
 
 /// Each phase is logged once, in order, and the stop completed.
@@ -358,10 +358,7 @@ async fn sigterm_under_load_loses_no_acknowledged_patient_and_relays_every_event
     let mut app = TestApp::spawn_with_env(&dir.path, &["--demo"], &stop_env()).await;
 
     // Act + the checks every stop must pass.
-    let stop = sigterm_under_load(&mut app).await;
-    assert!(stop.exit.success() && stop.http_readyz.was_refused);
-    assert!(stop.elapsed < Duration::from_secs(GRACE_SECS));
-    assert!(!stop.acknowledged_ids.is_empty());
+    let acknowledged_ids = sigterm_under_load(&mut app).await;
     drop(app);
 
     // Assert: no module left anything in its outbox...
@@ -393,13 +390,13 @@ async fn sigterm_under_load_loses_no_acknowledged_patient_and_relays_every_event
         registered.len(),
         "one event per patient"
     );
-    for id in &stop.acknowledged_ids {
+    for id in &acknowledged_ids {
         assert!(registered_set.contains(id), "no PatientRegistered for {id}");
     }
 
     // After a restart on the same folder, every acknowledged patient is there.
     let app = TestApp::spawn(&dir.path, &[]).await;
-    assert_every_acknowledged_patient_exists(&app, &stop.acknowledged_ids).await;
+    assert_every_acknowledged_patient_exists(&app, &acknowledged_ids).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -413,7 +410,7 @@ async fn sigterm_under_load_on_kafka_and_postgresql_relays_everything_to_the_bro
     let mut app = TestApp::spawn_with_env(&dir.path, &["--demo"], &env).await;
 
     // Act
-    let stop = sigterm_under_load(&mut app).await;
+    let acknowledged_ids = sigterm_under_load(&mut app).await;
     drop(app);
 
     // Assert: the outboxes are empty, so every committed event reached the broker.
@@ -424,12 +421,12 @@ async fn sigterm_under_load_on_kafka_and_postgresql_relays_everything_to_the_bro
         assert_eq!(num_left, 0, "{module} left events in its outbox");
     }
     let num_stored = count(&patients_db, "SELECT COUNT(*) FROM patients").await;
-    assert!(num_stored as usize >= 15 + stop.acknowledged_ids.len());
+    assert!(num_stored as usize >= 15 + acknowledged_ids.len());
 
     // After a restart, every acknowledged patient is there, and analytics, reading the broker
     // alone (the outboxes were empty), counts one registration for each stored patient.
     let app = TestApp::spawn_with_env(&dir.path, &[], &env).await;
-    assert_every_acknowledged_patient_exists(&app, &stop.acknowledged_ids).await;
+    assert_every_acknowledged_patient_exists(&app, &acknowledged_ids).await;
     let token = app.demo_token().await;
     app.eventually(
         Duration::from_secs(60),

@@ -56,9 +56,9 @@ impl Phase {
     fn log(self, clock: &StopClock) {
         tracing::info!(
             phase = ?self,
+            doing = self.describe(),
             remaining_millis = clock.remaining().as_millis() as u64,
-            "shutdown: {}",
-            self.describe()
+            "shutting down"
         );
     }
 }

@@ -57,7 +57,13 @@ async fn sigterm_to_a_patients_process_under_load_relays_its_events_to_the_broke
     control.stop.store(true, Ordering::SeqCst);
     let record = LoadRecord::gather(clients).await;
     let readyz_seen = readyz.await.unwrap();
-    eprintln!("patients stopped in {elapsed:?}: {record:?}, /readyz {readyz_seen:?}");
+    eprintln!(
+        "patients stopped in {elapsed:?}: {} patients acknowledged, {} requests answered after \
+         SIGTERM, failures {:?}, /readyz {readyz_seen:?}",
+        record.acknowledged_ids.len(),
+        record.num_acknowledged_after_signal,
+        record.failures
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     let logs = patients.logs();
 
