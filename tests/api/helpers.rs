@@ -295,6 +295,30 @@ impl TestApp {
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         self.child.wait().unwrap()
     }
+
+    /// Sends `signal` (`TERM`, `INT`) and returns at once.
+    pub fn send_signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), pid])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal}");
+    }
+
+    /// Waits up to `timeout` for the process to exit; `None` if it still runs.
+    pub async fn wait_for_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for TestApp {

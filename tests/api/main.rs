@@ -30,6 +30,7 @@ mod search;
 mod secrets;
 mod security;
 mod sessions;
+mod shutdown;
 mod soft_delete;
 mod traces;
 mod versions;

@@ -262,10 +262,25 @@ impl OutboxRelay {
                 () = tokio::time::sleep(wait) => {}
             }
         }
-        // Drain what was committed before the stop, so a clean shutdown leaves nothing behind.
-        if let Err(error) = self.relay_once().await {
-            tracing::warn!(module = self.module, %error, "outbox not drained at shutdown; it will be sent on next start");
+        self.flush().await;
+    }
+
+    /// Relays batches until the outbox is empty, so a clean stop leaves nothing behind. The
+    /// caller stops writers first and bounds this by its grace period; a log that fails leaves
+    /// the rest for the next relay of this module (this one after a restart, or a sibling).
+    async fn flush(&self) {
+        let mut num_flushed = 0;
+        loop {
+            match self.relay_once().await {
+                Ok(0) => break,
+                Ok(num_moved) => num_flushed += num_moved,
+                Err(error) => {
+                    tracing::warn!(module = self.module, %error, "outbox not drained at shutdown; it will be sent on next start");
+                    return;
+                }
+            }
         }
+        tracing::info!(module = self.module, num_flushed, "outbox flushed");
     }
 }
 

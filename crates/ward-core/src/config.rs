@@ -71,6 +71,11 @@ pub struct ServerOptions {
     pub ops_addr: SocketAddr,
     /// Seconds to let in-flight requests finish on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Seconds a stopping process keeps serving while `/readyz` already says 503, so load
+    /// balancers and peers that have not yet noticed send it no new work into closed listeners.
+    /// Part of `shutdown_grace_secs`, so it must be shorter. Since v0.1.
+    #[serde(default = "default_drain_secs")]
+    pub drain_secs: u64,
     /// Browser origins allowed to call the public API (CORS), e.g. `https://clinic.example`;
     /// empty (the default) allows none. A list or one comma-separated string.
     #[serde(default, deserialize_with = "string_or_list")]
@@ -80,6 +85,10 @@ pub struct ServerOptions {
     /// ignored, so a client cannot choose the address it is throttled and audited under.
     #[serde(default, deserialize_with = "string_or_list")]
     pub trusted_proxies: Vec<String>,
+}
+
+fn default_drain_secs() -> u64 {
+    2
 }
 
 impl ServerOptions {
@@ -357,6 +366,7 @@ impl Default for Config {
                 grpc_addr: SocketAddr::from(([0, 0, 0, 0], 50051)),
                 ops_addr: SocketAddr::from(([0, 0, 0, 0], 9090)),
                 shutdown_grace_secs: 10,
+                drain_secs: default_drain_secs(),
                 cors_allowed_origins: Vec::new(),
                 trusted_proxies: Vec::new(),
             },
@@ -607,6 +617,13 @@ impl Config {
                     "must start with sqlite:, postgres:// or postgresql://",
                 ));
             }
+        }
+        if self.server.drain_secs > 0 && self.server.drain_secs >= self.server.shutdown_grace_secs {
+            return Err(fail(
+                "server.drain_secs",
+                self.server.drain_secs.to_string(),
+                "must be shorter than server.shutdown_grace_secs, which it is part of",
+            ));
         }
         for proxy in &self.server.trusted_proxies {
             if parse_ip_net(proxy).is_none() {
@@ -880,6 +897,28 @@ mod tests {
             redact_url_password("sqlite://data/a.db?mode=rwc"),
             "sqlite://data/a.db?mode=rwc"
         );
+    }
+
+    #[test]
+    fn the_drain_window_defaults_small_and_must_fit_in_the_grace_period() {
+        let config = Config::load(&ConfigSources::default()).unwrap();
+        assert!(config.server.drain_secs < config.server.shutdown_grace_secs);
+        for (drain_secs, grace_secs, is_valid) in [(0, 0, true), (5, 25, true), (10, 10, false)] {
+            let sources = ConfigSources {
+                explicit_file: None,
+                overrides: vec![
+                    ("server.drain_secs".to_string(), drain_secs.into()),
+                    ("server.shutdown_grace_secs".to_string(), grace_secs.into()),
+                ],
+            };
+            match Config::load(&sources) {
+                Ok(_) => assert!(is_valid, "{drain_secs} of {grace_secs} was accepted"),
+                Err(error) => {
+                    assert!(!is_valid, "{drain_secs} of {grace_secs}: {}", error.reason);
+                    assert_eq!(error.key, "server.drain_secs");
+                }
+            }
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod keys;
 mod listeners;
 mod modules;
 mod peers;
+mod shutdown;
 mod users;
 
 pub use analytics::rebuild_analytics;

@@ -10,6 +10,10 @@ use ward_core::config::{Config, Profile};
 use ward_core::{Role, WardError, WardResult};
 
 use crate::modules::{Node, ReadyCheck, build_node};
+use crate::shutdown::{
+    RunningListeners, RunningWorkers, StopClock, StopSignals, closing_connections_when_stopping,
+    exit_on_second_signal_or_overrun, stop_in_order,
+};
 use crate::{ServeOptions, demo};
 
 const READINESS_INTERVAL: Duration = Duration::from_secs(2);
@@ -41,6 +45,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> WardResult<()> {
         None
     };
 
+    let mut signals = StopSignals::install()?;
     // Ops first: while the process waits for what it needs, /livez answers and /readyz says why
     // it is not ready.
     let health = Health::default();
@@ -59,7 +64,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> WardResult<()> {
 
     let started = tokio::select! {
         started = start_node(&config, &roles, &health, options.demo) => Some(started),
-        () = shutdown_signal() => None,
+        _ = signals.recv() => None,
     };
     let (node, demo_result) = match started {
         Some(Ok(started)) => started,
@@ -86,10 +91,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> WardResult<()> {
         ready_checks,
         local_grpc,
     } = node;
-    let mut worker_handles = Vec::new();
-    for worker in workers {
-        worker_handles.push(worker.spawn(cancel.clone(), poll_interval));
-    }
+    let running_workers = RunningWorkers::start(workers, poll_interval);
     for (component, _) in &ready_checks {
         health.register(component);
     }
@@ -99,22 +101,21 @@ pub async fn serve(config: Config, options: ServeOptions) -> WardResult<()> {
         cancel.clone(),
     ));
 
-    let mut grpc_task_opt = None;
+    let mut listeners = RunningListeners::default();
     if let Some(grpc_listener) = grpc_listener_opt {
         grpc_listener
             .set_nonblocking(true)
             .map_err(|error| listen_error("grpc", error))?;
         let grpc_listener = tokio::net::TcpListener::from_std(grpc_listener)
             .map_err(|error| listen_error("grpc", error))?;
-        grpc_task_opt = Some(tokio::spawn(crate::grpc_server::serve_grpc(
+        listeners.grpc_task_opt = Some(tokio::spawn(crate::grpc_server::serve_grpc(
             grpc_listener,
             local_grpc,
             services.tokens.clone(),
-            cancel.child_token(),
+            listeners.grpc_cancel.clone(),
         )));
     }
 
-    let mut http_handle_opt = None;
     let mut http_task_opt = None;
     if let Some(http_listener) = http_listener_opt {
         let gateway_options = ward_gateway::GatewayOptions {
@@ -122,42 +123,34 @@ pub async fn serve(config: Config, options: ServeOptions) -> WardResult<()> {
             trusted_proxies: config.server.trusted_proxy_nets(),
             require_if_match: config.patients.require_if_match,
         };
-        let api_config =
-            ward_gateway::api_config(services.clone(), health.clone(), gateway_options);
+        let api_config = closing_connections_when_stopping(
+            health.clone(),
+            ward_gateway::api_config(services.clone(), health.clone(), gateway_options),
+        );
         let http_server = HttpServer::new(move || App::new().configure(api_config.clone()))
             .disable_signals()
             .shutdown_timeout(grace_secs)
             .listen(http_listener)
             .map_err(|error| listen_error("http", error))?
             .run();
-        http_handle_opt = Some(http_server.handle());
+        listeners.http_handle_opt = Some(http_server.handle());
         http_task_opt = Some(tokio::spawn(http_server));
     }
     tracing::info!(roles = %role_names(&roles), "ward started");
 
-    let stop_reason = wait_for_stop(http_task_opt.as_mut()).await;
+    let stop_reason = wait_for_stop(&mut signals, http_task_opt.as_mut()).await;
     tracing::info!(reason = stop_reason, "stopping");
 
-    // Stop taking requests first, then the workers (relays drain their outbox), then ops last so
-    // health checks see the process until the end.
-    if let Some(http_handle) = http_handle_opt {
-        http_handle.stop(true).await;
-    }
+    // Ops last, so health checks see the process (live, not ready) until the end.
+    let clock = StopClock::start(&config.server);
+    exit_on_second_signal_or_overrun(signals, clock);
+    let stopped = stop_in_order(clock, &health, listeners, running_workers).await;
     cancel.cancel();
-    if let Some(grpc_task) = grpc_task_opt {
-        let grace = Duration::from_secs(grace_secs);
-        if let Ok(Ok(Err(error))) = tokio::time::timeout(grace, grpc_task).await {
-            tracing::warn!(%error, "the gRPC server stopped with an error");
-        }
-    }
-    for handle in worker_handles {
-        let _ = tokio::time::timeout(Duration::from_secs(grace_secs), handle).await;
-    }
     let _ = monitor.await;
     ops_handle.stop(true).await;
     let _ = ops_task.await;
     tracing::info!("stopped");
-    Ok(())
+    stopped
 }
 
 /// Waits for what start-up needs from outside, then opens the local modules and loads demo data.
@@ -218,6 +211,7 @@ fn listen_error(name: &str, error: std::io::Error) -> WardError {
 }
 
 async fn wait_for_stop(
+    signals: &mut StopSignals,
     http_task_opt: Option<&mut tokio::task::JoinHandle<std::io::Result<()>>>,
 ) -> &'static str {
     let http_stopped = async {
@@ -229,29 +223,8 @@ async fn wait_for_stop(
         }
     };
     tokio::select! {
-        () = shutdown_signal() => "signal",
+        signal = signals.recv() => signal,
         () = http_stopped => "http server stopped",
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }
 
