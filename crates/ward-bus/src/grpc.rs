@@ -160,18 +160,24 @@ pub fn error_from_status(status: &Status) -> WardError {
 ///
 /// The `ward-error-bin` entry wins when present and readable, so the kind is kept exactly.
 /// Otherwise the status came from the transport or a foreign server: `Cancelled` and
-/// `DeadlineExceeded` are `Timeout`, `Unavailable` is `Unavailable`, anything else `Internal`;
-/// `peer` (e.g. "patients peer at http://patients:50051") says which peer failed.
+/// `DeadlineExceeded` are `Timeout`, `Unavailable` is `Unavailable`, and so is a status our own
+/// transport made from a broken connection (it carries the I/O or HTTP/2 error as its source: a
+/// peer closing mid-call while it stops); anything else is `Internal`. `peer` (e.g. "patients
+/// peer at http://patients:50051") says which peer failed.
 pub fn error_from_peer_status(status: &Status, peer: &str) -> WardError {
     if let Some(error) = decode_error_metadata(status.metadata()) {
         return error;
     }
     let message = status.message();
+    let is_broken_connection = std::error::Error::source(status).is_some();
     match status.code() {
         Code::Cancelled | Code::DeadlineExceeded => {
             WardError::Timeout(format!("{peer}: no answer in time: {message}"))
         }
         Code::Unavailable => WardError::Unavailable(format!("{peer}: unreachable: {message}")),
+        Code::Unknown | Code::Internal if is_broken_connection => WardError::Unavailable(format!(
+            "{peer}: the connection broke during the call: {message}"
+        )),
         other => WardError::Internal(format!("{peer} answered {other:?}: {message}")),
     }
 }
@@ -640,6 +646,17 @@ mod tests {
             assert_eq!(error.error_code(), expected, "{code:?}");
             assert!(error.to_string().contains("patients peer at x"), "{error}");
         }
+    }
+
+    #[test]
+    fn a_connection_broken_mid_call_is_unavailable_not_internal() {
+        // What tonic's transport makes of a reset: a status carrying the I/O error as its source.
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let status = Status::from_error(Box::new(reset));
+        assert_eq!(status.code(), Code::Unknown);
+        let error = error_from_peer_status(&status, "patients peer at x");
+        assert!(matches!(error, WardError::Unavailable(_)), "{error}");
+        assert!(error.to_string().contains("connection broke"), "{error}");
     }
 
     #[test]
