@@ -58,21 +58,6 @@ impl EventHandler for RecordingHandler {
     }
 }
 
-/// A new, empty PostgreSQL database (CI starts the server; without it the test fails, loudly).
-async fn fresh_database() -> SecretUrl {
-    let base = std::env::var("WARD_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let name = format!("ward_consumer_{}", Uuid::now_v7().simple());
-    let admin = Database::connect(format!("{base}/postgres"))
-        .await
-        .unwrap_or_else(|error| panic!("PostgreSQL is required for this test ({base}): {error}"));
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    SecretUrl::new(format!("{base}/{name}"))
-}
-
 async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
     let row = db
         .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
@@ -86,7 +71,17 @@ async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
 async fn two_unnumbered_instances_read_each_record_once_and_apply_each_event_once() {
     // Arrange: a fresh PostgreSQL database, a log of 700 events, two consumers on two pools,
     // both instance 0 of 1 (the default, as every autoscaled task runs).
-    let url = fresh_database().await;
+    let base = std::env::var("WARD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let name = format!("ward_consumer_{}", Uuid::now_v7().simple());
+    let admin = Database::connect(format!("{base}/postgres"))
+        .await
+        .unwrap_or_else(|error| panic!("PostgreSQL is required for this test ({base}): {error}"));
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let url = SecretUrl::new(format!("{base}/{name}"));
     let first_db = ward_bus::db::connect(&url, "consumer").await.unwrap();
     let second_db = ward_bus::db::connect(&url, "consumer").await.unwrap();
     Migrator::up(&first_db, None).await.unwrap();
@@ -190,7 +185,17 @@ async fn two_unnumbered_instances_read_each_record_once_and_apply_each_event_onc
 async fn an_instance_skips_a_partition_another_has_claimed() {
     // Arrange: one event in the log; a transaction holding the partition's claim, as a batch in
     // progress on another task would.
-    let url = fresh_database().await;
+    let base = std::env::var("WARD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let name = format!("ward_consumer_{}", Uuid::now_v7().simple());
+    let admin = Database::connect(format!("{base}/postgres"))
+        .await
+        .unwrap_or_else(|error| panic!("PostgreSQL is required for this test ({base}): {error}"));
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let url = SecretUrl::new(format!("{base}/{name}"));
     let db = ward_bus::db::connect(&url, "consumer").await.unwrap();
     Migrator::up(&db, None).await.unwrap();
     db.execute_unprepared(
