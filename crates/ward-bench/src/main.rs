@@ -6,6 +6,7 @@ mod server;
 mod stats;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,8 +59,18 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+async fn main() -> ExitCode {
+    match bench(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line, not anyhow's backtrace: the cause is in the message.
+            eprintln!("ward-bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn bench(args: Args) -> anyhow::Result<()> {
     if args.workers == 0 || args.secs == 0 {
         bail!("--workers and --secs must be at least 1");
     }
