@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use sea_orm::{
-    ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, Statement,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement,
     TransactionTrait,
 };
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
@@ -20,6 +20,7 @@ use ward_bus::events::{
     EventLogHandle, OutgoingRecord, PATIENTS_TOPIC, PatientDeleted, encode_envelope, envelope,
 };
 use ward_bus::local_log::LocalEventLog;
+use ward_bus::testsuite::TestPostgres;
 use ward_core::config::SecretUrl;
 use ward_core::{WardError, WardResult};
 use ward_proto::v1::EventEnvelope;
@@ -71,19 +72,9 @@ async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
 async fn two_unnumbered_instances_read_each_record_once_and_apply_each_event_once() {
     // Arrange: a fresh PostgreSQL database, a log of 700 events, two consumers on two pools,
     // both instance 0 of 1 (the default, as every autoscaled task runs).
-    let base = std::env::var("WARD_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let name = format!("ward_consumer_{}", Uuid::now_v7().simple());
-    let admin = Database::connect(format!("{base}/postgres"))
-        .await
-        .unwrap_or_else(|error| panic!("PostgreSQL is required for this test ({base}): {error}"));
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let url = SecretUrl::new(format!("{base}/{name}"));
-    let first_db = ward_bus::db::connect(&url, "consumer").await.unwrap();
-    let second_db = ward_bus::db::connect(&url, "consumer").await.unwrap();
+    let postgres = TestPostgres::create("consumer", "consumer").await;
+    let first_db = postgres.db().clone();
+    let second_db = postgres.connect_again().await;
     Migrator::up(&first_db, None).await.unwrap();
     first_db
         .execute_unprepared(
@@ -173,11 +164,8 @@ async fn two_unnumbered_instances_read_each_record_once_and_apply_each_event_onc
         NUM_EVENTS as i64
     );
 
-    first_db.close().await.unwrap();
     second_db.close().await.unwrap();
-    let _ = admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await;
+    postgres.drop_database().await;
     let _ = std::fs::remove_dir_all(&folder);
 }
 
@@ -185,18 +173,8 @@ async fn two_unnumbered_instances_read_each_record_once_and_apply_each_event_onc
 async fn an_instance_skips_a_partition_another_has_claimed() {
     // Arrange: one event in the log; a transaction holding the partition's claim, as a batch in
     // progress on another task would.
-    let base = std::env::var("WARD_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let name = format!("ward_consumer_{}", Uuid::now_v7().simple());
-    let admin = Database::connect(format!("{base}/postgres"))
-        .await
-        .unwrap_or_else(|error| panic!("PostgreSQL is required for this test ({base}): {error}"));
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let url = SecretUrl::new(format!("{base}/{name}"));
-    let db = ward_bus::db::connect(&url, "consumer").await.unwrap();
+    let postgres = TestPostgres::create("consumer", "consumer").await;
+    let db = postgres.db().clone();
     Migrator::up(&db, None).await.unwrap();
     db.execute_unprepared(
         "CREATE TABLE effects (event_id TEXT NOT NULL, instance BIGINT NOT NULL)",
@@ -239,7 +217,7 @@ async fn an_instance_skips_a_partition_another_has_claimed() {
         &[PATIENTS_TOPIC],
         handler,
     );
-    let holder_db = Database::connect(format!("{base}/{name}")).await.unwrap();
+    let holder_db = postgres.connect_again().await;
     let holder = holder_db.begin().await.unwrap();
     holder
         .execute_unprepared(&format!(
@@ -257,9 +235,6 @@ async fn an_instance_skips_a_partition_another_has_claimed() {
     assert_eq!(num_handled.load(Ordering::SeqCst), 1);
 
     holder_db.close().await.unwrap();
-    db.close().await.unwrap();
-    let _ = admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await;
+    postgres.drop_database().await;
     let _ = std::fs::remove_dir_all(&folder);
 }

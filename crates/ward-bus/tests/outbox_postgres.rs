@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use sea_orm::{ConnectionTrait, Database};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 use uuid::Uuid;
 use ward_bus::events::{EventLog, PATIENTS_TOPIC, PatientDeleted, decode_envelope, envelope};
 use ward_bus::local_log::LocalEventLog;
 use ward_bus::outbox::{OutboxMigration, OutboxRelay, enqueue, pending};
+use ward_bus::testsuite::TestPostgres;
 use ward_core::config::SecretUrl;
 
 struct Migrator;
@@ -25,18 +25,8 @@ const NUM_EVENTS: usize = 300;
 #[tokio::test]
 async fn two_relays_send_each_event_once_in_order() {
     // Arrange: a fresh PostgreSQL database with 300 events in its outbox.
-    let base = std::env::var("WARD_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let name = format!("ward_outbox_{}", Uuid::now_v7().simple());
-    let admin = Database::connect(format!("{base}/postgres"))
-        .await
-        .unwrap_or_else(|error| panic!("PostgreSQL is required for this test ({base}): {error}"));
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let url = SecretUrl::new(format!("{base}/{name}"));
-    let db = ward_bus::db::connect(&url, "outbox").await.unwrap();
+    let postgres = TestPostgres::create("outbox", "outbox").await;
+    let db = postgres.db().clone();
     Migrator::up(&db, None).await.unwrap();
     let mut sent_ids = Vec::new();
     for _ in 0..NUM_EVENTS {
@@ -74,9 +64,6 @@ async fn two_relays_send_each_event_once_in_order() {
         .collect();
     assert_eq!(received, sent_ids);
 
-    db.close().await.unwrap();
-    let _ = admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await;
+    postgres.drop_database().await;
     let _ = std::fs::remove_dir_all(folder);
 }

@@ -15,14 +15,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use sea_orm::{ConnectionTrait, Database, DatabaseTransaction, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 use uuid::Uuid;
 use ward_bus::consumer::{Consumer, ConsumerMigration, EventHandler};
 use ward_bus::events::{
     EventLog, EventLogHandle, OutgoingRecord, PatientDeleted, encode_envelope, envelope,
 };
-use ward_core::config::{SaslMechanism, SecretUrl};
+use ward_bus::testsuite::TestPostgres;
+use ward_core::config::SaslMechanism;
 use ward_core::{WardError, WardResult};
 use ward_kafka::{KafkaEventLog, KafkaSecurity};
 use ward_proto::v1::EventEnvelope;
@@ -282,19 +283,9 @@ async fn unnumbered_consumer_tasks_share_the_partitions_over_scram() {
     );
     let topic = "ward.scaled.v1";
     log.ensure_topics(&[topic]).await.unwrap();
-    let base = std::env::var("WARD_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let name = format!("ward_kafka_scaled_{}", Uuid::now_v7().simple());
-    let admin = Database::connect(format!("{base}/postgres"))
-        .await
-        .unwrap_or_else(|error| panic!("PostgreSQL is required for this test ({base}): {error}"));
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let url = SecretUrl::new(format!("{base}/{name}"));
-    let first_db = ward_bus::db::connect(&url, "consumer").await.unwrap();
-    let second_db = ward_bus::db::connect(&url, "consumer").await.unwrap();
+    let postgres = TestPostgres::create("kafka_scaled", "consumer").await;
+    let first_db = postgres.db().clone();
+    let second_db = postgres.connect_again().await;
     Migrator::up(&first_db, None).await.unwrap();
     first_db
         .execute_unprepared("CREATE TABLE effects (event_id TEXT NOT NULL)")
@@ -373,9 +364,6 @@ async fn unnumbered_consumer_tasks_share_the_partitions_over_scram() {
     assert_eq!(row.try_get::<i64>("", "reached").unwrap(), 80);
     assert_eq!(row.try_get::<i64>("", "num_partitions").unwrap(), 4);
 
-    first_db.close().await.unwrap();
     second_db.close().await.unwrap();
-    let _ = admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await;
+    postgres.drop_database().await;
 }
