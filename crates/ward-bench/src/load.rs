@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -52,6 +53,8 @@ pub struct Target {
     pub token: String,
     /// Makes emails unique across runs against the same long-running gateway.
     pub run_tag: String,
+    /// Numbers each pass over a mix, so a second pass (e.g. at half the rate) makes new emails.
+    pub passes: AtomicU64,
 }
 
 /// The operations of one mix, by name, after `secs` of `num_workers` looping.
@@ -196,18 +199,26 @@ fn next_random(state: &mut u64) -> u64 {
     *state
 }
 
+/// Which iteration of which worker in which pass: what makes a created patient's email unique.
+#[derive(Clone, Copy)]
+struct Pass<'a> {
+    kind: &'a str,
+    worker: usize,
+    n: u64,
+}
+
 async fn one_iteration(
     target: &Target,
     mix: Mix,
     records: &mut MixRecords,
-    worker: usize,
-    n: u64,
+    pass: Pass<'_>,
     seed: &mut u64,
     read_ids: &[String],
 ) {
+    let Pass { kind, worker, n } = pass;
     match mix {
         Mix::Create => {
-            create(target, "create", records, worker, n).await;
+            create(target, kind, records, worker, n).await;
         }
         Mix::Read if read_ids.is_empty() => {}
         Mix::Read => {
@@ -225,7 +236,7 @@ async fn one_iteration(
             );
         }
         Mix::Crud => {
-            let Some(id) = create(target, "crud", records, worker, n).await else {
+            let Some(id) = create(target, kind, records, worker, n).await else {
                 return;
             };
             let path = format!("/api/patients/{id}");
@@ -250,27 +261,59 @@ async fn one_iteration(
     }
 }
 
-/// Runs `mix` with `num_workers` workers for `duration`; returns their records and the time taken.
+/// Runs `mix` with `num_workers` workers for `duration`; returns their records and the time
+/// taken. With `pace_opt` (iterations per second over all workers) each worker starts its
+/// iterations on a fixed schedule instead of back to back; one that falls behind starts the
+/// next at once, never in a burst.
 pub async fn run_mix(
     target: Arc<Target>,
     mix: Mix,
     num_workers: usize,
     duration: Duration,
     read_ids: Arc<Vec<String>>,
+    pace_opt: Option<f64>,
 ) -> anyhow::Result<(MixRecords, Duration)> {
     let started = Instant::now();
     let deadline = started + duration;
+    // A deleted patient's email stays taken, so every pass needs emails of its own.
+    let kind: Arc<str> = format!(
+        "{}{}",
+        mix.name(),
+        target.passes.fetch_add(1, Ordering::Relaxed)
+    )
+    .into();
+    // Each worker's period; workers are offset evenly within it.
+    let period_opt = pace_opt
+        .filter(|rate| *rate > 0.0)
+        .map(|rate| Duration::from_secs_f64(num_workers as f64 / rate));
     let mut tasks = Vec::new();
     for worker in 0..num_workers {
         let target = target.clone();
         let read_ids = read_ids.clone();
+        let kind = kind.clone();
         tasks.push(tokio::spawn(async move {
             let mut records = MixRecords::new();
             let mut seed = 0x9E37_79B9_7F4A_7C15 ^ (worker as u64 + 1);
             let mut n = 0u64;
-            while Instant::now() < deadline {
-                one_iteration(&target, mix, &mut records, worker, n, &mut seed, &read_ids).await;
+            let mut next_start = started
+                + period_opt.map_or(Duration::ZERO, |period| {
+                    period.mul_f64(worker as f64 / num_workers as f64)
+                });
+            while next_start < deadline {
+                if period_opt.is_some() {
+                    tokio::time::sleep_until(next_start.into()).await;
+                }
+                let pass = Pass {
+                    kind: &kind,
+                    worker,
+                    n,
+                };
+                one_iteration(&target, mix, &mut records, pass, &mut seed, &read_ids).await;
                 n += 1;
+                next_start = match period_opt {
+                    Some(period) => (next_start + period).max(Instant::now()),
+                    None => Instant::now(),
+                };
             }
             records
         }));

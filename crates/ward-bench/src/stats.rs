@@ -1,6 +1,6 @@
 //! Latency summaries: a sorted list of durations is enough for a few hundred thousand samples.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 #[derive(Debug, Default, Clone)]
 pub struct OpRecord {
     pub latencies: Vec<Duration>,
+    /// When each successful request was answered, in the order recorded.
+    pub answered_at: Vec<Instant>,
     pub num_errors: u64,
     pub first_error_opt: Option<String>,
 }
@@ -15,6 +17,7 @@ pub struct OpRecord {
 impl OpRecord {
     pub fn record_ok(&mut self, latency: Duration) {
         self.latencies.push(latency);
+        self.answered_at.push(Instant::now());
     }
 
     /// Failed requests count in the rate but not in the latency figures.
@@ -27,6 +30,7 @@ impl OpRecord {
 
     pub fn merge(&mut self, other: OpRecord) {
         self.latencies.extend(other.latencies);
+        self.answered_at.extend(other.answered_at);
         self.num_errors += other.num_errors;
         if self.first_error_opt.is_none() {
             self.first_error_opt = other.first_error_opt;

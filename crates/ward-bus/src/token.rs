@@ -31,7 +31,7 @@ use std::fmt;
 use std::io::Write;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use biscuit_auth::builder::{self, Term};
@@ -45,6 +45,9 @@ use ward_core::{AccessPolicy, Principal, Right, UserRole, WardError, WardResult}
 use crate::auth::{AccessToken, UserInfo};
 use crate::metrics::{self, TokenOutcome};
 use crate::revocation::Revocations;
+
+/// Verified tokens a verifier remembers; past this, expired ones are dropped, then all.
+const MAX_VERIFIED_TOKENS: usize = 1024;
 
 /// Longer inputs are rejected before decoding; a real token is well under 2 KiB.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -97,6 +100,8 @@ pub struct TokenVerifier {
     /// `(key id, key)`; the first is the current key, the others are still trusted.
     keys: Arc<Vec<(u32, PublicKey)>>,
     revocations: Revocations,
+    /// Tokens whose signature and claims were checked with `keys`; a new key set starts empty.
+    verified: Arc<VerifiedTokens>,
 }
 
 impl fmt::Debug for TokenIssuer {
@@ -205,6 +210,7 @@ impl TokenIssuer {
         TokenVerifier {
             keys: Arc::new(vec![(self.key_id, public_key)]),
             revocations: Revocations::default(),
+            verified: Arc::default(),
         }
     }
 }
@@ -228,6 +234,7 @@ impl TokenVerifier {
         Ok(Self {
             keys: Arc::new(vec![(key_id_of(&public_key), public_key)]),
             revocations: Revocations::default(),
+            verified: Arc::default(),
         })
     }
 
@@ -243,6 +250,7 @@ impl TokenVerifier {
         Ok(Self {
             keys: Arc::new(vec![(key_id_of(&public_key), public_key)]),
             revocations: Revocations::default(),
+            verified: Arc::default(),
         })
     }
 
@@ -279,6 +287,7 @@ impl TokenVerifier {
         Ok(Self {
             keys: Arc::new(keys),
             revocations: self.revocations,
+            verified: Arc::default(),
         })
     }
 
@@ -385,10 +394,27 @@ impl TokenVerifier {
         Biscuit::from_base64(token, key_for).map_err(|e| e.to_string())
     }
 
-    /// Returns why a token is rejected, for the debug log only.
+    /// Returns why a token is rejected, for the debug log only. The signature and claims of a
+    /// token are checked once and remembered; expiry and revocation are checked on every call.
     fn verify_inner(&self, token: &str, now: DateTime<Utc>) -> Result<Principal, Rejection> {
-        let biscuit = self.parse(token)?;
-        let claims = read_claims(&biscuit)?;
+        let verified = match self.verified.get(token) {
+            Some(verified) => verified,
+            None => {
+                let biscuit = self.parse(token)?;
+                let claims = read_claims(&biscuit)?;
+                let verified = Arc::new(VerifiedToken {
+                    narrowed: biscuit.block_count() > 1,
+                    biscuit,
+                    claims,
+                    allowed_rights: Mutex::default(),
+                });
+                if now < verified.claims.expires_at {
+                    self.verified.insert(token, verified.clone(), now);
+                }
+                verified
+            }
+        };
+        let claims = &verified.claims;
         if now >= claims.expires_at {
             return Err(Rejection {
                 outcome: TokenOutcome::Expired,
@@ -405,21 +431,84 @@ impl TokenVerifier {
             });
         }
         let now_secs = unix_secs(now).ok_or("the clock is before 1970")?;
-        let narrowed = biscuit.block_count() > 1;
         Ok(Principal {
             user_id: claims.user_id,
-            email: claims.email,
+            email: claims.email.clone(),
             role: claims.role,
             rights: rights_granted(claims.role, &claims.token_rights),
             session_id: claims.session_id,
             expires_at: claims.expires_at,
             // The token's own checks (expiry, narrowing) run with the policy on every access.
             policy: Arc::new(TokenPolicy {
-                biscuit,
+                token: verified.clone(),
                 now_secs,
-                narrowed,
             }),
         })
+    }
+}
+
+/// A token whose signature and claims were checked, shared by every request that presents it.
+struct VerifiedToken {
+    biscuit: Biscuit,
+    claims: TokenClaims,
+    /// Whether the holder appended blocks (narrowed tokens cannot manage sessions or accounts).
+    narrowed: bool,
+    /// Rights the policy allowed this token (unnarrowed tokens only): see [`TokenPolicy`].
+    allowed_rights: Mutex<Vec<Right>>,
+}
+
+/// The tokens a verifier has checked, by their text (the whole text, so no two tokens can
+/// share an entry). Only valid tokens enter, so only token holders can fill it, and it is
+/// bounded.
+struct VerifiedTokens {
+    by_text: Mutex<HashMap<String, Arc<VerifiedToken>>>,
+    capacity: usize,
+}
+
+impl Default for VerifiedTokens {
+    fn default() -> Self {
+        Self::with_capacity(MAX_VERIFIED_TOKENS)
+    }
+}
+
+impl fmt::Debug for VerifiedTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Tokens are bearer secrets: only the count is shown.
+        let count = self.lock().len();
+        f.debug_struct("VerifiedTokens")
+            .field("count", &count)
+            .finish()
+    }
+}
+
+impl VerifiedTokens {
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            by_text: Mutex::default(),
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<VerifiedToken>>> {
+        // A panic while holding the lock cannot leave the map half-changed: each change is one call.
+        self.by_text.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get(&self, token: &str) -> Option<Arc<VerifiedToken>> {
+        self.lock().get(token).cloned()
+    }
+
+    fn insert(&self, token: &str, verified: Arc<VerifiedToken>, now: DateTime<Utc>) {
+        let mut by_text = self.lock();
+        if by_text.len() >= self.capacity {
+            by_text.retain(|_, known| now < known.claims.expires_at);
+        }
+        if by_text.len() >= self.capacity {
+            // Every entry is live: start over rather than track use; a token only costs one
+            // more full check.
+            by_text.clear();
+        }
+        by_text.insert(token.to_string(), verified);
     }
 }
 
@@ -509,25 +598,32 @@ impl From<&str> for Rejection {
 }
 
 /// The per-access decision for one verified token at one instant (the request's).
+///
+/// An unnarrowed token's decision depends only on the right asked for: its one block names the
+/// user, role and rights, and its only check is the expiry, which [`TokenVerifier::verify`]
+/// enforces on every request. So a right allowed once is allowed without evaluating again;
+/// refusals, and every decision for a narrowed token (whose checks read the patients touched),
+/// are evaluated each time.
 struct TokenPolicy {
-    biscuit: Biscuit,
+    token: Arc<VerifiedToken>,
     now_secs: u64,
-    /// Whether the holder appended blocks (narrowed tokens cannot manage sessions or accounts).
-    narrowed: bool,
 }
 
 impl fmt::Debug for TokenPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The token is a bearer secret: never printed.
         f.debug_struct("TokenPolicy")
-            .field("blocks", &self.biscuit.block_count())
-            .field("narrowed", &self.narrowed)
+            .field("blocks", &self.token.biscuit.block_count())
+            .field("narrowed", &self.token.narrowed)
             .finish_non_exhaustive()
     }
 }
 
 impl AccessPolicy for TokenPolicy {
     fn authorize(&self, right: Right, patient_ids: &[Uuid]) -> Result<(), String> {
+        if !self.token.narrowed && self.allowed_rights().contains(&right) {
+            return Ok(());
+        }
         let params = HashMap::from([
             ("now".to_string(), Term::Date(self.now_secs)),
             (
@@ -561,20 +657,37 @@ impl AccessPolicy for TokenPolicy {
                 .map_err(|e| e.to_string())?;
         }
         let mut authorizer = authorizer_builder
-            .build(&self.biscuit)
+            .build(&self.token.biscuit)
             .map_err(|e| e.to_string())?;
         let decision = authorizer
             .authorize()
             .map(|_| ())
             .map_err(|e| e.to_string());
-        if decision.is_err() {
-            metrics::count_authz_denial(right.as_str());
+        match &decision {
+            Ok(()) if !self.token.narrowed => {
+                let mut allowed = self.allowed_rights();
+                if !allowed.contains(&right) {
+                    allowed.push(right);
+                }
+            }
+            Ok(()) => {}
+            Err(_) => metrics::count_authz_denial(right.as_str()),
         }
         decision
     }
 
     fn is_narrowed(&self) -> bool {
-        self.narrowed
+        self.token.narrowed
+    }
+}
+
+impl TokenPolicy {
+    fn allowed_rights(&self) -> std::sync::MutexGuard<'_, Vec<Right>> {
+        // A plain list of rights cannot be left inconsistent by a panic.
+        self.token
+            .allowed_rights
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -1054,6 +1167,116 @@ mod tests {
         assert_eq!(outcome_at("not-a-token", now), TokenOutcome::Invalid);
         verifier.revocations().revoke_session(session_id, now);
         assert_eq!(outcome_at(&token, now), TokenOutcome::Revoked);
+    }
+
+    #[test]
+    fn a_token_is_checked_once_but_its_refusals_every_time() {
+        let issuer = test_issuer();
+        let verifier = issuer.verifier();
+        let now = Utc::now();
+        let token = issuer
+            .issue(&user(UserRole::Analyst), Uuid::now_v7(), 60, now)
+            .unwrap()
+            .token;
+        let first = verifier.verify(&token, now).unwrap();
+        let second = verifier.clone().verify(&token, now).unwrap();
+        assert_eq!(
+            verifier.verified.lock().len(),
+            1,
+            "clones share what was verified"
+        );
+        assert_eq!(first.user_id, second.user_id);
+        assert!(first.policy.authorize(Right::AnalyticsRead, &[]).is_ok());
+        // Allowed once, remembered; refused, evaluated (and refused) again.
+        for principal in [&first, &second, &first] {
+            assert!(
+                principal
+                    .policy
+                    .authorize(Right::AnalyticsRead, &[])
+                    .is_ok()
+            );
+            assert!(
+                principal
+                    .policy
+                    .authorize(Right::BillingWrite, &[])
+                    .is_err()
+            );
+            assert!(principal.policy.authorize(Right::UsersAdmin, &[]).is_err());
+        }
+        // Garbage is never remembered.
+        assert_rejected(verifier.verify("not-a-token", now));
+        assert_eq!(verifier.verified.lock().len(), 1);
+    }
+
+    #[test]
+    fn a_narrowed_token_is_decided_per_patient_every_time() {
+        let issuer = test_issuer();
+        let verifier = issuer.verifier();
+        let now = Utc::now();
+        let (patient_a, patient_b) = (Uuid::now_v7(), Uuid::now_v7());
+        let session = issuer
+            .issue(&user(UserRole::Clinician), Uuid::now_v7(), 60, now)
+            .unwrap();
+        let narrowing = Narrowing {
+            patient_id_opt: Some(patient_a),
+            ..Narrowing::default()
+        };
+        let narrowed = verifier.narrow(&session.token, &narrowing, now).unwrap();
+        for _ in 0..2 {
+            let principal = verifier.verify(&narrowed.token, now).unwrap();
+            assert!(
+                principal
+                    .policy
+                    .authorize(Right::PatientsRead, &[patient_a])
+                    .is_ok()
+            );
+            assert!(
+                principal
+                    .policy
+                    .authorize(Right::PatientsRead, &[patient_b])
+                    .is_err()
+            );
+            assert!(
+                principal
+                    .policy
+                    .authorize(Right::PatientsRead, &[])
+                    .is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn remembered_tokens_are_bounded_expired_ones_going_first() {
+        let issuer = test_issuer();
+        let verifier = TokenVerifier {
+            verified: Arc::new(VerifiedTokens::with_capacity(3)),
+            ..issuer.verifier()
+        };
+        let now = Utc::now();
+        let later = now + chrono::TimeDelta::seconds(2);
+        let analyst = user(UserRole::Analyst);
+        let issue = |ttl_secs| {
+            issuer
+                .issue(&analyst, Uuid::now_v7(), ttl_secs, now)
+                .unwrap()
+                .token
+        };
+        let short = issue(1);
+        let (long_a, long_b, long_c, long_d) = (issue(60), issue(60), issue(60), issue(60));
+        for token in [&short, &long_a, &long_b] {
+            verifier.verify(token, now).unwrap();
+        }
+        assert_eq!(verifier.verified.lock().len(), 3);
+        // Full: the expired entry makes room.
+        verifier.verify(&long_c, later).unwrap();
+        let known = verifier.verified.lock().keys().cloned().collect::<Vec<_>>();
+        assert!(known.len() == 3 && !known.contains(&short));
+        // Full of live tokens: the set starts over.
+        verifier.verify(&long_d, later).unwrap();
+        assert_eq!(verifier.verified.lock().len(), 1);
+        // What was forgotten still verifies, by a full check.
+        assert!(verifier.verify(&long_a, later).is_ok());
+        assert_rejected(verifier.verify(&short, later));
     }
 
     /// The value of `series` in the process-wide registry (other tests add to it concurrently).

@@ -1,0 +1,4 @@
+-- The statements Ward issues for one patient read, as PostgreSQL logged them (BENCHMARKS.md,
+-- "Baseline"); values Ward computes in the process are computed here from pgbench variables.
+SELECT "patients"."id", "patients"."name", "patients"."email", "patients"."email_normalized", "patients"."address", "patients"."date_of_birth", "patients"."registered_date", "patients"."created_at", "patients"."updated_at", "patients"."version", "patients"."name_sort", "patients"."mrn", "patients"."deleted_at", "patients"."identifiers", "patients"."merged_into", "patients"."fhir_extras" FROM "patients" WHERE "patients"."id" = md5('bench-read-' || :n)::uuid LIMIT 1;
+INSERT INTO "audit_events" ("id", "at", "actor", "action", "patient_ids", "outcome", "request_id", "client_addr") VALUES (gen_random_uuid(), now(), '01a25307-09cd-747b-9e43-310df3dd8ce1', 'read', '["' || (md5('bench-read-' || :n)::uuid)::text || '"]', 'allowed', gen_random_uuid()::text, '127.0.0.1');
