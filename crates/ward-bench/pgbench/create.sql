@@ -2,8 +2,7 @@
 -- "Baseline"); values Ward computes in the process are computed here from pgbench variables.
 BEGIN;
 SELECT "patients"."id" FROM "patients" WHERE "patients"."email_normalized" = 'bench-' || :client_id || '-' || :r || '@example.com' LIMIT 1;
-SELECT "patient_counters"."name" AS counter_name, "patient_counters"."next_value" AS mrn_next FROM "patient_counters" WHERE "patient_counters"."name" = 'mrn' LIMIT 1 FOR UPDATE \gset
-UPDATE "patient_counters" SET "next_value" = :mrn_next + 1 WHERE "patient_counters"."name" = 'mrn';
+SELECT nextval('patient_mrn_seq') AS mrn_next FROM generate_series(1, 1) \gset
 SELECT MAX("patient_versions"."version") AS "last_version" FROM "patient_versions" WHERE "patient_versions"."patient_id" = md5('bench-' || :client_id || '-' || :r)::uuid LIMIT 1;
 INSERT INTO "patients" ("id", "name", "email", "email_normalized", "address", "date_of_birth", "registered_date", "created_at", "updated_at", "version", "name_sort", "mrn", "deleted_at", "identifiers", "merged_into", "fhir_extras") VALUES (md5('bench-' || :client_id || '-' || :r)::uuid, 'Bench Lovelace', 'bench-' || :client_id || '-' || :r || '@example.com', 'bench-' || :client_id || '-' || :r || '@example.com', '1 Bench Street, Testville', '1980-01-15', '2024-06-01', now(), now(), 1, 'bench lovelace', 'MRN-' || lpad(:mrn_next::text, 8, '0'), NULL, '[]', NULL, NULL);
 DELETE FROM "patient_name_tokens" WHERE "patient_name_tokens"."patient_id" = md5('bench-' || :client_id || '-' || :r)::uuid;

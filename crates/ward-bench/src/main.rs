@@ -232,9 +232,8 @@ async fn run_layout(
         Vec::new()
     };
     let read_ids = Arc::new(read_ids);
-    let duration = Duration::from_secs(args.secs);
     let mut summaries: Vec<Summary> = Vec::new();
-    let mut lag_opt = None;
+    let mut lags = Vec::new();
     for mix in mixes {
         eprintln!(
             "ward-bench: {} {} for {}s with {} workers",
@@ -243,36 +242,11 @@ async fn run_layout(
             args.secs,
             args.workers
         );
-        let sampler_opt = if mix == Mix::Create {
-            let base = lag::settled_count(&target).await?;
-            Some((base, lag::Sampler::start(target.clone())))
-        } else {
-            None
-        };
-        let (records, elapsed) = load::run_mix(
-            target.clone(),
-            mix,
-            args.workers,
-            duration,
-            read_ids.clone(),
-            None,
-        )
-        .await?;
-        if let Some((base, sampler)) = sampler_opt {
-            let answered_at = records
-                .get("create")
-                .map(|r| r.answered_at.clone())
-                .unwrap_or_default();
-            let samples = sampler.finish(base + answered_at.len() as u64).await?;
-            let (ages, num_unseen) = lag::ages(&answered_at, &samples, base);
-            lag_opt = Some(LagSummary::from_ages(ages, num_unseen));
-        }
-        let mut peak_opt = None;
-        for (op, record) in records {
-            let summary = stats::summarize(mix.name(), op, record, elapsed);
-            peak_opt = peak_opt.or(Some(summary.per_sec));
-            summaries.push(summary);
-        }
+        let pass = run_pass(&target, mix, args, &read_ids, None).await?;
+        let pass_summaries = pass.summaries(mix.name());
+        let peak_opt = pass_summaries.first().map(|s| s.per_sec);
+        summaries.extend(pass_summaries);
+        lags.extend(pass.lag_opt.map(|lag| (mix.name().to_string(), lag)));
         if args.half_peak
             && matches!(mix, Mix::Create | Mix::Read)
             && let Some(peak) = peak_opt
@@ -280,18 +254,9 @@ async fn run_layout(
             let half = peak / 2.0;
             let name = format!("{}@half", mix.name());
             eprintln!("ward-bench: {} {name} at {half:.1}/s", layout.name());
-            let (records, elapsed) = load::run_mix(
-                target.clone(),
-                mix,
-                args.workers,
-                duration,
-                read_ids.clone(),
-                Some(half),
-            )
-            .await?;
-            for (op, record) in records {
-                summaries.push(stats::summarize(&name, op, record, elapsed));
-            }
+            let pass = run_pass(&target, mix, args, &read_ids, Some(half)).await?;
+            summaries.extend(pass.summaries(&name));
+            lags.extend(pass.lag_opt.map(|lag| (name, lag)));
         }
     }
     Ok(LayoutReport {
@@ -301,8 +266,64 @@ async fn run_layout(
         rss_end_mb_opt: server_opt.and_then(Server::rss_mb),
         rss_by_role: server_opt.map(Server::rss_by_role).unwrap_or_default(),
         summaries,
-        lag: lag_opt,
+        lags,
         baselines: Vec::new(),
+    })
+}
+
+/// One pass over a mix: what each operation did, and for creates how old each registration
+/// was when analytics counted it.
+struct PassOutcome {
+    records: load::MixRecords,
+    elapsed: Duration,
+    lag_opt: Option<LagSummary>,
+}
+
+impl PassOutcome {
+    fn summaries(&self, name: &str) -> Vec<Summary> {
+        self.records
+            .iter()
+            .map(|(op, record)| stats::summarize(name, op, record.clone(), self.elapsed))
+            .collect()
+    }
+}
+
+async fn run_pass(
+    target: &Arc<Target>,
+    mix: Mix,
+    args: &Args,
+    read_ids: &Arc<Vec<String>>,
+    pace_opt: Option<f64>,
+) -> anyhow::Result<PassOutcome> {
+    let sampler_opt = if mix == Mix::Create {
+        let base = lag::settled_count(target).await?;
+        Some((base, lag::Sampler::start(target.clone())))
+    } else {
+        None
+    };
+    let (records, elapsed) = load::run_mix(
+        target.clone(),
+        mix,
+        args.workers,
+        Duration::from_secs(args.secs),
+        read_ids.clone(),
+        pace_opt,
+    )
+    .await?;
+    let mut lag_opt = None;
+    if let Some((base, sampler)) = sampler_opt {
+        let answered_at = records
+            .get("create")
+            .map(|r| r.answered_at.clone())
+            .unwrap_or_default();
+        let samples = sampler.finish(base + answered_at.len() as u64).await?;
+        let (ages, num_unseen) = lag::ages(&answered_at, &samples, base);
+        lag_opt = Some(LagSummary::from_ages(ages, num_unseen));
+    }
+    Ok(PassOutcome {
+        records,
+        elapsed,
+        lag_opt,
     })
 }
 

@@ -57,11 +57,20 @@ pub struct LayoutReport {
     pub rss_end_mb_opt: Option<f64>,
     pub rss_by_role: Vec<(&'static str, Option<f64>)>,
     pub summaries: Vec<Summary>,
-    pub lag: Option<LagSummary>,
+    /// Commit-to-analytics ages by create pass (`create`, `create@half`).
+    pub lags: Vec<(String, LagSummary)>,
     pub baselines: Vec<BaselineResult>,
 }
 
 impl LayoutReport {
+    /// The commit-to-analytics ages of the create pass named `pass`.
+    pub fn lag(&self, pass: &str) -> Option<&LagSummary> {
+        self.lags
+            .iter()
+            .find(|(name, _)| name == pass)
+            .map(|(_, lag)| lag)
+    }
+
     pub fn find(&self, mix: &str, op: &str) -> Option<&Summary> {
         self.summaries.iter().find(|s| s.mix == mix && s.op == op)
     }
@@ -86,9 +95,9 @@ impl LayoutReport {
             self.layout.name(),
             stats::table(&self.summaries)
         );
-        if let Some(lag) = &self.lag {
+        for (pass, lag) in &self.lags {
             out.push_str(&format!(
-                "commit to analytics (create mix): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} creates{}\n",
+                "commit to analytics ({pass}): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} creates{}\n",
                 lag.p50_millis,
                 lag.p99_millis,
                 lag.max_millis,
@@ -135,13 +144,14 @@ impl LayoutReport {
             "rss_end_mb": self.rss_end_mb_opt,
             "rss_end_mb_by_role": self.rss_by_role.iter().map(|(role, mb)| json!({"role": role, "mb": mb})).collect::<Vec<_>>(),
             "ops": self.summaries.iter().map(Summary::to_json).collect::<Vec<_>>(),
-            "commit_to_analytics": self.lag.as_ref().map(|lag| json!({
+            "commit_to_analytics": self.lags.iter().map(|(pass, lag)| json!({
+                "pass": pass,
                 "seen": lag.num_seen,
                 "unseen": lag.num_unseen,
                 "p50_ms": lag.p50_millis,
                 "p99_ms": lag.p99_millis,
                 "max_ms": lag.max_millis,
-            })),
+            })).collect::<Vec<_>>(),
             "baseline": self.baselines.iter().map(|b| json!({
                 "mix": b.mix,
                 "pgbench_tps": b.tps,

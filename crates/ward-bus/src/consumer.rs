@@ -169,24 +169,54 @@ impl Consumer {
         i64::from(partition).rem_euclid(i64::from(instances)) == i64::from(instance)
     }
 
-    /// Processes one batch per owned partition; returns how many records it read.
+    /// Processes one batch per owned partition; returns how many records it read. On
+    /// PostgreSQL the partitions are consumed side by side (each batch is its own transaction
+    /// under its own claim), so a slow broker round trip on one does not hold up the others;
+    /// SQLite runs one write transaction at a time, so there they go one after another.
     pub async fn consume_once(&self) -> WardResult<usize> {
-        let mut num_read = 0;
         let is_lag_report_due = self.is_lag_report_due();
+        let mut owned = Vec::new();
         for topic in &self.topics {
             for partition in self.log.partitions(topic).await? {
-                let is_owned = self.owns(partition);
-                if is_owned {
-                    let consumed = self.consume_partition(topic, partition).await;
-                    // Measured even when the batch failed: a stuck consumer's lag must grow.
-                    if is_lag_report_due {
-                        self.report_lag(topic, partition).await;
-                    }
-                    num_read += consumed?;
+                if self.owns(partition) {
+                    owned.push((topic.as_str(), partition));
                 }
             }
         }
+        let outcomes = if self.db.get_database_backend() == DatabaseBackend::Postgres {
+            let consuming = owned.into_iter().map(|(topic, partition)| {
+                self.consume_and_report(topic, partition, is_lag_report_due)
+            });
+            futures::future::join_all(consuming).await
+        } else {
+            let mut outcomes = Vec::with_capacity(owned.len());
+            for (topic, partition) in owned {
+                outcomes.push(
+                    self.consume_and_report(topic, partition, is_lag_report_due)
+                        .await,
+                );
+            }
+            outcomes
+        };
+        let mut num_read = 0;
+        for outcome in outcomes {
+            num_read += outcome?;
+        }
         Ok(num_read)
+    }
+
+    async fn consume_and_report(
+        &self,
+        topic: &str,
+        partition: i32,
+        is_lag_report_due: bool,
+    ) -> WardResult<usize> {
+        let consumed = self.consume_partition(topic, partition).await;
+        // Measured even when the batch failed: a stuck consumer's lag must grow.
+        if is_lag_report_due {
+            self.report_lag(topic, partition).await;
+        }
+        consumed
     }
 
     async fn consume_partition(&self, topic: &str, partition: i32) -> WardResult<usize> {

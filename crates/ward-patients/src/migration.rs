@@ -17,6 +17,7 @@ use crate::search::{fold_words, insert_name_tokens, name_sort_key};
 
 mod fhir_extras;
 mod identifiers;
+mod mrn_sequence;
 
 /// Applies the patients module's migrations, recorded in its own `patients_migrations` table so
 /// several modules may share one database (one PostgreSQL database, several schemas' worth of
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(identifiers::AddPatientIdentifiers),
             Box::new(TuneNameTokensForScale),
             Box::new(fhir_extras::AddFhirExtras),
+            Box::new(mrn_sequence::MrnSequence),
         ]
     }
 

@@ -1,10 +1,15 @@
-//! Medical record numbers: a configured prefix and a zero-padded number from the `mrn` row of
-//! `patient_counters`, allocated inside the registering transaction so a number is used once,
-//! and only by a registration that commits.
+//! Medical record numbers: a configured prefix and a zero-padded number, each given once.
+//!
+//! On PostgreSQL the numbers come from the sequence `patient_mrn_seq`, which holds no lock, so
+//! concurrent registrations commit side by side; a registration that rolls back leaves its
+//! number unused (a gap), as hospital record numbers commonly have. On SQLite they come from the
+//! `mrn` row of `patient_counters`, inside the registering transaction (write transactions run
+//! one at a time there anyway), so a rolled-back registration gives its number back.
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait, QueryFilter,
+    QuerySelect, Statement,
 };
 use ward_bus::db::db_error;
 use ward_core::config::PatientsOptions;
@@ -12,8 +17,11 @@ use ward_core::{WardError, WardResult};
 
 use crate::entity::patient_counters;
 
-/// The name of the counter row medical record numbers come from.
+/// The name of the counter row medical record numbers come from on SQLite.
 pub(crate) const MRN_COUNTER: &str = "mrn";
+
+/// The sequence medical record numbers come from on PostgreSQL.
+pub(crate) const MRN_SEQUENCE: &str = "patient_mrn_seq";
 
 tokio::task_local! {
     /// The format the migration backfills existing patients with: migrations take no
@@ -51,9 +59,7 @@ impl Default for MrnFormat {
     }
 }
 
-/// Takes the next number inside `txn`. The counter row is locked first (`FOR UPDATE` on
-/// PostgreSQL; SQLite's write transactions already run one at a time), so two registrations
-/// never read the same value, and a rolled-back one gives its number back.
+/// Takes the next number for a registration in `txn` (see the module's comment).
 pub(crate) async fn allocate_mrn(
     txn: &DatabaseTransaction,
     format: &MrnFormat,
@@ -64,13 +70,21 @@ pub(crate) async fn allocate_mrn(
         .ok_or_else(|| WardError::Internal("allocating one medical record number gave none".into()))
 }
 
-/// Takes the next `count` numbers inside `txn` with one read and one write of the counter (a
-/// bulk import numbers its whole batch at once), under the same lock as [`allocate_mrn`].
+/// Takes the next `count` numbers in one statement on PostgreSQL, with one read and one write
+/// of the counter on SQLite (a bulk import numbers its whole batch at once).
 pub(crate) async fn allocate_mrns(
     txn: &DatabaseTransaction,
     format: &MrnFormat,
     count: usize,
 ) -> WardResult<Vec<String>> {
+    if txn.get_database_backend() == DatabaseBackend::Postgres {
+        let values = next_sequence_values(txn, count).await?;
+        return Ok(values
+            .into_iter()
+            .map(|value| format.format(value))
+            .collect());
+    }
+    // SQLite: the lock is the write transaction's (BEGIN IMMEDIATE).
     let counter = patient_counters::Entity::find_by_id(MRN_COUNTER.to_string())
         .lock_exclusive()
         .one(txn)
@@ -91,6 +105,37 @@ pub(crate) async fn allocate_mrns(
         numbers.push(format.format(value));
     }
     Ok(numbers)
+}
+
+/// `count` values of the PostgreSQL sequence, in increasing order.
+async fn next_sequence_values(txn: &DatabaseTransaction, count: usize) -> WardResult<Vec<i64>> {
+    let num_wanted = i64::try_from(count).map_err(|_| {
+        WardError::Internal(format!("cannot allocate {count} medical record numbers"))
+    })?;
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        format!("SELECT nextval('{MRN_SEQUENCE}') AS value FROM generate_series(1, $1)"),
+        [num_wanted.into()],
+    );
+    let rows = txn
+        .query_all_raw(statement)
+        .await
+        .map_err(|error| db_error("taking medical record numbers", error))?;
+    let mut values = Vec::with_capacity(rows.len());
+    for row in rows {
+        let value: i64 = row
+            .try_get("", "value")
+            .map_err(|error| db_error("reading a medical record number", error))?;
+        values.push(value);
+    }
+    if values.len() != count {
+        return Err(WardError::Internal(format!(
+            "asked for {count} medical record numbers, got {}",
+            values.len()
+        )));
+    }
+    values.sort_unstable();
+    Ok(values)
 }
 
 /// Moves the counter to `next_value`.

@@ -206,8 +206,8 @@ async fn name_prefix_search_sorts_and_pages_on_postgres() {
     postgres.drop_database().await;
 }
 
-// PostgreSQL runs writers in parallel: the counter row's lock (`FOR UPDATE`) must still hand
-// each registration its own number, and a number must find its patient.
+// PostgreSQL runs writers in parallel: the sequence must still hand each registration its own
+// number, and a number must find its patient.
 #[tokio::test]
 async fn concurrent_creates_get_distinct_medical_record_numbers_on_postgres() {
     // Arrange
@@ -259,6 +259,65 @@ async fn concurrent_creates_get_distinct_medical_record_numbers_on_postgres() {
     assert_eq!(numbers, expected);
     assert_eq!(found.items.len(), 1);
     assert_eq!(found.items[0].mrn, "MRN-00000007");
+    postgres.drop_database().await;
+}
+
+// A database numbered by the counter row before the sequence existed continues where the row
+// stopped; migrating down hands the position back to the row, so no number is given twice.
+#[tokio::test]
+async fn the_mrn_sequence_continues_from_the_counter_row_and_hands_back_on_down() {
+    use sea_orm_migration::MigratorTrait;
+    use ward_patients::migration::Migrator;
+
+    // Arrange: every migration before the sequence, and a counter that has given 41 numbers.
+    let postgres = TestPostgres::create("patients_mrn_seq", "patients").await;
+    let db = postgres.db();
+    let num_before_sequence = Migrator::migrations().len() as u32 - 1;
+    Migrator::up(db, Some(num_before_sequence)).await.unwrap();
+    db.execute_unprepared("UPDATE patient_counters SET next_value = 42 WHERE name = 'mrn'")
+        .await
+        .unwrap();
+    let service = PatientsService::new(db.clone(), OutboxWaker::default());
+    let keys = TestKeys::generate("patients-pg-mrn-seq");
+    let clinician = keys.caller(UserRole::Clinician);
+    let patient = |n: u32| NewPatient {
+        name: format!("Counted {n}"),
+        email: Some(format!("counted{n}@example.com")),
+        address: None,
+        date_of_birth: chrono::NaiveDate::from_ymd_opt(1990, 1, 1).unwrap(),
+        registered_date: chrono::NaiveDate::from_ymd_opt(2024, 1, 10).unwrap(),
+        identifiers: Vec::new(),
+        fhir_extras: ward_bus::patients::FhirExtras::default(),
+    };
+
+    // Act
+    Migrator::up(db, None).await.unwrap();
+    let first = service.create_patient(&clinician, patient(1), None).await;
+    let second = service.create_patient(&clinician, patient(2), None).await;
+    // What a rolled-back deploy's code (numbering from the row) would continue from.
+    Migrator::down(db, Some(1)).await.unwrap();
+
+    // Assert
+    assert_eq!(first.unwrap().mrn, "MRN-00000042");
+    assert_eq!(second.unwrap().mrn, "MRN-00000043");
+    let counter = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT next_value FROM patient_counters WHERE name = 'mrn'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(counter.try_get::<i64>("", "next_value").unwrap(), 44);
+    let sequences = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT count(*) AS n FROM pg_class WHERE relname = 'patient_mrn_seq'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sequences.try_get::<i64>("", "n").unwrap(), 0);
     postgres.drop_database().await;
 }
 
