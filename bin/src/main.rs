@@ -16,6 +16,7 @@ use crate::cli::{
 };
 
 fn main() -> ExitCode {
+    fix_malloc_mmap_threshold();
     let cli = Cli::parse();
     // Before the configuration: a health check must not depend on it.
     if let Command::Probe(args) = &cli.command {
@@ -189,4 +190,17 @@ fn read_password_from_stdin() -> anyhow::Result<String> {
 /// A random (v4) UUID as 32 hex characters: 122 random bits, strong and easy to paste.
 fn generated_password() -> String {
     uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Keeps glibc returning large freed blocks to the system. Each password hash (argon2id, 19 MiB
+/// by default) allocates one large block; glibc's mmap threshold rises to the size of the
+/// first such block freed, after which every later one comes from the heap and stays resident:
+/// ~19 MiB of idle RSS per malloc arena that ever hashed (BENCHMARKS.md, idle memory). Setting
+/// the threshold fixes it at its default 128 KiB and turns that adjustment off.
+fn fix_malloc_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: `mallopt` only changes the allocator's tuning, before any thread starts.
+        let _ = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) };
+    }
 }
