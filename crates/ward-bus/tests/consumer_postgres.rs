@@ -238,3 +238,127 @@ async fn an_instance_skips_a_partition_another_has_claimed() {
     postgres.drop_database().await;
     let _ = std::fs::remove_dir_all(&folder);
 }
+
+/// Writes an effect, then fails for the events it was told to: `unusable` always (as a handler
+/// that finds an event it cannot use), `fail_once` on the first try only (as a broken database
+/// connection would).
+struct FailingHandler {
+    unusable: String,
+    fail_once: std::sync::Mutex<Option<String>>,
+}
+
+#[async_trait]
+impl EventHandler for FailingHandler {
+    async fn handle(&self, txn: &DatabaseTransaction, envelope: &EventEnvelope) -> WardResult<()> {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO effects (event_id, instance) VALUES ($1, 0)",
+            [envelope.event_id.clone().into()],
+        ))
+        .await
+        .map_err(|error| WardError::internal("recording an effect", error))?;
+        if envelope.event_id == self.unusable {
+            return Err(WardError::invalid_field("payload", "not usable"));
+        }
+        let mut fail_once = self.fail_once.lock().unwrap();
+        if fail_once.as_deref() == Some(envelope.event_id.as_str()) {
+            *fail_once = None;
+            return Err(WardError::Unavailable("the database went away".into()));
+        }
+        Ok(())
+    }
+}
+
+// A batch first runs without a savepoint per record; a failing record rolls it back and the
+// batch runs again with savepoints. Neither an unusable event's writes nor a failed attempt's
+// may survive, and every other event is applied exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_records_roll_back_alone_and_the_rest_apply_once() {
+    // Arrange: ten events; the fourth is unusable, the seventh fails once.
+    let postgres = TestPostgres::create("consumer_failures", "consumer").await;
+    let db = postgres.db().clone();
+    Migrator::up(&db, None).await.unwrap();
+    db.execute_unprepared(
+        "CREATE TABLE effects (event_id TEXT NOT NULL, instance BIGINT NOT NULL)",
+    )
+    .await
+    .unwrap();
+    let folder = std::env::temp_dir().join(format!("ward-consumer-{}", Uuid::now_v7()));
+    let log_url = SecretUrl::new(format!(
+        "sqlite://{}?mode=rwc",
+        folder.join("events.db").display()
+    ));
+    let log: EventLogHandle = Arc::new(LocalEventLog::open(&log_url).await.unwrap());
+    let mut event_ids = Vec::new();
+    let mut records = Vec::new();
+    for _ in 0..10 {
+        let subject = Uuid::now_v7();
+        let payload = PatientDeleted {
+            patient_id: subject.to_string(),
+            version: 2,
+        };
+        let event = envelope("patients", subject, "test", Utc::now(), &payload);
+        event_ids.push(event.event_id.clone());
+        records.push(OutgoingRecord {
+            topic: PATIENTS_TOPIC.to_string(),
+            key: subject.to_string(),
+            value: encode_envelope(&event),
+        });
+    }
+    log.append(records).await.unwrap();
+    let handler = Arc::new(FailingHandler {
+        unusable: event_ids[3].clone(),
+        fail_once: std::sync::Mutex::new(Some(event_ids[6].clone())),
+    });
+    let consumer = Consumer::new(
+        "failing",
+        db.clone(),
+        log.clone(),
+        &[PATIENTS_TOPIC],
+        handler,
+    );
+
+    // Act: the first round stops at the failing event (after the six before it), the second
+    // applies the rest.
+    let first = consumer.consume_once().await;
+    let offset_after_first = scalar(
+        &db,
+        "SELECT next_offset AS n FROM consumer_offsets WHERE consumer = 'failing'",
+    )
+    .await;
+    let second = consumer.consume_once().await;
+
+    // Assert
+    assert!(first.is_err(), "{first:?}");
+    assert_eq!(offset_after_first, 6);
+    assert_eq!(second.unwrap(), 4);
+    assert_eq!(
+        scalar(&db, "SELECT COUNT(*) AS n FROM effects").await,
+        9,
+        "each event but the unusable one, once"
+    );
+    assert_eq!(
+        scalar(&db, "SELECT COUNT(DISTINCT event_id) AS n FROM effects").await,
+        9
+    );
+    let unusable_effects = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT COUNT(*) AS n FROM effects WHERE event_id = $1",
+            [event_ids[3].clone().into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unusable_effects.try_get::<i64>("", "n").unwrap(), 0);
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT next_offset AS n FROM consumer_offsets WHERE consumer = 'failing'"
+        )
+        .await,
+        10
+    );
+    postgres.drop_database().await;
+    let _ = std::fs::remove_dir_all(&folder);
+}
