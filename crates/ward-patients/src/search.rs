@@ -68,10 +68,15 @@ pub(crate) async fn replace_name_tokens(
     name: &str,
 ) -> WardResult<()> {
     delete_name_tokens(txn, id).await?;
+    insert_name_tokens(txn, id, distinct_name_tokens(name)).await
+}
+
+/// The search tokens of `name`: its folded words, each once.
+pub(crate) fn distinct_name_tokens(name: &str) -> Vec<String> {
     let mut tokens = fold_words(name);
     tokens.sort();
     tokens.dedup();
-    insert_name_tokens(txn, id, tokens).await
+    tokens
 }
 
 /// Inserts `tokens` (distinct) for patient `id`.

@@ -22,7 +22,7 @@ use super::{EMAIL_TAKEN_MESSAGE, NOT_FOUND_MESSAGE, PRODUCER};
 use crate::entity::{patient_versions, patients};
 use crate::identifiers;
 use crate::mrn::{MrnFormat, allocate_mrn};
-use crate::search::{name_sort_key, replace_name_tokens};
+use crate::search::{distinct_name_tokens, insert_name_tokens, name_sort_key};
 
 /// Maps a failed write: a uniqueness rule broken by a concurrent request is `AlreadyExists`
 /// (`conflict_message`), anything else goes through [`db_error`].
@@ -47,16 +47,6 @@ pub(super) async fn insert_registered(
     let now = Utc::now();
     let mrn = allocate_mrn(txn, mrn_format).await?;
     let email = stored_email(patient.email.as_deref());
-    // A re-imported patient (deleted, then loaded again with its id) continues its history.
-    let last_version_opt: Option<i64> = patient_versions::Entity::find()
-        .select_only()
-        .column_as(patient_versions::Column::Version.max(), "last_version")
-        .filter(patient_versions::Column::PatientId.eq(id))
-        .into_tuple()
-        .one(txn)
-        .await
-        .map_err(|error| db_error("reading a patient's history", error))?
-        .flatten();
     let model = patients::Model {
         id,
         name: patient.name.clone(),
@@ -69,7 +59,9 @@ pub(super) async fn insert_registered(
         registered_date: patient.registered_date,
         created_at: now,
         updated_at: now,
-        version: last_version_opt.unwrap_or(0) + 1,
+        // `id` is new (callers make it with `new_id`), so it has no history and no name tokens:
+        // a collision would break the history's and the tokens' primary keys, not pass silently.
+        version: 1,
         deleted_at: None,
         identifiers: identifiers::encode(&patient.identifiers)?,
         merged_into: None,
@@ -81,7 +73,7 @@ pub(super) async fn insert_registered(
         .await
         .map_err(|error| write_error(error, "inserting a patient", conflict_message))?;
     identifiers::insert_rows(txn, id, &patient.identifiers).await?;
-    replace_name_tokens(txn, id, &model.name).await?;
+    insert_name_tokens(txn, id, distinct_name_tokens(&model.name)).await?;
     let payload = PatientRegistered {
         patient_id: id.to_string(),
         name: model.name.clone(),
