@@ -3,6 +3,7 @@
 //! (an advisory lock), so each record is read once, each event applied once, and neither errors.
 //! Needs PostgreSQL (WARD_TEST_POSTGRES_URL, default the local server).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -59,6 +60,26 @@ impl EventHandler for RecordingHandler {
     }
 }
 
+/// A fresh database with the consumer's tables and an `effects` table for handlers to write,
+/// and an empty local event log in a folder of its own (removed by the test).
+async fn fixture(name: &str) -> (TestPostgres, DatabaseConnection, EventLogHandle, PathBuf) {
+    let postgres = TestPostgres::create(name, "consumer").await;
+    let db = postgres.db().clone();
+    Migrator::up(&db, None).await.unwrap();
+    db.execute_unprepared(
+        "CREATE TABLE effects (event_id TEXT NOT NULL, instance BIGINT NOT NULL)",
+    )
+    .await
+    .unwrap();
+    let folder = std::env::temp_dir().join(format!("ward-consumer-{}", Uuid::now_v7()));
+    let log_url = SecretUrl::new(format!(
+        "sqlite://{}?mode=rwc",
+        folder.join("events.db").display()
+    ));
+    let log: EventLogHandle = Arc::new(LocalEventLog::open(&log_url).await.unwrap());
+    (postgres, db, log, folder)
+}
+
 async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
     let row = db
         .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
@@ -72,22 +93,8 @@ async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
 async fn two_unnumbered_instances_read_each_record_once_and_apply_each_event_once() {
     // Arrange: a fresh PostgreSQL database, a log of 700 events, two consumers on two pools,
     // both instance 0 of 1 (the default, as every autoscaled task runs).
-    let postgres = TestPostgres::create("consumer", "consumer").await;
-    let first_db = postgres.db().clone();
+    let (postgres, first_db, log, folder) = fixture("consumer").await;
     let second_db = postgres.connect_again().await;
-    Migrator::up(&first_db, None).await.unwrap();
-    first_db
-        .execute_unprepared(
-            "CREATE TABLE effects (event_id TEXT NOT NULL, instance BIGINT NOT NULL)",
-        )
-        .await
-        .unwrap();
-    let folder = std::env::temp_dir().join(format!("ward-consumer-{}", Uuid::now_v7()));
-    let log_url = SecretUrl::new(format!(
-        "sqlite://{}?mode=rwc",
-        folder.join("events.db").display()
-    ));
-    let log: EventLogHandle = Arc::new(LocalEventLog::open(&log_url).await.unwrap());
     let mut records = Vec::new();
     for _ in 0..NUM_EVENTS {
         let subject = Uuid::now_v7();
@@ -173,20 +180,7 @@ async fn two_unnumbered_instances_read_each_record_once_and_apply_each_event_onc
 async fn an_instance_skips_a_partition_another_has_claimed() {
     // Arrange: one event in the log; a transaction holding the partition's claim, as a batch in
     // progress on another task would.
-    let postgres = TestPostgres::create("consumer", "consumer").await;
-    let db = postgres.db().clone();
-    Migrator::up(&db, None).await.unwrap();
-    db.execute_unprepared(
-        "CREATE TABLE effects (event_id TEXT NOT NULL, instance BIGINT NOT NULL)",
-    )
-    .await
-    .unwrap();
-    let folder = std::env::temp_dir().join(format!("ward-consumer-{}", Uuid::now_v7()));
-    let log_url = SecretUrl::new(format!(
-        "sqlite://{}?mode=rwc",
-        folder.join("events.db").display()
-    ));
-    let log: EventLogHandle = Arc::new(LocalEventLog::open(&log_url).await.unwrap());
+    let (postgres, db, log, folder) = fixture("consumer").await;
     let subject = Uuid::now_v7();
     let event = envelope(
         "patients",
@@ -275,20 +269,7 @@ impl EventHandler for FailingHandler {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_records_roll_back_alone_and_the_rest_apply_once() {
     // Arrange: ten events; the fourth is unusable, the seventh fails once.
-    let postgres = TestPostgres::create("consumer_failures", "consumer").await;
-    let db = postgres.db().clone();
-    Migrator::up(&db, None).await.unwrap();
-    db.execute_unprepared(
-        "CREATE TABLE effects (event_id TEXT NOT NULL, instance BIGINT NOT NULL)",
-    )
-    .await
-    .unwrap();
-    let folder = std::env::temp_dir().join(format!("ward-consumer-{}", Uuid::now_v7()));
-    let log_url = SecretUrl::new(format!(
-        "sqlite://{}?mode=rwc",
-        folder.join("events.db").display()
-    ));
-    let log: EventLogHandle = Arc::new(LocalEventLog::open(&log_url).await.unwrap());
+    let (postgres, db, log, folder) = fixture("consumer_failures").await;
     let mut event_ids = Vec::new();
     let mut records = Vec::new();
     for _ in 0..10 {
