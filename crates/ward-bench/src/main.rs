@@ -24,26 +24,6 @@ use report::{LagSummary, LayoutReport};
 use server::{Layout, Server};
 use stats::Summary;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum StartMode {
-    /// `ward serve --demo`, all-in-one on SQLite, in a temporary directory.
-    Sqlite,
-    /// All-in-one, each module (and the event log) on a fresh PostgreSQL database.
-    Postgres,
-    /// Five processes (one per role) on fresh PostgreSQL databases and a tansu broker.
-    Split,
-}
-
-impl StartMode {
-    fn layout(self) -> Layout {
-        match self {
-            StartMode::Sqlite => Layout::Sqlite,
-            StartMode::Postgres => Layout::Postgres,
-            StartMode::Split => Layout::Split,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum MixArg {
     Create,
@@ -63,7 +43,7 @@ struct Args {
         conflicts_with = "url",
         required_unless_present = "url"
     )]
-    start: Vec<StartMode>,
+    start: Vec<Layout>,
     /// Base URL of a running gateway (its demo user must exist).
     #[arg(long)]
     url: Option<String>,
@@ -118,7 +98,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     if args.workers == 0 || args.secs == 0 {
         bail!("--workers and --secs must be at least 1");
     }
-    if args.baseline && !args.start.contains(&StartMode::Postgres) {
+    if args.baseline && !args.start.contains(&Layout::Postgres) {
         bail!("--baseline measures PostgreSQL: add postgres to --start");
     }
     let client = reqwest::Client::builder()
@@ -138,7 +118,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             .ward_bin
             .clone()
             .unwrap_or_else(server::default_ward_bin);
-        let mut server = Server::start(mode.layout(), &ward_bin, &args.pg_url, &client).await?;
+        let mut server = Server::start(*mode, &ward_bin, &args.pg_url, &client).await?;
         let mut outcome = run_layout(&args, &client, server.base_url(), Some(&server)).await;
         // pgbench runs on Ward's databases with Ward stopped: its relay would otherwise publish
         // the baseline's outbox rows.
@@ -259,12 +239,14 @@ async fn run_layout(
             lags.extend(pass.lag_opt.map(|lag| (name, lag)));
         }
     }
+    // Read once: the total at the end is the sum of these.
+    let rss_by_role = server_opt.map(Server::rss_by_role).unwrap_or_default();
     Ok(LayoutReport {
         layout,
         start_to_ready_ms_opt: server_opt.map(|s| s.start_to_ready.as_millis() as u64),
         rss_idle_mb_opt,
-        rss_end_mb_opt: server_opt.and_then(Server::rss_mb),
-        rss_by_role: server_opt.map(Server::rss_by_role).unwrap_or_default(),
+        rss_end_mb_opt: server_opt.and_then(|_| server::total_rss_mb(&rss_by_role)),
+        rss_by_role,
         summaries,
         lags,
         baselines: Vec::new(),

@@ -20,7 +20,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// knows the others' gRPC addresses.
 const SPLIT_ROLES: [&str; 4] = ["auth", "patients", "billing", "analytics"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where Ward runs; `--start` takes every layout but `External`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Layout {
     /// All five roles in one process on embedded SQLite (`ward serve --demo`).
     Sqlite,
@@ -30,6 +31,7 @@ pub enum Layout {
     /// One process per role, one PostgreSQL database per module, a tansu broker.
     Split,
     /// A gateway this run did not start (`--url`).
+    #[value(skip)]
     External,
 }
 
@@ -218,11 +220,7 @@ impl Server {
 
     /// Resident memory of every process of this Ward, in MB, summed.
     pub fn rss_mb(&self) -> Option<f64> {
-        let mut total = 0.0;
-        for node in &self.nodes {
-            total += rss_mb(node.pid)?;
-        }
-        Some((total * 10.0_f64).round() / 10.0)
+        total_rss_mb(&self.rss_by_role())
     }
 
     /// Each process's role and resident memory in MB.
@@ -399,6 +397,15 @@ fn which_tansu() -> anyhow::Result<PathBuf> {
         .into_iter()
         .find(|candidate| candidate.is_file())
         .context("tansu (a Kafka-protocol broker) is needed for --start split: run `deploy/local/broker.sh install`")
+}
+
+/// The sum of per-process figures; none when any process could not be read.
+pub fn total_rss_mb(by_role: &[(&'static str, Option<f64>)]) -> Option<f64> {
+    let mut total = 0.0;
+    for (_, mb_opt) in by_role {
+        total += (*mb_opt)?;
+    }
+    Some((total * 10.0_f64).round() / 10.0)
 }
 
 /// Resident memory of a process in MB, from `/proc/<pid>/status` (`VmRSS`, in kB).

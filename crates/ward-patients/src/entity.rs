@@ -38,8 +38,8 @@ pub(crate) mod patients {
         /// `sort=name` is an index scan. Added by a later migration, which backfills it.
         #[sea_orm(default_value = "")]
         pub name_sort: String,
-        /// The medical record number, allocated from `patient_counters` in the registering
-        /// transaction; unique (an index added by its migration, which also backfills it).
+        /// The medical record number, allocated by the registering transaction (see `mrn.rs`);
+        /// unique (an index added by its migration, which also backfills it).
         #[sea_orm(default_value = "")]
         pub mrn: String,
         /// When the patient was soft deleted; `None` for a live record. A deleted row stays
@@ -228,8 +228,9 @@ pub(crate) mod patient_name_tokens {
 
 pub(crate) mod patient_counters {
     //! The `patient_counters` table: named sequences, such as the next medical record number
-    //! (`mrn`). A registering transaction locks its row, reads it and moves it on, so numbers
-    //! are handed out once each, in order, on SQLite and PostgreSQL alike.
+    //! (`mrn`) on SQLite, where a registering transaction reads its row and moves it on, so
+    //! numbers are handed out once each, in order. PostgreSQL takes them from the sequence
+    //! `patient_mrn_seq` instead, which continued from this row (see `mrn.rs`).
 
     use sea_orm::entity::prelude::*;
 
